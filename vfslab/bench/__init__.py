@@ -1,0 +1,21 @@
+"""`vfslab bench ...`: speed and memory targets, each a ratio against a peer measured in the
+same run (never a timed unit test)."""
+
+from __future__ import annotations
+
+from vfslab.cli import LazyGroup
+
+import click
+
+BENCHES: dict[str, str] = {
+    "engine": "vfslab.bench.engine:engine",
+    "stack": "vfslab.bench.stack:stack",
+    "check": "vfslab.bench.check:check",
+    "policy": "vfslab.bench.policy:policy",
+    "sweep": "vfslab.bench.sweep:sweep",
+}
+
+
+@click.group(cls=LazyGroup, lazy=BENCHES)
+def bench() -> None:
+    """Benchmarks: vfslab against a peer measured in the same run."""

@@ -1,0 +1,94 @@
+"""The `vfslab` command line.
+
+Subcommands live in their own modules and are imported only when used, so `vfslab --help`
+stays fast and a module's dependencies load only for its command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+
+from vfslab.errors import InputError
+
+# name -> "module:attribute" of a click command
+COMMANDS: dict[str, str] = {
+    "run": "vfslab.commands.run:run",
+    "compare": "vfslab.commands.compare:compare",
+    "check": "vfslab.check.cli:check",
+    "scenarios": "vfslab.commands.scenarios:scenarios",
+    "record": "vfslab.workload.record:record",
+    "fsck": "vfslab.commands.crash:fsck",
+    "crashtest": "vfslab.commands.crash:crashtest",
+    "sweep": "vfslab.sweep.cli:sweep",
+    "report": "vfslab.sweep.cli:report",
+    "bench": "vfslab.bench:bench",
+}
+
+
+def load(spec: str) -> Any:
+    mod, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _module_exists(mod: str) -> bool:
+    try:
+        return importlib.util.find_spec(mod) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        for name, spec in self.lazy.items():
+            if _module_exists(spec.partition(":")[0]):
+                names.add(name)
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            try:
+                return load(self.lazy[name])  # type: ignore[no-any-return]
+            except ModuleNotFoundError as e:
+                if e.name and self.lazy[name].startswith(e.name):
+                    return None
+                raise
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.version_option(package_name="vfslab")
+def cli() -> None:
+    """vfslab: an executable, deterministic emulator of a BSD kernel's storage path."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input ends in one line naming file, line and what was expected."""
+    try:
+        cli.main(args=argv, prog_name="vfslab", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("vfslab: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2 if e.exit_code in (1, 2) else e.exit_code)
+    except InputError as e:
+        click.echo(f"vfslab: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""Locks of NetBSD 2.0 (sys/kern/kern_lock.c, sys/sys/lock.h): simple_lock(9) spin locks and
+lockmgr(9) sleeping locks.
+
+simple_lock follows LOCKDEBUG: taking a lock the same CPU already holds is a panic, "locking
+against myself", never a silent hang. Each lock belongs to a class named by its role (every
+vnode's v_interlock is class "v_interlock"); the validator reasons about classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from vfslab.sim.context import SSLEEP, Context, Thread
+from vfslab.sim.engine import Engine
+from vfslab.sim.panic import Deadlock, Panic
+from vfslab.sim.stack import call_chain, thread_chain
+
+# lockmgr flags (sys/sys/lock.h)
+LK_SHARED = 0x01
+LK_EXCLUSIVE = 0x02
+LK_RELEASE = 0x06
+LK_DRAIN = 0x07
+LK_TYPE_MASK = 0x0F
+LK_NOWAIT = 0x10
+LK_SLEEPFAIL = 0x20
+LK_INTERLOCK = 0x10000
+LK_CANRECURSE = 0x40
+
+EBUSY = 16
+ENOLCK = 77
+
+
+class simplelock:  # noqa: N801  (NetBSD's struct name)
+    """struct simplelock: a spin lock; `holder` is the context holding it."""
+
+    __slots__ = ("cls", "holder", "where", "kind")
+
+    def __init__(self, cls: str) -> None:
+        self.cls = cls
+        self.holder: Context | None = None
+        self.where: list[str] | None = None   # chain at acquisition, kept when checking
+        self.kind = "spin"
+
+    def __repr__(self) -> str:
+        return f"<simplelock {self.cls}>"
+
+
+class lock:  # noqa: N801  (NetBSD's struct lock)
+    """struct lock: a lockmgr sleeping lock, shared or exclusive."""
+
+    __slots__ = ("cls", "lk_interlock", "lk_sharecount", "lk_exclusivecount", "lk_holder",
+                 "lk_waitcount", "lk_wmesg", "kind", "lk_flags", "holder", "sharers")
+
+    def __init__(self, cls: str, wmesg: str, flags: int = 0) -> None:
+        self.cls = cls
+        self.lk_interlock = simplelock(f"{cls}.lk_interlock")
+        self.lk_sharecount = 0
+        self.lk_exclusivecount = 0
+        self.lk_holder: Thread | None = None
+        self.lk_waitcount = 0
+        self.lk_wmesg = wmesg
+        self.lk_flags = flags
+        self.kind = "sleep"
+        self.holder: Context | None = None     # for the validator: exclusive holder
+        self.sharers: list[Thread] = []
+
+    def __repr__(self) -> str:
+        return f"<lock {self.cls}>"
+
+
+def simple_lock_init(cls: str) -> simplelock:
+    return simplelock(cls)
+
+
+def _on_this_cpu(h: Context, cur: Context) -> bool:
+    """Is holder `h` on the same CPU as `cur`, beneath it (interrupted) or itself?"""
+    if h is cur:
+        return True
+    cpu = cur.cpu
+    if h.intr:
+        return h.cpu is cpu
+    return cpu.running is h
+
+
+class LockOps:
+    """simple_lock(9) and lockmgr(9) bound to one machine's engine."""
+
+    def __init__(self, m: Engine) -> None:
+        self.m = m
+
+    # ---- simple_lock ----------------------------------------------------------------------
+    def simple_lock(self, lk: simplelock) -> None:
+        m = self.m
+        m.ipoint()
+        cur: Context = m.cur  # type: ignore[assignment]
+        cur.cpu.t += m.costs.lock
+        h = lk.holder
+        if h is not None:
+            self._contended(lk, cur, h)
+        lk.holder = cur
+        cur.held.append(lk)
+        cur.nspin += 1
+        m.nspin_held += 1
+        if m.checker is not None:
+            m.checker.on_lock(lk, cur, False)
+
+    def _contended(self, lk: simplelock, cur: Context, h: Context) -> None:
+        m = self.m
+        if _on_this_cpu(h, cur):
+            stacks = [call_chain(3)]
+            if lk.where:
+                stacks.append(lk.where)
+            if m.checker is not None:
+                m.checker.on_self_deadlock(lk, cur, h, stacks)
+            raise Deadlock(
+                f"simple_lock: locking against myself: {lk.cls} held by {h.describe()}, "
+                f"wanted by {cur.describe()} on cpu{cur.cpu.index}",
+                cur.describe(), stacks, m.time())
+        # Held on another CPU. In a correct kernel that holder is running and would release
+        # it shortly; the engine never interleaves a spinner with a running holder (see
+        # engine), so the holder is switched out holding a spin lock and cannot release it.
+        stacks = [call_chain(3)]
+        if isinstance(h, Thread):
+            stacks.append(thread_chain(h))
+        if m.checker is not None:
+            m.checker.on_spin_deadlock(lk, cur, h, stacks)
+        raise Deadlock(
+            f"simple_lock: {cur.describe()} spins forever on {lk.cls}, held by "
+            f"{h.describe()}, which is not running", cur.describe(), stacks, m.time())
+
+    def simple_lock_try(self, lk: simplelock) -> bool:
+        m = self.m
+        m.ipoint()
+        cur: Context = m.cur  # type: ignore[assignment]
+        cur.cpu.t += m.costs.lock
+        if lk.holder is not None:
+            return False
+        lk.holder = cur
+        cur.held.append(lk)
+        cur.nspin += 1
+        m.nspin_held += 1
+        if m.checker is not None:
+            m.checker.on_lock(lk, cur, True)
+        return True
+
+    def simple_unlock(self, lk: simplelock) -> None:
+        m = self.m
+        cur: Context = m.cur  # type: ignore[assignment]
+        if lk.holder is not cur:
+            self._bad_unlock(lk, cur)
+            return
+        lk.holder = None
+        lk.where = None
+        held = cur.held
+        if held[-1] is lk:
+            held.pop()
+        else:
+            held.remove(lk)
+        cur.nspin -= 1
+        m.nspin_held -= 1
+        cur.cpu.t += m.costs.lock
+        if m.checker is not None:
+            m.checker.on_unlock(lk, cur)
+        m.ipoint()
+
+    def _bad_unlock(self, lk: simplelock | lock, cur: Context) -> None:
+        m = self.m
+        h = lk.holder
+        why = "not held" if h is None else f"held by {h.describe()}"
+        if m.checker is not None:
+            m.checker.on_bad_unlock(lk, cur, why)
+            return
+        raise Panic(f"simple_unlock: {lk.cls}: {why}, released by {cur.describe()}",
+                    cur.describe(), [call_chain(3)], m.time())
+
+    def simple_lock_held(self, lk: simplelock) -> bool:
+        return lk.holder is self.m.cur
+
+    # ---- ltsleep: sleep releasing an interlock atomically ---------------------------------------
+    def ltsleep(self, ident: object, wmesg: str, timo: int,
+                interlock: simplelock | None, relock: bool = True) -> Generator[None, Any, int]:
+        """ltsleep(9): go on the sleep queue, then drop `interlock`, so no wakeup is lost."""
+        wait = self.m.tsleep(ident, wmesg, timo)
+        if interlock is not None:
+            self.simple_unlock(interlock)
+        rv: int = yield from wait
+        if interlock is not None and relock:
+            self.simple_lock(interlock)
+        return rv
+
+    # ---- lockmgr ----------------------------------------------------------------------------
+    def lockmgr(self, lkp: lock, flags: int, interlkp: simplelock | None = None
+                ) -> Generator[None, Any, int]:
+        """lockmgr(9): shared/exclusive sleeping lock; returns 0, or EBUSY with LK_NOWAIT."""
+        m = self.m
+        td: Thread = m.cur  # type: ignore[assignment]
+        if td.intr:
+            raise Panic(f"lockmgr({lkp.cls}) from {td.describe()}: acquiring sleep lock from "
+                        "interrupt context", td.describe(), [call_chain(2)], m.time())
+        td.cpu.t += m.costs.lockmgr
+        self.simple_lock(lkp.lk_interlock)
+        if flags & LK_INTERLOCK and interlkp is not None:
+            self.simple_unlock(interlkp)
+        op = flags & LK_TYPE_MASK
+        if op == LK_RELEASE:
+            return self._release(lkp, td)
+        if op == LK_SHARED:
+            while lkp.lk_exclusivecount and lkp.lk_holder is not td:
+                if flags & LK_NOWAIT:
+                    self.simple_unlock(lkp.lk_interlock)
+                    return EBUSY
+                yield from self._wait(lkp, td)
+            if lkp.lk_holder is td:        # shared while exclusive: recursion, as NetBSD
+                lkp.lk_exclusivecount += 1
+            else:
+                lkp.lk_sharecount += 1
+                lkp.sharers.append(td)
+        elif op in (LK_EXCLUSIVE, LK_DRAIN):
+            if lkp.lk_holder is td:
+                if not (flags & LK_CANRECURSE or lkp.lk_flags & LK_CANRECURSE):
+                    self.simple_unlock(lkp.lk_interlock)
+                    raise Panic(f"lockmgr: locking against myself: {lkp.cls}", td.describe(),
+                                [call_chain(2)], m.time())
+                lkp.lk_exclusivecount += 1
+            else:
+                while lkp.lk_exclusivecount or lkp.lk_sharecount:
+                    if flags & LK_NOWAIT:
+                        self.simple_unlock(lkp.lk_interlock)
+                        return EBUSY
+                    yield from self._wait(lkp, td)
+                lkp.lk_exclusivecount = 1
+                lkp.lk_holder = td
+                lkp.holder = td
+        else:
+            self.simple_unlock(lkp.lk_interlock)
+            raise Panic(f"lockmgr: unknown operation {op:#x}", td.describe(),
+                        [call_chain(2)], m.time())
+        self.simple_unlock(lkp.lk_interlock)
+        td.held.append(lkp)
+        if m.checker is not None:
+            m.checker.on_lock(lkp, td, bool(flags & LK_NOWAIT))
+        return 0
+
+    def _wait(self, lkp: lock, td: Thread) -> Generator[None, Any, None]:
+        self._check_wait_cycle(lkp, td)
+        lkp.lk_waitcount += 1
+        yield from self.ltsleep(lkp, lkp.lk_wmesg, 0, lkp.lk_interlock)
+        lkp.lk_waitcount -= 1
+
+    def _check_wait_cycle(self, lkp: lock, td: Thread) -> None:
+        """A cycle of sleeping waiters is a real deadlock: stop the run and show each party."""
+        seen: list[Thread] = []
+        lk: Any = lkp
+        while isinstance(lk, lock):
+            owners: list[Thread] = [lk.lk_holder] if lk.lk_holder is not None else list(lk.sharers)
+            nxt = None
+            for o in owners:
+                if o is td:
+                    parties = [td, *seen]
+                    stacks = [call_chain(3)] + [thread_chain(p) for p in seen]
+                    if self.m.checker is not None:
+                        self.m.checker.on_sleep_deadlock(lkp, parties, stacks)
+                    raise Deadlock(
+                        "lockmgr: deadlock: " + " -> ".join(
+                            f"{p.describe()} waits for {getattr(p.wchan, 'cls', lkp.cls)}"
+                            for p in parties), td.describe(), stacks, self.m.time())
+                if o.state == SSLEEP and isinstance(o.wchan, lock) and o not in seen:
+                    nxt = o
+            if nxt is None:
+                return
+            seen.append(nxt)
+            lk = nxt.wchan
+
+    def _release(self, lkp: lock, td: Thread) -> int:
+        m = self.m
+        if lkp.lk_exclusivecount:
+            if lkp.lk_holder is not td:
+                self.simple_unlock(lkp.lk_interlock)
+                self._bad_unlock(lkp, td)
+                return ENOLCK
+            lkp.lk_exclusivecount -= 1
+            if lkp.lk_exclusivecount == 0:
+                lkp.lk_holder = None
+                lkp.holder = None
+        elif lkp.lk_sharecount:
+            if td not in lkp.sharers:
+                self.simple_unlock(lkp.lk_interlock)
+                self._bad_unlock(lkp, td)
+                return ENOLCK
+            lkp.lk_sharecount -= 1
+            lkp.sharers.remove(td)
+        else:
+            self.simple_unlock(lkp.lk_interlock)
+            self._bad_unlock(lkp, td)
+            return ENOLCK
+        if lkp in td.held:
+            td.held.remove(lkp)
+        if m.checker is not None:
+            m.checker.on_unlock(lkp, td)
+        if lkp.lk_waitcount:
+            m.wakeup(lkp)
+        self.simple_unlock(lkp.lk_interlock)
+        return 0
+
+    def lockstatus(self, lkp: lock) -> str:
+        """LK_EXCLUSIVE/LK_SHARED/none as lockstatus(9), as a word."""
+        if lkp.lk_exclusivecount:
+            return "exclusive-self" if lkp.lk_holder is self.m.cur else "exclusive-other"
+        return "shared" if lkp.lk_sharecount else "unlocked"

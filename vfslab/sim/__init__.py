@@ -1,0 +1,1 @@
+"""The emulation engine: clock, event queue, kernel threads, IPLs and interrupts."""

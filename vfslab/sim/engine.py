@@ -1,0 +1,517 @@
+"""The emulation engine: a clock in integer nanoseconds, an event queue, CPUs with spl levels,
+interrupt delivery, and kernel threads that sleep and wake (tsleep(9)/wakeup(9)).
+
+Time. The event queue orders events by (time, sequence number), so ties break in the order the
+events were posted: a run is a pure function of its inputs and seed. Each CPU has a local clock
+that advances with the CPU time charged by the code running on it (`charge`). A thread runs from
+one sleep to the next in one *step*; during a step its CPU's clock moves ahead of the event loop.
+
+Interrupt points. Every spl change, lock operation and guarded-field access calls `ipoint()`.
+There, an interrupt whose time has come (its time <= the CPU's local clock) is taken at once, in
+the middle of the thread's critical section, exactly as hardware would take it at that
+instruction; if the CPU's spl masks it, it stays pending and is taken when the spl drops. With
+`irq_stress` > 0 an interrupt point also takes the next posted interrupt early with that
+probability, drawn from a seeded stream: the deterministic, seeded rule that makes rare windows
+(an interrupt inside a three-instruction critical section) happen in a short run, reproducibly.
+Early delivery moves device completions earlier, so stress runs are for protocol checking, not
+for performance numbers.
+
+Multiprocessors. Host execution is sequential; emulated CPUs interleave at thread steps and at
+interrupt points. An interrupt for another CPU is taken at an interrupt point only while no spin
+lock is held anywhere: had the other CPU's handler wanted such a lock, it would have spun until
+the release, which is the same as running it after the release.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Generator, Iterator
+from heapq import heappop, heappush
+from typing import Any
+
+from vfslab.sim.context import CPU, SRUN, SSLEEP, SZOMB, Context, Intr, IntrFrame, Thread
+from vfslab.sim.costs import CostModel
+from vfslab.sim.ipl import IPL_BIO, IPL_NONE, IPL_SOFTCLOCK, ipl_name
+from vfslab.sim.panic import Panic, SimulationError
+from vfslab.sim.stack import add_boundary, call_chain
+
+EWOULDBLOCK = 35     # tsleep's timeout return value, as errno EWOULDBLOCK
+NS_PER_S = 1_000_000_000
+
+Event = tuple[int, int, Callable[[Any], None], Any]
+
+
+def _sleep_wait() -> Generator[None, Any, Any]:
+    """The one yield of a sleep: the engine resumes it with the wakeup value."""
+    v = yield
+    return v
+
+
+class Stats:
+    """Engine-wide counters the metrics and `compare` read; cheap enough to keep always."""
+
+    __slots__ = ("events", "nswitch", "nintr", "npulled", "intr_latency", "wakeup_latency")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.nswitch = 0
+        self.nintr = 0
+        self.npulled = 0
+        # per level: [count, total_ns, max_ns]
+        self.intr_latency: dict[int, list[int]] = {}
+        # from wakeup() to the woken thread running: [count, total_ns, max_ns]
+        self.wakeup_latency = [0, 0, 0]
+
+
+class Engine:
+    """One emulated machine's clock, CPUs, interrupts and threads."""
+
+    def __init__(self, ncpus: int = 1, seed: int = 0, costs: CostModel | None = None,
+                 irq_stress: float = 0.0, hz: int = 100) -> None:
+        if ncpus < 1:
+            raise ValueError("ncpus must be at least 1")
+        if not 0.0 <= irq_stress <= 1.0:
+            raise ValueError("irq_stress is a probability, from 0 to 1")
+        self.now = 0
+        self._heap: list[Event] = []
+        self._seq = 0
+        self.seed = seed
+        self.cpus = [CPU(i) for i in range(ncpus)]
+        self.cur: Context | None = None
+        self.runq: deque[Thread] = deque()
+        self.sleepq: dict[object, list[Thread]] = {}
+        self.threads: list[Thread] = []
+        self.checker: Any = None
+        self.costs = costs or CostModel()
+        self.irq_stress = irq_stress
+        self._stress_rng = self.random("irq-points")
+        self.nspin_held = 0
+        self.stats = Stats()
+        self.hz = hz
+        self.tick_ns = NS_PER_S // hz
+        self._irq_fn = self._irq_event
+        self._dispatch_fn = self._dispatch
+        self._running = False
+
+    # ---- randomness -------------------------------------------------------------------------
+    def random(self, stream: str) -> random.Random:
+        """An independent seeded stream: adding a consumer never shifts another's draws."""
+        return random.Random(f"vfslab:{self.seed}:{stream}")
+
+    # ---- clock and events -------------------------------------------------------------------
+    def time(self) -> int:
+        """The current time as the running code sees it: its CPU's local clock."""
+        cur = self.cur
+        return cur.cpu.t if cur is not None else self.now
+
+    def charge(self, ns: int) -> None:
+        """Charge CPU time to the running context."""
+        self.cur.cpu.t += ns  # type: ignore[union-attr]
+
+    def _push(self, t: int, fn: Callable[[Any], None], arg: Any) -> None:
+        self._seq += 1
+        heappush(self._heap, (t, self._seq, fn, arg))
+
+    def run(self, until: int | None = None) -> None:
+        """Process events in order until none is left or the next is after `until`.
+
+        An emulated panic (including a deadlock) propagates to the caller with its report.
+        """
+        heap = self._heap
+        stats = self.stats
+        self._running = True
+        try:
+            while heap:
+                ev = heap[0]
+                t = ev[0]
+                if until is not None and t > until:
+                    break
+                heappop(heap)
+                if t > self.now:
+                    self.now = t
+                stats.events += 1
+                ev[2](ev[3])
+        finally:
+            self._running = False
+        if until is not None and until > self.now:
+            self.now = until
+
+    def pending_events(self) -> int:
+        return len(self._heap)
+
+    # ---- interrupts ---------------------------------------------------------------------------
+    def post_intr(self, cpu: int | CPU, level: int, handler: Callable[[Any], None], arg: Any,
+                  at: int | None = None, name: str | None = None) -> Intr:
+        """A device or timer requests an interrupt at `level` on a CPU at time `at` (default now)."""
+        c = cpu if isinstance(cpu, CPU) else self.cpus[cpu]
+        t = self.time() if at is None else at
+        irq = Intr(level, handler, arg, name or getattr(handler, "__name__", "intr"), c, t)
+        self._seq += 1
+        heappush(self._heap, (t, self._seq, self._irq_fn, irq))
+        return irq
+
+    def _irq_event(self, irq: Intr) -> None:
+        if irq.cancelled:
+            return
+        cpu = irq.cpu
+        if cpu.t < self.now:
+            cpu.t = self.now
+        self._arrive(irq)
+
+    def _arrive(self, irq: Intr) -> None:
+        cpu = irq.cpu
+        if irq.level > cpu.ipl:
+            self._run_intr(cpu, irq)
+        else:
+            cpu.pending.append(irq)
+
+    def _run_intr(self, cpu: CPU, irq: Intr) -> None:
+        outer = cpu.ctx
+        prev = self.cur
+        frame = IntrFrame(irq, cpu, outer)
+        saved = cpu.ipl
+        self._setipl(cpu, irq.level)
+        start = cpu.t
+        lat = start - irq.posted
+        if lat < 0:
+            lat = 0
+        rec = self.stats.intr_latency.get(irq.level)
+        if rec is None:
+            self.stats.intr_latency[irq.level] = [1, lat, lat]
+        else:
+            rec[0] += 1
+            rec[1] += lat
+            if lat > rec[2]:
+                rec[2] = lat
+        self.stats.nintr += 1
+        cpu.t += self.costs.intr_entry
+        cpu.ctx = frame
+        self.cur = frame
+        irq.handler(irq.arg)
+        cpu.t += self.costs.intr_exit
+        if self.checker is not None:
+            self.checker.on_intr_exit(frame)
+        cpu.intr_ns += cpu.t - start
+        if outer is None:
+            cpu.busy_ns += cpu.t - start
+        cpu.nintr += 1
+        cpu.ctx = outer
+        self.cur = prev
+        self._setipl(cpu, saved)
+
+    def _setipl(self, cpu: CPU, new: int) -> None:
+        old = cpu.ipl
+        if new == old:
+            return
+        cpu.ipl = new
+        if new >= IPL_BIO:
+            if old < IPL_BIO:
+                cpu.high_since = cpu.t
+        elif old >= IPL_BIO:
+            cpu.bio_ns += cpu.t - cpu.high_since
+            cpu.high_since = -1
+        if new < old and cpu.pending:
+            self._deliver_pending(cpu)
+
+    def _deliver_pending(self, cpu: CPU) -> None:
+        pend = cpu.pending
+        while pend:
+            best = None
+            for irq in pend:
+                if irq.level > cpu.ipl and (best is None or irq.level > best.level):
+                    best = irq
+            if best is None:
+                return
+            pend.remove(best)
+            if not best.cancelled:
+                self._run_intr(cpu, best)
+
+    def ipoint(self) -> None:
+        """An interrupt point: take any interrupt whose time has come (see the module doc)."""
+        heap = self._heap
+        if not heap:
+            return
+        head = heap[0]
+        if head[2] is not self._irq_fn:
+            return
+        cpu = self.cur.cpu  # type: ignore[union-attr]
+        if head[0] <= cpu.t:
+            self._take_due(cpu)
+        elif self.irq_stress and self._stress_rng.random() < self.irq_stress:
+            self._pull_forward(cpu)
+
+    def _take_due(self, cpu: CPU) -> None:
+        heap = self._heap
+        fn = self._irq_fn
+        while heap:
+            head = heap[0]
+            if head[0] > cpu.t or head[2] is not fn:
+                return
+            irq: Intr = head[3]
+            if irq.cancelled:
+                heappop(heap)
+                continue
+            tcpu = irq.cpu
+            if tcpu is not cpu:
+                if self.nspin_held:
+                    return
+                if tcpu.t < head[0]:
+                    tcpu.t = head[0]
+            heappop(heap)
+            self.stats.events += 1
+            self._arrive(irq)
+
+    def _pull_forward(self, cpu: CPU) -> None:
+        heap = self._heap
+        irq: Intr = heap[0][3]
+        tcpu = irq.cpu
+        if tcpu is not cpu:
+            if self.nspin_held:
+                return
+            if tcpu.t < cpu.t:
+                tcpu.t = cpu.t
+        heappop(heap)
+        self.stats.events += 1
+        if irq.cancelled:
+            return
+        self.stats.npulled += 1
+        self._arrive(irq)
+
+    def _drain(self, cpu: CPU) -> None:
+        """After a step: take what came due during it, the CPU now idle at IPL_NONE."""
+        heap = self._heap
+        fn = self._irq_fn
+        while heap:
+            head = heap[0]
+            if head[0] > cpu.t or head[2] is not fn:
+                return
+            heappop(heap)
+            self.stats.events += 1
+            irq: Intr = head[3]
+            if irq.cancelled:
+                continue
+            tcpu = irq.cpu
+            if tcpu.t < head[0]:
+                tcpu.t = head[0]
+            self._arrive(irq)
+
+    # ---- spl(9) -------------------------------------------------------------------------------
+    def splraise(self, level: int) -> int:
+        """Raise the CPU's level to at least `level`; return the old level for splx."""
+        cur = self.cur
+        cpu = cur.cpu  # type: ignore[union-attr]
+        self.ipoint()
+        cpu.t += self.costs.spl
+        old = cpu.ipl
+        if level > old:
+            self._setipl(cpu, level)
+        if self.checker is not None:
+            self.checker.on_spl(cur, old, cpu.ipl)
+        return old
+
+    def splbio(self) -> int:
+        return self.splraise(IPL_BIO)
+
+    def splx(self, s: int) -> None:
+        """Restore a level saved by splraise; pending interrupts above it are taken now."""
+        cur = self.cur
+        cpu = cur.cpu  # type: ignore[union-attr]
+        cpu.t += self.costs.spl
+        old = cpu.ipl
+        if self.checker is not None:
+            self.checker.on_spl(cur, old, s)
+        self._setipl(cpu, s)
+        self.ipoint()
+
+    def spl0(self) -> None:
+        self.splx(IPL_NONE)
+
+    def curipl(self) -> int:
+        return self.cur.cpu.ipl  # type: ignore[union-attr]
+
+    # ---- threads ------------------------------------------------------------------------------
+    def spawn(self, name: str, body: Generator[Any, Any, Any], proc: object = None) -> Thread:
+        """Create a kernel thread running generator `body`; it becomes runnable now."""
+        td = Thread(name, body, len(self.threads) + 1)
+        td.proc = proc
+        self.threads.append(td)
+        self.runq.append(td)
+        self._kick(self.time())
+        return td
+
+    def _kick(self, t: int) -> None:
+        for cpu in self.cpus:
+            if cpu.idle:
+                cpu.idle = False
+                self._push(t if t > cpu.t else cpu.t, self._dispatch_fn, cpu)
+                return
+        for cpu in self.cpus:
+            if cpu.running is not None:
+                cpu.want_resched = True
+
+    def _dispatch(self, cpu: CPU) -> None:
+        if cpu.t < self.now:
+            cpu.t = self.now
+        runq = self.runq
+        heap = self._heap
+        while runq:
+            td = runq.popleft()
+            if td.state != SRUN:
+                continue
+            self._step(cpu, td)
+            if heap and heap[0][0] < cpu.t:
+                if runq:
+                    self._push(cpu.t, self._dispatch_fn, cpu)
+                    return
+                break
+        cpu.idle = True
+        if runq:   # woken by an interrupt taken while we were finishing
+            cpu.idle = False
+            self._push(cpu.t, self._dispatch_fn, cpu)
+
+    def _step(self, cpu: CPU, td: Thread) -> None:
+        costs = self.costs
+        if cpu.last_thread is not td:
+            cpu.t += costs.ctxsw
+            self.stats.nswitch += 1
+            td.nswitch += 1
+            cpu.last_thread = td
+        if td.woken_at >= 0:
+            lat = cpu.t - td.woken_at
+            wl = self.stats.wakeup_latency
+            wl[0] += 1
+            wl[1] += lat
+            if lat > wl[2]:
+                wl[2] = lat
+            td.woken_at = -1
+        td.cpu = cpu
+        cpu.running = td
+        cpu.ctx = td
+        self.cur = td
+        cpu.want_resched = False
+        if td.ipl != cpu.ipl:
+            self._setipl(cpu, td.ipl)
+        start = cpu.t
+        val = td.wakeval
+        td.wakeval = None
+        try:
+            td.gen.send(val)
+        except StopIteration as stop:
+            td.state = SZOMB
+            td.result = stop.value
+        td.cpu_ns += cpu.t - start
+        cpu.busy_ns += cpu.t - start
+        td.ipl = cpu.ipl
+        cpu.running = None
+        cpu.ctx = None
+        self.cur = None
+        if cpu.ipl != IPL_NONE:
+            self._setipl(cpu, IPL_NONE)
+        if td.state == SRUN:
+            self.runq.append(td)
+        elif td.state == SZOMB:
+            if self.checker is not None:
+                self.checker.on_thread_exit(td)
+            for cb in td.on_exit:
+                cb(td)
+            self._wakeup_at(td, cpu.t)
+        self._drain(cpu)
+
+    # ---- sleep and wakeup (tsleep(9)) ---------------------------------------------------------
+    def tsleep(self, ident: object, wmesg: str, timo: int = 0) -> Generator[None, Any, Any]:
+        """Sleep on `ident` until wakeup(ident) or `timo` ns (0: no timeout). Use with
+        `yield from`; returns 0 when woken, EWOULDBLOCK on timeout.
+
+        Calling it registers the sleep at once, so it panics even in a handler that forgets
+        `yield from`.
+        """
+        cur = self.cur
+        if cur is None or cur.intr:
+            where = cur.describe() if cur is not None else "no context"
+            raise Panic(f"tsleep(\"{wmesg}\") from {where}: an interrupt handler cannot sleep",
+                        where, [call_chain(2)], self.time())
+        td: Thread = cur  # type: ignore[assignment]
+        if self.checker is not None:
+            self.checker.on_sleep(td, wmesg)
+        td.state = SSLEEP
+        td.wchan = ident
+        td.wmesg = wmesg
+        td.sleepgen += 1
+        q = self.sleepq.get(ident)
+        if q is None:
+            self.sleepq[ident] = [td]
+        else:
+            q.append(td)
+        if timo > 0:
+            self.post_intr(self.cpus[0], IPL_SOFTCLOCK, self._sleep_timeout, (td, td.sleepgen),
+                           at=td.cpu.t + timo, name="softclock")
+        return _sleep_wait()
+
+    def _sleep_timeout(self, arg: tuple[Thread, int]) -> None:
+        td, gen = arg
+        if td.state != SSLEEP or td.sleepgen != gen:
+            return
+        q = self.sleepq.get(td.wchan)
+        if q is not None:
+            q.remove(td)
+            if not q:
+                del self.sleepq[td.wchan]
+        self._make_runnable(td, EWOULDBLOCK, self.time())
+
+    def _make_runnable(self, td: Thread, val: object, t: int) -> None:
+        td.state = SRUN
+        td.wchan = None
+        td.wakeval = val
+        cpu = td.cpu
+        if cpu is not None and cpu.running is td:
+            return     # woken before it got off the CPU: the step's end requeues it
+        td.woken_at = t
+        self.runq.append(td)
+        self._kick(t)
+
+    def wakeup(self, ident: object) -> None:
+        """Wake every thread asleep on `ident`, in the order they went to sleep."""
+        q = self.sleepq.pop(ident, None)
+        if q is None:
+            return
+        cur = self.cur
+        t = cur.cpu.t if cur is not None else self.now
+        for td in q:
+            self._make_runnable(td, 0, t)
+
+    def _wakeup_at(self, ident: object, t: int) -> None:
+        q = self.sleepq.pop(ident, None)
+        if q is not None:
+            for td in q:
+                self._make_runnable(td, 0, t)
+
+    def yield_cpu(self) -> Iterator[None]:
+        """Give the CPU to other runnable threads (preemption at a user boundary)."""
+        cur = self.cur
+        if cur is None or cur.intr:
+            raise SimulationError("yield_cpu outside a thread")
+        return _sleep_wait()
+
+    def want_resched(self) -> bool:
+        cur = self.cur
+        return cur is not None and cur.cpu.want_resched
+
+    def join(self, td: Thread) -> Generator[None, Any, None]:
+        """Wait for a thread to exit."""
+        while td.state != SZOMB:
+            yield from self.tsleep(td, "join")
+
+    def sleeping(self) -> list[Thread]:
+        return [td for td in self.threads if td.state == SSLEEP]
+
+    def describe_ipl(self) -> str:
+        cur = self.cur
+        return ipl_name(cur.cpu.ipl) if cur is not None else "idle"
+
+
+for _code in (Engine._step.__code__, Engine._run_intr.__code__, Engine.run.__code__):
+    add_boundary(_code)
+
+# Re-exported so callers need one import for the common names.
+__all__ = ["EWOULDBLOCK", "NS_PER_S", "Engine", "Panic", "SRUN", "SSLEEP", "SZOMB", "Thread"]

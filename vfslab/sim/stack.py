@@ -1,0 +1,57 @@
+"""Call chains of the emulated kernel, read from the Python stack.
+
+A chain is the list of emulated kernel functions (outermost first) of the current context only:
+an interrupt handler's chain starts at the handler, not in the thread it interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import CodeType, FrameType
+
+# Modules whose functions are emulated kernel code, and so appear in chains.
+_KERNEL_PREFIXES = ("vfslab.kern", "vfslab.fs", "vfslab.dev", "vfslab.policy", "vfslab.workload",
+                    "vfslab.scenario", "tests", "test_")
+_boundaries: set[CodeType] = set()
+
+
+def add_boundary(code: CodeType) -> None:
+    """Mark an engine function whose frame starts a context (thread step or interrupt entry)."""
+    _boundaries.add(code)
+
+
+def _is_kernel(frame: FrameType) -> bool:
+    mod = frame.f_globals.get("__name__", "")
+    return isinstance(mod, str) and mod.startswith(_KERNEL_PREFIXES)
+
+
+def call_chain(skip: int = 1, limit: int = 48) -> list[str]:
+    """The emulated call chain of the running context, outermost first."""
+    f: FrameType | None = sys._getframe(skip)
+    out: list[str] = []
+    bounds = _boundaries
+    while f is not None and len(out) < limit:
+        if f.f_code in bounds:
+            break
+        if _is_kernel(f):
+            name = f.f_code.co_name
+            if not name.startswith("_") or name.startswith("__"):
+                out.append(name)
+        f = f.f_back
+    out.reverse()
+    return out
+
+
+def thread_chain(td: object) -> list[str]:
+    """The emulated call chain at which a switched-out thread sleeps, outermost first."""
+    out: list[str] = []
+    gen = getattr(td, "gen", None)
+    while gen is not None:
+        code = getattr(gen, "gi_code", None)
+        frame = getattr(gen, "gi_frame", None)
+        if code is not None and frame is not None and _is_kernel(frame):
+            name = code.co_name
+            if not name.startswith("_") or name.startswith("__"):
+                out.append(name)
+        gen = getattr(gen, "gi_yieldfrom", None)
+    return out
