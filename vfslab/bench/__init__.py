@@ -3,9 +3,9 @@ same run (never a timed unit test)."""
 
 from __future__ import annotations
 
-from vfslab.cli import LazyGroup
-
 import click
+
+from vfslab.cli import LazyGroup
 
 BENCHES: dict[str, str] = {
     "engine": "vfslab.bench.engine:engine",

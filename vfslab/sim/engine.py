@@ -113,6 +113,11 @@ class Engine:
         self._seq += 1
         heappush(self._heap, (t, self._seq, fn, arg))
 
+    def at(self, t: int, fn: Callable[[Any], None], arg: Any = None) -> None:
+        """Call fn(arg) at time t outside any emulated context, charging no CPU time: for
+        observers (metric samplers), never for emulated kernel code."""
+        self._push(t, fn, arg)
+
     def run(self, until: int | None = None) -> None:
         """Process events in order until none is left or the next is after `until`.
 

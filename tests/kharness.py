@@ -1,0 +1,125 @@
+"""A kernel without a file system, for unit tests of the buffer cache, vnodes and the syncer.
+
+`MemDisk` is a test double of the disk driver: a fixed service time, one request at a time,
+completion interrupts at IPL_BIO, and a set of block numbers that fail with EIO.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator
+from typing import Any
+
+from vfslab.kern.buf import B_ERROR, B_READ, buf
+from vfslab.kern.genfs_vnops import Genfs
+from vfslab.kern.init_main import Kernel, KernelConfig
+from vfslab.kern.uvm_bio import Ubc
+from vfslab.kern.uvm_pager import AioDone
+from vfslab.kern.vnode import VBLK, vnode
+from vfslab.metrics.collector import Metrics
+from vfslab.policy.syncer import SyncerPolicy
+from vfslab.sim.ipl import IPL_BIO
+
+EIO = 5
+
+
+class MemDisk:
+    def __init__(self, k: Kernel, service_ns: int = 1_000_000) -> None:
+        self.k = k
+        self.m = k.m
+        self.service_ns = service_ns
+        self.store: dict[int, Any] = {}
+        self.queue: deque[buf] = deque()
+        self.busy = False
+        self.fail_blocks: set[int] = set()
+        self.log: list[tuple[int, str, int, int]] = []   # (time, op, blkno, nblocks)
+
+    def strategy(self, bp: buf) -> None:
+        s = self.m.splbio()
+        self.queue.append(bp)
+        if not self.busy:
+            self._start()
+        self.m.splx(s)
+
+    def _start(self) -> None:
+        bp = self.queue.popleft()
+        self.busy = True
+        self.m.post_intr(0, IPL_BIO, self.intr, bp, at=self.m.time() + self.service_ns,
+                         name="memdiskintr")
+
+    def intr(self, bp: buf) -> None:
+        blk = bp.b_blkno // 8
+        n = bp.b_bcount // 4096
+        read = bool(bp.b_flags & B_READ)
+        self.log.append((self.m.time(), "R" if read else "W", blk, n))
+        if any(b in self.fail_blocks for b in range(blk, blk + n)):
+            bp.b_flags |= B_ERROR
+            bp.b_error = EIO
+            bp.b_resid = bp.b_bcount
+        elif read:
+            bp.b_data = [self.store.get(blk + i) for i in range(n)]
+        else:
+            for i in range(n):
+                v = bp.b_data[i]
+                self.store[blk + i] = bytes(v) if isinstance(v, bytearray) else v
+        self.busy = False
+        if self.queue:
+            self._start()
+        self.k.bio.biodone(bp)
+
+
+class MiniFS:
+    """Just enough of a file system for the syncer: fsync = flush dirty buffers."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def fsync(self, vp: vnode, wait: bool, dataonly: bool = False, lazy: bool = False
+              ) -> Generator[Any, Any, int]:
+        err: int = yield from self.k.vfs.vflushbuf(vp, wait)
+        return err
+
+    def inactive(self, vp: vnode) -> Generator[Any, Any, None]:
+        yield from ()
+
+    def reclaim(self, vp: vnode) -> None:
+        pass
+
+
+class Mount:
+    def __init__(self, fs: MiniFS) -> None:
+        self.fs = fs
+        self.async_ = False
+
+
+def make_kernel(**kw: Any) -> tuple[Kernel, MemDisk]:
+    cfg = KernelConfig(**kw)
+    k = Kernel(cfg)
+    k.genfs = Genfs(k)
+    k.ubc = Ubc(k)
+    k.aiodone = AioDone(k)
+    k.metrics = Metrics(k)
+    k.policy = SyncerPolicy(k, {})
+    disk = MemDisk(k)
+    k.disk = disk
+    k.bio.strategy = disk.strategy
+    return k, disk
+
+
+def run_thread(k: Kernel, body: Callable[[], Generator[Any, Any, Any]],
+               until_s: float = 100.0) -> Any:
+    out: dict[str, Any] = {}
+
+    def main() -> Generator[Any, Any, None]:
+        out["rv"] = yield from body()
+
+    td = k.m.spawn("test", main())
+    k.m.run(until=int(until_s * 1e9))
+    assert td.state == 3, f"test thread did not finish: {td.wmesg}"
+    return out["rv"]
+
+
+def new_vnode(k: Kernel, vtype: int = VBLK, mounted: bool = True) -> Generator[Any, Any, vnode]:
+    vp = yield from k.vfs.getnewvnode("test", Mount(MiniFS(k)) if mounted else None)
+    vp.v_type = vtype
+    return vp

@@ -1,0 +1,104 @@
+"""Options shared by the commands that run scenarios, and their parsing: `--set NAME=VALUE`
+for policy tunables (`trickle.window=10s`), machine settings (`machine.physmem_mb=128`) and
+costs (`cost.ctxsw=2000`), or a TOML file of the same."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vfslab.errors import InputError
+
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|s|m|h)?\s*$")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration_s(text: str, where: str = "duration") -> float:
+    m = _DURATION.match(str(text))
+    if not m:
+        raise InputError(f"{where}: expected a duration like 30, 2.5s, 500ms or 2m, got {text!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_value(text: str) -> Any:
+    t = text.strip()
+    if t.lower() in ("true", "yes", "on"):
+        return True
+    if t.lower() in ("false", "no", "off"):
+        return False
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        return float(t)
+    except ValueError:
+        pass
+    m = _DURATION.match(t)
+    if m and m.group(2):
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    return t
+
+
+def parse_sets(items: tuple[str, ...], config: str | None = None
+               ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Split `--set` items (and a TOML file) into (policy options by policy, machine, cost)."""
+    policy: dict[str, dict[str, Any]] = {}
+    machine: dict[str, Any] = {}
+    cost: dict[str, Any] = {}
+    pairs: list[tuple[str, Any, str]] = []
+    if config:
+        try:
+            data = tomllib.loads(Path(config).read_text())
+        except FileNotFoundError:
+            raise InputError("no such file", config) from None
+        except tomllib.TOMLDecodeError as e:
+            raise InputError(f"not valid TOML: {e}", config, getattr(e, "lineno", 0)) from None
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise InputError(f"expected a [section] of settings, got {section} = {table!r}",
+                                 config)
+            for key, val in table.items():
+                pairs.append((f"{section}.{key}", val, config))
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--set: expected NAME=VALUE (e.g. trickle.window=10s), got {item!r}")
+        key, _, val = item.partition("=")
+        pairs.append((key.strip(), parse_value(val), "--set"))
+    for key, val, src in pairs:
+        scope, dot, name = key.partition(".")
+        if not dot or not name:
+            raise InputError(f"{src}: expected SCOPE.NAME (policy.option, machine.x, cost.x), "
+                             f"got {key!r}")
+        if scope == "machine":
+            machine[name] = val
+        elif scope == "cost":
+            cost[name] = val
+        else:
+            policy.setdefault(scope, {})[name] = val
+    return policy, machine, cost
+
+
+def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every scenario-running command takes."""
+    opts = [
+        click.option("--seed", type=int, default=0, show_default=True, help="random seed"),
+        click.option("--duration", "duration", default=None,
+                     help="emulated run time (e.g. 30s, 2m); default: the scenario's"),
+        click.option("--cpus", type=click.IntRange(1, 64), default=1, show_default=True),
+        click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+                     help="policy tunable (trickle.window=10s), machine.X or cost.X"),
+        click.option("--config", type=click.Path(dir_okay=False), default=None,
+                     help="TOML file of settings ([trickle] window = 10, [machine] ...)"),
+        click.option("--irq-stress", type=click.FloatRange(0, 1), default=0.0,
+                     help="probability that an interrupt point takes the next interrupt early"),
+        click.option("--invariants", is_flag=True, help="check the stack's invariants as it runs"),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f

@@ -1,0 +1,110 @@
+"""`vfslab run SCENARIO`: run one scenario and print what happened."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from vfslab.commands.common import parse_duration_s, parse_sets, scenario_options
+from vfslab.errors import InputError
+from vfslab.sim.costs import CostModel
+
+
+def build_config(scenario: str, protocol: str, policy: str, seed: int, duration: str | None,
+                 cpus: int, sets: tuple[str, ...], config: str | None, irq_stress: float,
+                 invariants: bool, check: bool) -> Any:
+    from vfslab.runner import RunConfig
+
+    pol_opts, machine, cost = parse_sets(sets, config)
+    for name in pol_opts:
+        if name not in ("syncer", "trickle", "linux"):
+            raise InputError(f"--set {name}.*: unknown scope {name!r}; expected a policy "
+                             "(syncer, trickle, linux), machine or cost")
+    kernel: dict[str, Any] = dict(machine)
+    if cost:
+        cm = CostModel()
+        for key, val in cost.items():
+            if key not in CostModel.field_names():
+                raise InputError(f"cost.{key}: unknown cost; expected one of "
+                                 f"{', '.join(CostModel.field_names())}")
+            setattr(cm, key, int(val))
+        kernel["costs"] = cm
+    dur = parse_duration_s(duration, "--duration") if duration is not None else None
+    return RunConfig(scenario=scenario, protocol=protocol, policy=policy,
+                     policy_options=pol_opts.get(policy, {}), seed=seed, ncpus=cpus,
+                     check=check, irq_stress=irq_stress, duration_s=dur,
+                     invariants=invariants, kernel=kernel)
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    t = Table(title=f"vfslab run {s['scenario']}  (protocol {s['protocol']}, policy "
+                    f"{s['policy']}, seed {s['seed']}, {s['cpus']} cpu)", show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    rows = [
+        ("emulated time", f"{s['emulated_s']:.2f} s"),
+        ("wall time", f"{s['wall_s']:.2f} s"),
+        ("operations", f"{s['operations']:,}"),
+        ("syscall errors", f"{s['syscall_errors']:,}"),
+        ("bytes read by programs", f"{s['bytes_read']:,}"),
+        ("bytes written by programs", f"{s['bytes_written']:,}"),
+        ("bytes read from disk", f"{s['disk_bytes_read']:,}"),
+        ("bytes written to disk", f"{s['disk_bytes_written']:,}"),
+        ("dirty pages at end", f"{s['dirty_pages_end']:,}"),
+        ("dirty buffers at end", f"{s['dirty_bufs_end']:,}"),
+    ]
+    for op, lat in s["latency"].items():
+        rows.append((f"{op} latency p50/p99/max",
+                     f"{lat['p50_ms']:.3f} / {lat['p99_ms']:.3f} / {lat['max_ms']:.3f} ms "
+                     f"(n={lat['count']:,})"))
+    for what, val in rows:
+        t.add_row(what, val)
+    con.print(t)
+    if s.get("panic"):
+        con.print(f"[bold red]{s['panic']}[/]")
+
+
+@click.command()
+@click.argument("scenario", default="stream")
+@click.option("--protocol", default="netbsd-2.0", show_default=True,
+              help="netbsd-2.0 | splbio-always | split-interlock | biodoned")
+@click.option("--policy", default="syncer", show_default=True, help="syncer | trickle | linux")
+@scenario_options
+@click.option("--check", is_flag=True, help="run the lock/IPL validator (off by default)")
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="write time series, summary.json and plots to this directory")
+def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | None, cpus: int,
+        sets: tuple[str, ...], config: str | None, irq_stress: float, invariants: bool,
+        check: bool, as_json: bool, out: str | None) -> None:
+    """Run SCENARIO (a built-in name, a .toml file, fio:JOB or strace:LOG)."""
+    from vfslab.runner import run_scenario
+
+    cfg = build_config(scenario, protocol, policy, seed, duration, cpus, sets, config,
+                       irq_stress, invariants, check)
+    res = run_scenario(cfg)
+    s = res.summary
+    if res.checker is not None:
+        from vfslab.check.report import to_json
+
+        s["check"] = to_json(res.checker, protocol, res.scenario.name)
+    if out:
+        from vfslab.metrics.output import write_run
+
+        write_run(res, out)
+    if as_json:
+        click.echo(json.dumps(s, indent=2, sort_keys=True))
+    else:
+        print_summary(s)
+        if res.checker is not None:
+            from vfslab.check.report import text_report
+
+            click.echo(text_report(res.checker))
+    if res.panic is not None:
+        raise SystemExit(1)

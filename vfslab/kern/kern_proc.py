@@ -1,0 +1,265 @@
+"""Processes (sys/kern/kern_proc.c): an emulated process is a kernel thread running a workload
+body against `ProcSyscalls`, its view of the system call interface.
+
+Each call enters the kernel (charging the trap), runs, and returns to user mode through
+`userret`: the validator checks no lock or raised spl leaks out, the latency is recorded, and
+the process yields the CPU if a sleeping thread was woken meanwhile (BSD's need_resched).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.kern.vfs_syscalls import filedesc
+from vfslab.sim.context import Thread
+
+if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
+
+GEN = Generator[Any, Any, int]
+
+
+class Proc:
+    """struct proc: a pid, a name, descriptors, its LWP and its counters."""
+
+    def __init__(self, pid: int, name: str) -> None:
+        self.p_pid = pid
+        self.p_comm = name
+        self.p_fd = filedesc()
+        self.thread: Thread | None = None
+        self.nsyscalls = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.errors = 0
+        self.exited = False
+
+
+class ProcSyscalls:
+    """The system-call interface one process sees (implements workload.sysapi.SyscallAPI)."""
+
+    def __init__(self, k: Kernel, proc: Proc) -> None:
+        self.k = k
+        self.m = k.m
+        self.proc = proc
+        self.sc = k.syscalls
+        self.fdp = proc.p_fd
+        self.metrics = k.metrics
+
+    def now(self) -> int:
+        return self.m.time()
+
+    def _enter(self) -> int:
+        m = self.m
+        m.charge(m.costs.syscall)
+        self.proc.nsyscalls += 1
+        return m.time()
+
+    def _leave(self, op: str, start: int, rv: int) -> Generator[Any, Any, None]:
+        m = self.m
+        if rv < 0:
+            self.proc.errors += 1
+        self.metrics.syscall(op, start, m.time(), rv)
+        inv = self.k.invariants
+        if inv is not None:
+            inv.after_syscall()
+        if m.checker is not None:
+            m.checker.on_userret(m.cur)
+        if m.want_resched():
+            yield from m.yield_cpu()
+
+    # ---- the calls --------------------------------------------------------------------------
+    def open(self, path: str, flags: int, mode: int = 0o644) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_open(self.fdp, path, flags, mode)
+        yield from self._leave("open", t, rv)
+        return rv
+
+    def close(self, fd: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_close(self.fdp, fd)
+        yield from self._leave("close", t, rv)
+        return rv
+
+    def read(self, fd: int, n: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_read(self.fdp, fd, n)
+        if rv > 0:
+            self.proc.bytes_read += rv
+        yield from self._leave("read", t, rv)
+        return rv
+
+    def write(self, fd: int, n: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_write(self.fdp, fd, n)
+        if rv > 0:
+            self.proc.bytes_written += rv
+        yield from self._leave("write", t, rv)
+        return rv
+
+    def pread(self, fd: int, n: int, off: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_read(self.fdp, fd, n, off) if off >= 0 else _einval()
+        if rv > 0:
+            self.proc.bytes_read += rv
+        yield from self._leave("read", t, rv)
+        return rv
+
+    def pwrite(self, fd: int, n: int, off: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_write(self.fdp, fd, n, off) if off >= 0 else _einval()
+        if rv > 0:
+            self.proc.bytes_written += rv
+        yield from self._leave("write", t, rv)
+        return rv
+
+    def lseek(self, fd: int, off: int, whence: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_lseek(self.fdp, fd, off, whence)
+        yield from self._leave("lseek", t, rv)
+        return rv
+
+    def fsync(self, fd: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_fsync(self.fdp, fd, False)
+        self.metrics.fsync_done(self, fd, rv, t)
+        yield from self._leave("fsync", t, rv)
+        return rv
+
+    def fdatasync(self, fd: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_fsync(self.fdp, fd, True)
+        self.metrics.fsync_done(self, fd, rv, t)
+        yield from self._leave("fsync", t, rv)
+        return rv
+
+    def sync(self) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_sync()
+        yield from self._leave("sync", t, rv)
+        return rv
+
+    def unlink(self, path: str) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_unlink(path)
+        yield from self._leave("unlink", t, rv)
+        return rv
+
+    def rename(self, old: str, new: str) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_rename(old, new)
+        yield from self._leave("rename", t, rv)
+        return rv
+
+    def mkdir(self, path: str, mode: int = 0o755) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_mkdir(path, mode)
+        yield from self._leave("mkdir", t, rv)
+        return rv
+
+    def rmdir(self, path: str) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_rmdir(path)
+        yield from self._leave("rmdir", t, rv)
+        return rv
+
+    def stat(self, path: str) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_stat(path)
+        yield from self._leave("stat", t, rv)
+        return rv
+
+    def fstat(self, fd: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_fstat(self.fdp, fd)
+        yield from self._leave("stat", t, rv)
+        return rv
+
+    def ftruncate(self, fd: int, length: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_ftruncate(self.fdp, fd, length)
+        yield from self._leave("truncate", t, rv)
+        return rv
+
+    def truncate(self, path: str, length: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_truncate(path, length)
+        yield from self._leave("truncate", t, rv)
+        return rv
+
+    def fallocate(self, fd: int, off: int, length: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_fallocate(self.fdp, fd, off, length)
+        yield from self._leave("fallocate", t, rv)
+        return rv
+
+    def dup(self, fd: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_dup(self.fdp, fd)
+        yield from self._leave("dup", t, rv)
+        return rv
+
+    def dup2(self, fd: int, newfd: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_dup2(self.fdp, fd, newfd)
+        yield from self._leave("dup", t, rv)
+        return rv
+
+    def mmap_write(self, fd: int, off: int, length: int) -> GEN:
+        t = self.m.time()
+        rv = yield from self.sc.sys_mmap_write(self.fdp, fd, off, length)
+        if rv > 0:
+            self.proc.bytes_written += rv
+        yield from self._leave("mmap_write", t, rv)
+        return rv
+
+    def msync(self, fd: int, off: int, length: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_msync(self.fdp, fd, off, length)
+        self.metrics.fsync_done(self, fd, rv, t)
+        yield from self._leave("fsync", t, rv)
+        return rv
+
+    def nanosleep(self, ns: int) -> GEN:
+        if ns > 0:
+            self._enter()
+            yield from self.m.tsleep(self, "nanoslp", ns)
+        return 0
+
+    def compute(self, ns: int) -> GEN:
+        """User-mode CPU time: charged on the CPU, yielding it at quantum boundaries."""
+        m = self.m
+        left = ns
+        quantum = m.tick_ns
+        while left > 0:
+            step = min(left, quantum)
+            m.charge(step)
+            left -= step
+            if m.want_resched() or left > 0:
+                yield from m.yield_cpu()
+        return 0
+
+
+def _einval() -> GEN:
+    yield from ()
+    return -22
+
+
+def spawn_process(k: Kernel, name: str,
+                  body: Callable[[ProcSyscalls, random.Random], Generator[Any, Any, Any]],
+                  rng: random.Random, start_ns: int = 0) -> Proc:
+    """Create a process running `body(sys, rng)`; it starts `start_ns` after now."""
+    proc = Proc(len(k.procs) + 1, name)
+    k.procs.append(proc)
+    sys = ProcSyscalls(k, proc)
+
+    def main() -> Generator[Any, Any, None]:
+        if start_ns > 0:
+            yield from k.m.tsleep(proc, "start", start_ns)
+        yield from body(sys, rng)
+        yield from k.syscalls.close_all(proc.p_fd)
+        proc.exited = True
+
+    proc.thread = k.m.spawn(name, main(), proc)
+    return proc

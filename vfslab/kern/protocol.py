@@ -1,0 +1,170 @@
+"""Locking protocols: the places where the mail's designs differ, in one object per design.
+
+The storage stack is written once. Where NetBSD 2.0 and the fixes the mail weighs differ (how
+v_interlock is taken, what guards the fields biodone touches, where biodone's work runs), the
+stack calls a method of its protocol. `netbsd-2.0` is the code as it was, violations included.
+The fixes live in `vfslab.kern.protocols`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.kern.vnode import VBWAIT, VONWORKLST, vnode
+
+if TYPE_CHECKING:
+    from vfslab.kern.buf import buf
+    from vfslab.kern.init_main import Kernel
+    from vfslab.kern.vfs_bio import BufCache
+    from vfslab.kern.vfs_subr import VfsSubr
+
+
+def numoutput_ident(vp: vnode) -> object:
+    """The wait channel of &vp->v_numoutput."""
+    return (vp, "v_numoutput")
+
+
+class Protocol:
+    """netbsd-2.0: the v_interlock/splbio protocol of NetBSD 2.0, as the mail describes it."""
+
+    name = "netbsd-2.0"
+    description = "NetBSD 2.0 as it was: biodone's work at IPL_BIO, v_interlock taken at IPL_NONE"
+    # Guard-table changes of this protocol: {struct: {field: guard text}} (see check/guards.py)
+    guard_overrides: dict[str, dict[str, str]] = {}
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.m = k.m
+        L = k.locks
+        self.simple_lock = L.simple_lock
+        self.simple_unlock = L.simple_unlock
+        self.simple_lock_try = L.simple_lock_try
+        self.ltsleep = L.ltsleep
+
+    def start(self) -> None:
+        """Start the protocol's own threads, if any (after the kernel is wired)."""
+
+    def global_locks(self) -> dict[str, Any]:
+        return {}
+
+    # ---- v_interlock ------------------------------------------------------------------------
+    def vi_lock(self, vp: vnode) -> int:
+        self.simple_lock(vp.v_interlock)
+        return -1
+
+    def vi_unlock(self, vp: vnode, s: int) -> None:
+        self.simple_unlock(vp.v_interlock)
+
+    def vi_trylock(self, vp: vnode) -> int | None:
+        return -1 if self.simple_lock_try(vp.v_interlock) else None
+
+    def vi_sleep(self, vp: vnode, ident: object, wmesg: str, relock: bool = True,
+                 s: int = -1) -> Generator[Any, Any, int]:
+        """ltsleep releasing v_interlock (PNORELOCK when relock is False)."""
+        rv: int = yield from self.ltsleep(ident, wmesg, 0, vp.v_interlock, relock)
+        return rv
+
+    # ---- vnode free list --------------------------------------------------------------------
+    def freelist_lock(self) -> int:
+        self.simple_lock(self.k.vfs.vnode_free_list_slock)
+        return -1
+
+    def freelist_unlock(self, s: int) -> None:
+        self.simple_unlock(self.k.vfs.vnode_free_list_slock)
+
+    # ---- the vnode's buffer lists (v_dirtyblkhd, v_cleanblkhd): splbio alone in 2.0 ----------
+    def buflist_lock(self, vp: vnode) -> int:
+        return self.m.splbio()
+
+    def buflist_unlock(self, vp: vnode, s: int) -> None:
+        self.m.splx(s)
+
+    # ---- the syncer worklist (syncer_workitem_pending, v_synclist): splbio alone in 2.0 -----
+    def synclist_lock(self) -> int:
+        return self.m.splbio()
+
+    def synclist_unlock(self, s: int) -> None:
+        self.m.splx(s)
+
+    def on_worklist(self, vp: vnode) -> bool:
+        return bool(vp.v_flag & VONWORKLST)
+
+    def set_onworklist(self, vp: vnode, on: bool) -> None:
+        """VONWORKLST lives in v_flag; 2.0 sets it at splbio without v_interlock."""
+        if on:
+            vp.v_flag |= VONWORKLST
+        else:
+            vp.v_flag &= ~VONWORKLST
+
+    def maybe_leave_worklist(self, vfs: VfsSubr, vp: vnode) -> None:
+        """brelvp/reassignbuf: a vnode with no pages and no dirty buffers leaves the worklist.
+        Reads v_uobj.memq and v_flag: at splbio, without v_interlock (the mail)."""
+        if not vp.v_uobj.memq and self.on_worklist(vp) and not vp.v_dirtyblkhd:
+            self.set_onworklist(vp, False)
+            self.k.syncer.unlink(vp)
+
+    def maybe_leave_worklist_locked(self, vfs: VfsSubr, vp: vnode) -> None:
+        """The same, taking the worklist's protection first (genfs_putpages after freeing)."""
+        s = self.buflist_lock(vp)
+        self.maybe_leave_worklist(vfs, vp)
+        self.buflist_unlock(vp, s)
+
+    # ---- v_numoutput ------------------------------------------------------------------------
+    def numoutput_add(self, vfs: VfsSubr, vp: vnode, n: int) -> None:
+        """V_INCR_NUMOUTPUT (called at splbio): the global lock hack of 2.0."""
+        lk = vfs.global_v_numoutput_slock
+        self.simple_lock(lk)
+        vp.v_numoutput += n
+        self.simple_unlock(lk)
+
+    def vwakeup(self, vfs: VfsSubr, vp: vnode) -> None:
+        lk = vfs.global_v_numoutput_slock
+        self.simple_lock(lk)
+        vp.v_numoutput -= 1
+        if vp.v_numoutput < 0:
+            self.simple_unlock(lk)
+            raise vfs.panic(f"vwakeup: neg numoutput, vp {vp.v_id}")
+        if vp.v_flag & VBWAIT and vp.v_numoutput <= 0:
+            vp.v_flag &= ~VBWAIT
+            self.m.wakeup(numoutput_ident(vp))
+        self.simple_unlock(lk)
+
+    def wait_numoutput(self, vfs: VfsSubr, vp: vnode, wmesg: str) -> Generator[Any, Any, None]:
+        """while (vp->v_numoutput) { vp->v_flag |= VBWAIT; ltsleep(...) } at splbio."""
+        m = self.m
+        lk = vfs.global_v_numoutput_slock
+        s = m.splbio()
+        self.simple_lock(lk)
+        while vp.v_numoutput > 0:
+            vp.v_flag |= VBWAIT
+            yield from self.ltsleep(numoutput_ident(vp), wmesg, 0, lk, True)
+        self.simple_unlock(lk)
+        m.splx(s)
+
+    # ---- holds (v_holdcnt: v_interlock in 2.0) --------------------------------------------------
+    def hold_lock(self, vp: vnode) -> int:
+        return self.vi_lock(vp)
+
+    def hold_unlock(self, vp: vnode, s: int) -> None:
+        self.vi_unlock(vp, s)
+
+    # holdrele moves an unused vnode from the hold list to the free list (2.0)
+    hold_moves_lists = True
+
+    def holdcnt(self, vp: vnode) -> int:
+        """v_holdcnt, read by a caller that holds v_interlock."""
+        return vp.v_holdcnt
+
+    def holdrele_from_brelvp(self, vfs: VfsSubr, vp: vnode) -> None:
+        vfs.holdrele(vp)
+
+    # ---- the syncer -------------------------------------------------------------------------
+    # 2.0 leaves a synced vnode on the worklist (brelvp drops it once it has no pages); the
+    # fixes that keep biodone off v_uobj.memq let the syncer drop clean vnodes instead.
+    syncer_prunes = False
+
+    # ---- biodone ----------------------------------------------------------------------------
+    def biodone(self, bio: BufCache, bp: buf) -> None:
+        """biodone(9) runs its whole body where it is called: in the disk interrupt."""
+        bio.biodone_work(bp)

@@ -1,0 +1,88 @@
+"""The page daemon (uvm/uvm_pdaemon.c, NetBSD 2.0): when free memory falls below freemin it
+balances the active and inactive queues, frees clean inactive pages and starts asynchronous
+pageouts of dirty ones (aiodoned frees them once written), until freetarg pages are free.
+
+2.0 scans with a clock; this one scans the inactive queue from its oldest end, which is the same
+order for pages that are not re-referenced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.kern.buf import MAXPHYS, PAGE_SHIFT
+from vfslab.kern.uvm_page import PG_BUSY, PG_CLEAN
+
+if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
+
+CLUSTER = MAXPHYS >> PAGE_SHIFT
+
+
+class PageDaemon:
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.m = k.m
+        self.scans = 0
+        self.freed = 0
+        self.pageouts = 0
+
+    def start(self) -> None:
+        self.m.spawn("pagedaemon", self.uvm_pageout())
+
+    def uvm_pageout(self) -> Generator[Any, Any, None]:
+        uvm = self.k.uvm
+        m = self.m
+        while True:
+            if uvm.free >= uvm.freemin and not uvm.nwaiting:
+                yield from m.tsleep(uvm.pagedaemon_ident, "pgdaemon")
+                continue
+            progress = yield from self.uvmpd_scan()
+            if uvm.nwaiting and uvm.free > uvm.reserve_kernel:
+                uvm.nwaiting = 0
+                m.wakeup(uvm.free_ident)
+            if not progress:
+                # nothing could be done now: wait for pageouts to finish
+                yield from m.tsleep(uvm.pagedaemon_ident, "pgdaemon", m.tick_ns * 10)
+
+    def uvmpd_scan(self) -> Generator[Any, Any, bool]:
+        """One pass: refill the inactive queue, then free or page out from its head."""
+        k = self.k
+        uvm = k.uvm
+        p = k.proto
+        self.scans += 1
+        # balance: keep a third of the pages inactive
+        target = (len(uvm.active) + len(uvm.inactive)) // 3
+        while len(uvm.inactive) < target and uvm.active:
+            pg = next(iter(uvm.active))
+            uvm.uvm_pagedeactivate(pg)
+        progress = False
+        need = uvm.freetarg - uvm.free + uvm.npageout // 4
+        for pg in list(uvm.inactive):
+            if need <= 0:
+                break
+            if pg.flags & PG_BUSY or not (pg.pqflags & 0x2):
+                continue
+            vp = pg.uobject.vp
+            s = p.vi_trylock(vp)
+            if s is None:
+                continue
+            if pg.flags & PG_BUSY or not (pg.pqflags & 0x2):
+                p.vi_unlock(vp, s)
+                continue
+            if pg.flags & PG_CLEAN:
+                uvm.uvm_pagefree(pg)
+                self.freed += 1
+                need -= 1
+                progress = True
+                p.vi_unlock(vp, s)
+                continue
+            p.vi_unlock(vp, s)
+            off = (pg.offset // CLUSTER) * CLUSTER
+            yield from k.genfs.putpages(vp, off << PAGE_SHIFT, (off + CLUSTER) << PAGE_SHIFT,
+                                        clean=True, pageout=True)
+            self.pageouts += 1
+            need -= CLUSTER
+            progress = True
+        return progress

@@ -1,0 +1,438 @@
+"""Vnode management (sys/kern/vfs_subr.c, NetBSD 2.0): references and holds, the free and
+hold lists, recycling, and the buffer <-> vnode associations (bgetvp, brelvp, reassignbuf).
+
+Every lock and spl step follows 2.0's order. Where the mail's fixes differ (how v_interlock is
+taken, which lock guards what biodone touches), the code asks the protocol object `self.p`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.kern.buf import B_DELWRI, buf
+from vfslab.kern.lock import EBUSY, LK_EXCLUSIVE, LK_INTERLOCK, LK_NOWAIT, LK_RELEASE, simplelock
+from vfslab.kern.vnode import (
+    ON_FREE_LIST,
+    ON_HOLD_LIST,
+    ON_NO_LIST,
+    VBAD,
+    VBLK,
+    VDIR,
+    VNON,
+    VXLOCK,
+    VXWANT,
+    vnode,
+)
+from vfslab.sim.panic import Panic
+from vfslab.sim.stack import call_chain
+
+if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
+
+ENOENT = 2
+ENFILE = 23
+
+
+class VfsSubr:
+    """vfs_subr.c: vnodes, their lists and their buffers."""
+
+    def __init__(self, k: Kernel, maxvnodes: int) -> None:
+        self.k = k
+        self.m = k.m
+        self.L = k.locks
+        self.maxvnodes = maxvnodes
+        self.numvnodes = 0
+        self.vnode_free_list_slock = simplelock("vnode_free_list_slock")
+        self.global_v_numoutput_slock = simplelock("global_v_numoutput_slock")
+        self.mntvnode_slock = simplelock("mntvnode_slock")
+        # TAILQs of vnodes: insertion-ordered dicts (vnode -> None)
+        self.vnode_free_list: dict[vnode, None] = {}
+        self.vnode_hold_list: dict[vnode, None] = {}
+        self.all_vnodes: list[vnode] = []
+        self.nrecycled = 0
+
+    def global_locks(self) -> dict[str, simplelock]:
+        return {
+            "vnode_free_list_slock": self.vnode_free_list_slock,
+            "global_v_numoutput_slock": self.global_v_numoutput_slock,
+            "mntvnode_slock": self.mntvnode_slock,
+        }
+
+    def panic(self, msg: str) -> Panic:
+        cur = self.m.cur
+        where = cur.describe() if cur is not None else "boot"
+        return Panic(msg, where, [call_chain(2)], self.m.time())
+
+    # ---- vnode allocation and recycling -----------------------------------------------------
+    def getnewvnode(self, tag: str, mp: Any) -> Generator[Any, Any, vnode]:
+        """Allocate a vnode: a new one while under maxvnodes, else recycle the free list's
+        head (getcleanvnode), cleaning it with vclean; sleep on lbolt if none is free."""
+        L = self.L
+        p = self.k.proto
+        while True:
+            s = p.freelist_lock()
+            if self.numvnodes < self.maxvnodes:
+                self.numvnodes += 1
+                p.freelist_unlock(s)
+                vp = vnode(len(self.all_vnodes) + 1)
+                self.all_vnodes.append(vp)
+                break
+            vp2 = yield from self.getcleanvnode(s)
+            if vp2 is not None:
+                vp = vp2
+                break
+            yield from self.m.tsleep(self.k.lbolt, "newvn", self.m.tick_ns * self.m.hz)
+        vp.v_type = VNON
+        vp.v_tag = tag
+        vp.v_mount = mp
+        s = p.vi_lock(vp)
+        vp.v_usecount = 1
+        vp.v_flag = 0
+        p.vi_unlock(vp, s)
+        vp.v_data = None
+        vp.v_size = 0
+        del L
+        return vp
+
+    def getcleanvnode(self, s: int) -> Generator[Any, Any, vnode | None]:
+        """Take the first free vnode whose interlock can be had, and clean it (vfs_subr.c).
+        Called with vnode_free_list_slock held (spl `s` for protocols that raise)."""
+        L = self.L
+        p = self.k.proto
+        vs = None
+        for vp in self.vnode_free_list:
+            vs = p.vi_trylock(vp)
+            if vs is not None:
+                break
+        if vs is None and not p.hold_moves_lists:
+            # holds were dropped without moving vnodes between lists: look on the hold list
+            for vp in self.vnode_hold_list:
+                if p.holdcnt(vp) == 0:
+                    vs = p.vi_trylock(vp)
+                    if vs is not None:
+                        del self.vnode_hold_list[vp]
+                        self.vnode_free_list[vp] = None
+                        vp.v_freelist = ON_FREE_LIST
+                        break
+        if vs is None:
+            p.freelist_unlock(s)
+            return None
+        if vp.v_usecount or p.holdcnt(vp):
+            p.vi_unlock(vp, vs)
+            p.freelist_unlock(s)
+            raise self.panic(f"getcleanvnode: free vnode {vp.v_id} isn't")
+        del self.vnode_free_list[vp]
+        vp.v_freelist = ON_NO_LIST
+        p.freelist_unlock(s)
+        if vp.v_type != VBAD:
+            yield from self.vgonel(vp, vs)
+        else:
+            p.vi_unlock(vp, vs)
+        self.nrecycled += 1
+        del L
+        return vp
+
+    def vgonel(self, vp: vnode, s: int) -> Generator[Any, Any, None]:
+        """Disassociate a vnode from its file system, flushing and invalidating its data.
+        Called with v_interlock held (taken by the protocol's vi_lock, which returned `s`)."""
+        p = self.k.proto
+        if vp.v_flag & VXLOCK:
+            vp.v_flag |= VXWANT
+            yield from p.vi_sleep(vp, vp, "vgone", relock=False, s=s)
+            return
+        vp.v_flag |= VXLOCK
+        p.vi_unlock(vp, s)
+        fs = self.k.fs_of(vp)
+        if fs is not None:
+            yield from self.vinvalbuf(vp, save=True)
+            fs.reclaim(vp)
+        s = p.vi_lock(vp)
+        vp.v_flag &= ~VXLOCK
+        want = vp.v_flag & VXWANT
+        vp.v_flag &= ~VXWANT
+        p.vi_unlock(vp, s)
+        if want:
+            self.m.wakeup(vp)
+        vp.v_type = VBAD
+        vp.v_data = None
+
+    # ---- references -------------------------------------------------------------------------
+    def vget(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
+        """Get a reference on a possibly free vnode, and lock it if asked (vget(9))."""
+        p = self.k.proto
+        s = p.vi_lock(vp)
+        if vp.v_flag & VXLOCK:
+            if flags & LK_NOWAIT:
+                p.vi_unlock(vp, s)
+                return EBUSY
+            vp.v_flag |= VXWANT
+            yield from p.vi_sleep(vp, vp, "vget", relock=False, s=s)
+            return ENOENT
+        if vp.v_usecount == 0:
+            fs = p.freelist_lock()
+            if vp.v_freelist == ON_HOLD_LIST:
+                del self.vnode_hold_list[vp]
+            elif vp.v_freelist == ON_FREE_LIST:
+                del self.vnode_free_list[vp]
+            vp.v_freelist = ON_NO_LIST
+            p.freelist_unlock(fs)
+        vp.v_usecount += 1
+        p.vi_unlock(vp, s)
+        if flags & (LK_EXCLUSIVE | 0x01):
+            err = yield from self.vn_lock(vp, flags)
+            if err:
+                self.vrele_nolock(vp)
+                return err
+        return 0
+
+    def vref(self, vp: vnode) -> None:
+        p = self.k.proto
+        s = p.vi_lock(vp)
+        if vp.v_usecount <= 0:
+            p.vi_unlock(vp, s)
+            raise self.panic(f"vref used where vget required, vp {vp.v_id}")
+        vp.v_usecount += 1
+        p.vi_unlock(vp, s)
+
+    def _to_free_list(self, vp: vnode) -> None:
+        """Insert at the tail of the LRU free list, or the hold list if held (v_interlock held)."""
+        p = self.k.proto
+        held = p.holdcnt(vp)
+        fs = p.freelist_lock()
+        if held > 0:
+            self.vnode_hold_list[vp] = None
+            vp.v_freelist = ON_HOLD_LIST
+        else:
+            self.vnode_free_list[vp] = None
+            vp.v_freelist = ON_FREE_LIST
+        p.freelist_unlock(fs)
+
+    def vrele(self, vp: vnode) -> Generator[Any, Any, None]:
+        """Drop a reference; on the last one put the vnode on the free list and deactivate."""
+        p = self.k.proto
+        s = p.vi_lock(vp)
+        vp.v_usecount -= 1
+        if vp.v_usecount > 0:
+            p.vi_unlock(vp, s)
+            return
+        if vp.v_usecount < 0:
+            p.vi_unlock(vp, s)
+            raise self.panic(f"vrele: ref cnt vp {vp.v_id}")
+        self._to_free_list(vp)
+        p.vi_unlock(vp, s)
+        fs = self.k.fs_of(vp)
+        if fs is not None:
+            err = yield from self.vn_lock(vp, LK_EXCLUSIVE)
+            if err == 0:
+                yield from fs.inactive(vp)
+                yield from self.vn_unlock(vp)
+
+    def vrele_nolock(self, vp: vnode) -> None:
+        """The expanded vrele of vget's failure path: no VOP_INACTIVE."""
+        p = self.k.proto
+        s = p.vi_lock(vp)
+        vp.v_usecount -= 1
+        if vp.v_usecount == 0:
+            self._to_free_list(vp)
+        p.vi_unlock(vp, s)
+
+    def vput(self, vp: vnode) -> Generator[Any, Any, None]:
+        yield from self.vn_unlock(vp)
+        yield from self.vrele(vp)
+
+    def vhold(self, vp: vnode) -> None:
+        """VHOLD: a page or buffer references the vnode (takes v_interlock, as 2.0)."""
+        p = self.k.proto
+        s = p.hold_lock(vp)
+        self.vholdl(vp)
+        p.hold_unlock(vp, s)
+
+    def vholdl(self, vp: vnode) -> None:
+        """v_holdcnt++ (hold lock held); a free vnode moves to the hold list."""
+        p = self.k.proto
+        if p.hold_moves_lists and vp.v_holdcnt == 0 and vp.v_usecount == 0:
+            fs = p.freelist_lock()
+            if vp.v_freelist == ON_FREE_LIST:
+                del self.vnode_free_list[vp]
+                self.vnode_hold_list[vp] = None
+                vp.v_freelist = ON_HOLD_LIST
+            p.freelist_unlock(fs)
+        vp.v_holdcnt += 1
+
+    def holdrele(self, vp: vnode) -> None:
+        """HOLDRELE: 2.0 recently changed it to take v_interlock; it then takes
+        vnode_free_list_slock to move the vnode to the free list. Called from brelvp, and so
+        from biodone on an I/O error: the mail's rule-4 violation."""
+        p = self.k.proto
+        s = p.hold_lock(vp)
+        self.holdrelel(vp)
+        p.hold_unlock(vp, s)
+
+    def holdrelel(self, vp: vnode) -> None:
+        """v_holdcnt-- (hold lock held); an unused vnode leaves the hold list for the free
+        list, under vnode_free_list_slock."""
+        if vp.v_holdcnt <= 0:
+            raise self.panic(f"holdrelel: holdcnt vp {vp.v_id}")
+        vp.v_holdcnt -= 1
+        p = self.k.proto
+        if p.hold_moves_lists and vp.v_holdcnt == 0 and vp.v_usecount == 0:
+            fs = p.freelist_lock()
+            if vp.v_freelist == ON_HOLD_LIST:
+                del self.vnode_hold_list[vp]
+                self.vnode_free_list[vp] = None
+                vp.v_freelist = ON_FREE_LIST
+            p.freelist_unlock(fs)
+
+    # ---- the vnode lock (vn_lock / VOP_LOCK) ---------------------------------------------------
+    def vn_lock(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
+        err: int = yield from self.L.lockmgr(vp.v_lock, flags & ~LK_INTERLOCK)
+        return err
+
+    def vn_unlock(self, vp: vnode) -> Generator[Any, Any, None]:
+        yield from self.L.lockmgr(vp.v_lock, LK_RELEASE)
+
+    # ---- output accounting ------------------------------------------------------------------
+    def vwakeup(self, bp: buf) -> None:
+        """Update outstanding I/O count and wake a waiter (called from biodone at IPL_BIO).
+        2.0 uses global_v_numoutput_slock "since this is called in interrupt context", but
+        clears VBWAIT in v_flag without v_interlock: the mail's first violation."""
+        vp = bp.b_vp
+        if vp is not None:
+            self.k.proto.vwakeup(self, vp)
+
+    def numoutput_incr(self, vp: vnode) -> None:
+        """V_INCR_NUMOUTPUT, called at splbio by bwrite and putpages."""
+        self.k.proto.numoutput_add(self, vp, 1)
+
+    def waitforoutput(self, vp: vnode, wmesg: str) -> Generator[Any, Any, None]:
+        """Sleep until v_numoutput drops to 0 (ffs_fsync's FSYNC_WAIT loop, vflushbuf)."""
+        yield from self.k.proto.wait_numoutput(self, vp, wmesg)
+
+    # ---- buffers and vnodes -----------------------------------------------------------------
+    def bgetvp(self, vp: vnode, bp: buf) -> None:
+        """Associate a buffer with a vnode: VHOLD, then onto v_cleanblkhd at splbio."""
+        if bp.b_vp is not None:
+            raise self.panic(f"bgetvp: not free, bp {bp!r}")
+        self.vhold(vp)
+        p = self.k.proto
+        s = p.buflist_lock(vp)
+        bp.b_vp = vp
+        vp.v_cleanblkhd[bp] = None
+        bp.b_onvnlist = 1
+        p.buflist_unlock(vp, s)
+
+    def bufremvn(self, bp: buf) -> None:
+        vp = bp.b_vp
+        assert vp is not None
+        if bp.b_onvnlist == 2:
+            del vp.v_dirtyblkhd[bp]
+        else:
+            del vp.v_cleanblkhd[bp]
+        bp.b_onvnlist = 0
+
+    def brelvp(self, bp: buf) -> None:
+        """Disassociate a buffer from its vnode (from brelse, so from biodone on errors):
+        touches v_uobj.memq and v_flag, then HOLDRELE takes v_interlock."""
+        vp = bp.b_vp
+        if vp is None:
+            raise self.panic(f"brelvp: vp NULL, bp {bp!r}")
+        p = self.k.proto
+        s = p.buflist_lock(vp)
+        if bp.b_onvnlist:
+            self.bufremvn(bp)
+        p.maybe_leave_worklist(self, vp)
+        bp.b_vp = None
+        p.buflist_unlock(vp, s)
+        p.holdrele_from_brelvp(self, vp)
+
+    def reassignbuf(self, bp: buf, newvp: vnode) -> None:
+        """Move a buffer between the vnode's clean and dirty lists; a buffer becoming dirty
+        puts the vnode on the syncer worklist (delay by vnode type). Called at splbio."""
+        p = self.k.proto
+        s = p.buflist_lock(newvp)
+        if bp.b_onvnlist:
+            self.bufremvn(bp)
+        if not (bp.b_flags & B_DELWRI):
+            newvp.v_cleanblkhd[bp] = None
+            bp.b_onvnlist = 1
+            p.maybe_leave_worklist(self, newvp)
+        else:
+            newvp.v_dirtyblkhd[bp] = None
+            bp.b_onvnlist = 2
+            if bp.b_dirtied_at < 0:
+                bp.b_dirtied_at = self.m.time()
+            syncer = self.k.syncer
+            if newvp.v_type == VDIR:
+                delay = syncer.dirdelay
+            elif newvp.v_type == VBLK and newvp.v_specmountpoint is not None:
+                delay = syncer.metadelay
+            else:
+                delay = syncer.filedelay
+            mp = newvp.v_mount
+            if mp is None or not mp.async_:
+                syncer.add_if_absent(newvp, delay)
+            self.k.policy.buf_dirtied(bp)
+        p.buflist_unlock(newvp, s)
+
+    def vflushbuf(self, vp: vnode, sync: bool) -> Generator[Any, Any, int]:
+        """Write all dirty buffers of a vnode (spec_fsync for the device vnode): bawrite each
+        one that is not busy; with `sync`, wait for v_numoutput to drain and go again while
+        buffers are still dirty. Returns EIO if a write failed (sync only)."""
+        k = self.k
+        bio = k.bio
+        p = k.proto
+        while True:
+            s = p.buflist_lock(vp)
+            dirty = list(vp.v_dirtyblkhd)
+            p.buflist_unlock(vp, s)
+            started = 0
+            for bp in dirty:
+                if bp.b_vp is not vp or not bio.btrybusy(bp):
+                    continue
+                if not (bp.b_flags & B_DELWRI):
+                    bio.brelse(bp)
+                    continue
+                bio.bawrite(bp)
+                started += 1
+            if not sync:
+                return 0
+            yield from self.waitforoutput(vp, "vflushbuf")
+            s = p.buflist_lock(vp)
+            left = bool(vp.v_dirtyblkhd)
+            p.buflist_unlock(vp, s)
+            if not left or not started:
+                return 0
+
+    def vinvalbuf(self, vp: vnode, save: bool) -> Generator[Any, Any, int]:
+        """Flush (if `save`) and invalidate all pages and buffers of a vnode."""
+        k = self.k
+        err: int = yield from k.genfs.putpages(vp, 0, 0, clean=save, free=True, sync=True)
+        if err:
+            return err
+        if save:
+            fs = k.fs_of(vp)
+            if fs is not None:
+                err = yield from fs.fsync(vp, wait=True, dataonly=False)
+                if err:
+                    return err
+        bio = k.bio
+        p = k.proto
+        while True:
+            s = p.buflist_lock(vp)
+            victims = list(vp.v_cleanblkhd) + list(vp.v_dirtyblkhd)
+            p.buflist_unlock(vp, s)
+            if not victims:
+                return 0
+            for bp in victims:
+                got = yield from bio.bbusy(bp, "vinvalbuf")
+                if not got:
+                    break
+                if bp.b_vp is not vp:
+                    bio.brelse(bp)
+                    continue
+                if save and bp.b_flags & B_DELWRI:
+                    yield from bio.bwrite(bp)
+                    break
+                bio.set_flags_inval(bp)
+                bio.brelse(bp)

@@ -1,0 +1,114 @@
+"""struct vnode and struct uvm_object (sys/sys/vnode.h, uvm/uvm_object.h, NetBSD 2.0).
+
+The guard table below is vnode.h's own comment, made checkable: "v_flag, v_usecount, v_holdcnt
+... are locked by the v_interlock simple lock; v_freelist by vnode_free_list_slock", and the
+fields the mail names as guarded by splbio alone: v_dirtyblkhd, v_cleanblkhd, v_synclist.
+In 2.0 `v_interlock` is `v_uobj.vmobjlock` (a #define): here both names point at one lock.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vfslab.check.guards import declare_guards
+from vfslab.kern.lock import lock, simplelock
+
+if TYPE_CHECKING:
+    from vfslab.kern.buf import buf
+    from vfslab.kern.uvm_page import vm_page
+
+# v_type
+VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO, VBAD = range(9)
+VTYPE_NAMES = ("VNON", "VREG", "VDIR", "VBLK", "VCHR", "VLNK", "VSOCK", "VFIFO", "VBAD")
+
+# v_flag (sys/sys/vnode.h)
+VROOT = 0x0001
+VTEXT = 0x0002
+VSYSTEM = 0x0004
+VISTTY = 0x0008
+VEXECMAP = 0x0010
+VXLOCK = 0x0100
+VXWANT = 0x0200
+VBWAIT = 0x0400
+VALIASED = 0x0800
+VDIROP = 0x1000
+VLAYER = 0x2000
+VONWORKLST = 0x4000
+VDIRTY = 0x8000
+
+# v_freelist: which list the vnode is on (TAILQ membership in C)
+ON_NO_LIST = 0
+ON_FREE_LIST = 1
+ON_HOLD_LIST = 2
+
+
+@declare_guards(
+    "uvm_object",
+    {"memq": "vmobjlock", "uo_npages": "vmobjlock"},
+    containers=("memq",),
+)
+class uvm_object:  # noqa: N801
+    """struct uvm_object: a vnode's pages. memq maps page index -> page (the TAILQ and hash)."""
+
+    __slots__ = ("vmobjlock", "memq", "uo_npages", "dirtyq", "vp", "__weakref__")
+
+    def __init__(self, vmobjlock: simplelock, vp: vnode) -> None:
+        self.vmobjlock = vmobjlock
+        self.memq: dict[int, vm_page] = {}
+        self.uo_npages = 0
+        # Dirty pages in the order they were dirtied (for writeback policies): page -> None.
+        self.dirtyq: dict[vm_page, None] = {}
+        self.vp = vp
+
+
+@declare_guards(
+    "vnode",
+    {
+        "v_flag": "v_interlock",
+        "v_usecount": "v_interlock",
+        "v_holdcnt": "v_interlock",
+        "v_numoutput": "global_v_numoutput_slock+splbio",
+        "v_dirtyblkhd": "splbio",
+        "v_cleanblkhd": "splbio",
+        "v_synclist": "splbio",
+        "v_freelist": "vnode_free_list_slock",
+    },
+    containers=("v_dirtyblkhd", "v_cleanblkhd"),
+)
+class vnode:  # noqa: N801
+    """struct vnode."""
+
+    __slots__ = ("v_id", "v_type", "v_flag", "v_usecount", "v_holdcnt", "v_writecount",
+                 "v_numoutput", "v_interlock", "v_lock", "v_uobj", "v_size", "v_dirtyblkhd",
+                 "v_cleanblkhd", "v_synclist", "v_freelist", "v_mount", "v_data",
+                 "v_specmountpoint", "v_tag", "v_bio_interlock", "v_bioflag", "v_dirtied_at",
+                 "__weakref__")
+
+    def __init__(self, v_id: int) -> None:
+        self.v_id = v_id
+        self.v_type = VNON
+        self.v_flag = 0
+        self.v_usecount = 0
+        self.v_holdcnt = 0
+        self.v_writecount = 0
+        self.v_numoutput = 0
+        self.v_interlock = simplelock("v_interlock")
+        self.v_lock = lock("vnlock", "vnlock")
+        self.v_uobj = uvm_object(self.v_interlock, self)
+        self.v_size = 0
+        # LIST heads: insertion-ordered dicts (buf -> None) give O(1) insert and remove.
+        self.v_dirtyblkhd: dict[buf, None] = {}
+        self.v_cleanblkhd: dict[buf, None] = {}
+        self.v_synclist = -1          # the syncer wheel slot it is linked on, -1 for none
+        self.v_freelist = ON_NO_LIST
+        self.v_mount: Any = None
+        self.v_data: Any = None       # the inode
+        self.v_specmountpoint: Any = None
+        self.v_tag = ""
+        # Used by the split-interlock protocol only: the interrupt-side interlock and flags.
+        self.v_bio_interlock = simplelock("v_bio_interlock")
+        self.v_bioflag = 0
+        self.v_dirtied_at = -1        # when it last went from clean to dirty (policies, metrics)
+
+    def __repr__(self) -> str:
+        return f"<vnode {self.v_id} {VTYPE_NAMES[self.v_type]}>"

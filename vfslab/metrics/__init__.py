@@ -1,0 +1,1 @@
+"""Measurements that decide between designs: collectors during a run, tables and plots after."""

@@ -1,0 +1,129 @@
+"""Collecting measurements during a run, cheaply: syscall latencies as they complete, and a time
+series sampled at a fixed interval by an observer event that charges no emulated CPU time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
+
+NS = 1_000_000_000
+SERIES = ("t_s", "dirty_pages", "dirty_bytes", "dirty_bufs", "pageout_pages", "oldest_dirty_s",
+          "disk_write_bps", "disk_read_bps", "disk_queue", "throttled", "free_pages")
+
+
+class Metrics:
+    """Per-run measurements. `syscall` and `fsync_done` are called by the syscall layer."""
+
+    def __init__(self, k: Kernel, interval_ns: int = 100_000_000) -> None:
+        self.k = k
+        self.interval_ns = interval_ns
+        self.lat: dict[str, list[int]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
+        self.series: dict[str, list[float]] = {name: [] for name in SERIES}
+        self.fsyncs: list[tuple[int, int, int, int]] = []   # (pid, fd, rv, start_ns)
+        self._last_w = 0
+        self._last_r = 0
+        self.throttled = 0          # writers currently throttled (set by policies)
+        self.max_dirty_age_ns = 0
+        self.max_dirty_bytes = 0
+        self._stopped = False
+        self.t0 = 0
+        self.disk0 = (0, 0, 0)
+        self.dirtied0 = 0
+
+    # ---- syscall layer hooks ----------------------------------------------------------------
+    def syscall(self, op: str, start: int, end: int, rv: int) -> None:
+        self.lat[op].append(end - start)
+        if rv < 0:
+            self.errors[op] += 1
+
+    def fsync_done(self, sysobj: Any, fd: int, rv: int, start: int) -> None:
+        self.fsyncs.append((sysobj.proc.p_pid, fd, rv, start))
+
+    # ---- sampling ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin the measured run: forget setup's latencies, snapshot counters, sample."""
+        k = self.k
+        self.lat.clear()
+        self.errors.clear()
+        self.fsyncs.clear()
+        self.t0 = k.m.time()
+        self.disk0 = (k.disk.stats.bytes_read, k.disk.stats.bytes_written,
+                      k.disk.stats.reads + k.disk.stats.writes)
+        self._last_w = k.disk.stats.bytes_written
+        self._last_r = k.disk.stats.bytes_read
+        self.dirtied0 = k.uvm.stats.pagesdirtied
+        k.m.at(max(k.m.now, self.t0) + self.interval_ns, self._sample)
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _sample(self, _: Any = None) -> None:
+        if self._stopped:
+            return
+        k = self.k
+        m = k.m
+        now = m.now
+        uvm = k.uvm
+        disk = k.disk
+        s = self.series
+        s["t_s"].append(now / NS)
+        s["dirty_pages"].append(uvm.ndirty)
+        dirty_bytes = uvm.ndirty * 4096 + k.bio.ndirty * 4096
+        s["dirty_bytes"].append(dirty_bytes)
+        s["dirty_bufs"].append(k.bio.ndirty)
+        s["pageout_pages"].append(uvm.npageout)
+        oldest = self.oldest_dirty_ns()
+        age = (now - oldest) if oldest >= 0 else 0
+        s["oldest_dirty_s"].append(age / NS)
+        if age > self.max_dirty_age_ns:
+            self.max_dirty_age_ns = age
+        if dirty_bytes > self.max_dirty_bytes:
+            self.max_dirty_bytes = dirty_bytes
+        w = disk.stats.bytes_written
+        r = disk.stats.bytes_read
+        dt = self.interval_ns / NS
+        s["disk_write_bps"].append((w - self._last_w) / dt)
+        s["disk_read_bps"].append((r - self._last_r) / dt)
+        self._last_w = w
+        self._last_r = r
+        s["disk_queue"].append(disk.queue_length())
+        s["throttled"].append(self.throttled)
+        s["free_pages"].append(uvm.free)
+        m.at(now + self.interval_ns, self._sample)
+
+    def oldest_dirty_ns(self) -> int:
+        """The dirtying time of the oldest dirty page or buffer (-1 if nothing is dirty)."""
+        k = self.k
+        oldest = k.uvm.oldest_dirty_ns()
+        for slot in k.syncer.syncer_workitem_pending:
+            for vp in slot:
+                for bp in vp.v_dirtyblkhd:
+                    t = bp.b_dirtied_at
+                    if t >= 0 and (oldest < 0 or t < oldest):
+                        oldest = t
+                    break
+        return oldest
+
+    # ---- summaries --------------------------------------------------------------------------
+    @staticmethod
+    def percentiles(values: list[int]) -> dict[str, float]:
+        if not values:
+            return {"count": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "mean_ms": 0.0}
+        a = np.asarray(values, dtype=np.float64) / 1e6
+        return {
+            "count": int(a.size),
+            "p50_ms": float(np.percentile(a, 50)),
+            "p99_ms": float(np.percentile(a, 99)),
+            "max_ms": float(a.max()),
+            "mean_ms": float(a.mean()),
+        }
+
+    def latency_summary(self) -> dict[str, dict[str, float]]:
+        return {op: self.percentiles(v) for op, v in sorted(self.lat.items())}

@@ -1,0 +1,200 @@
+"""Run one scenario on one emulated machine and summarise it: the pure function every command
+(run, check, compare, crashtest, sweep) is built on. Same config and seed, same result.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Generator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from vfslab.errors import InputError
+from vfslab.kern.fcntl import O_CREAT, O_TRUNC, O_WRONLY
+from vfslab.kern.init_main import Kernel, KernelConfig
+from vfslab.kern.kern_proc import Proc, ProcSyscalls, spawn_process
+from vfslab.kern.machine import attach, start_init
+from vfslab.scenario import Scenario
+from vfslab.sim.panic import Panic
+
+NS = 1_000_000_000
+SETUP_CHUNK = 64 * 1024
+
+
+@dataclass
+class RunConfig:
+    scenario: str | Scenario = "stream"
+    protocol: str = "netbsd-2.0"
+    policy: str = "syncer"
+    policy_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    ncpus: int = 1
+    check: bool = False
+    irq_stress: float = 0.0
+    duration_s: float | None = None
+    invariants: bool = False
+    kernel: dict[str, Any] = field(default_factory=dict)   # KernelConfig overrides
+    measure_memory: bool = False
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    scenario: Scenario
+    kernel: Kernel
+    summary: dict[str, Any]
+    checker: Any = None
+    panic: Panic | None = None
+    wall_s: float = 0.0
+
+
+def load_scenario(spec: str | Scenario) -> Scenario:
+    """A built-in name, a scenario .toml, `fio:JOB`, or `strace:LOG`."""
+    if isinstance(spec, Scenario):
+        return spec
+    from vfslab.scenarios.loader import load
+
+    return load(spec)
+
+
+def kernel_config(cfg: RunConfig, sc: Scenario) -> KernelConfig:
+    kc = KernelConfig(ncpus=cfg.ncpus, seed=cfg.seed, irq_stress=cfg.irq_stress,
+                      protocol=cfg.protocol, policy=cfg.policy,
+                      policy_options=dict(cfg.policy_options), invariants=cfg.invariants)
+    names = {f.name for f in fields(KernelConfig)}
+    overrides = {**sc.kernel, **cfg.kernel}
+    faults = overrides.pop("faults", None)
+    for key, val in overrides.items():
+        if key not in names:
+            raise InputError(f"unknown machine setting {key!r}; expected one of "
+                             f"{', '.join(sorted(names))}")
+        setattr(kc, key, val)
+    kc.disk_options = dict(kc.disk_options)
+    if faults:
+        kc.disk_options["faults"] = faults
+    return kc
+
+
+def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
+    """Create the scenario's pre-existing files, write them to disk, and remount so that the
+    measured run starts with a cold cache and a clean file system."""
+    if not sc.setup:
+        return
+    proc = Proc(0, "setup")
+    sys = ProcSyscalls(k, proc)
+    for item in sc.setup:
+        if item.is_dir:
+            yield from sys.mkdir(item.path, 0o755)
+            continue
+        fd = yield from sys.open(item.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0:
+            raise InputError(f"scenario {sc.name}: cannot create {item.path} (errno {-fd})")
+        left = item.size
+        while left > 0:
+            n = min(left, SETUP_CHUNK)
+            got = yield from sys.write(fd, n)
+            if got <= 0:
+                raise InputError(f"scenario {sc.name}: setup write failed ({got})")
+            left -= got
+        yield from sys.close(fd)
+    fs = k.rootfs
+    yield from fs.unmount()
+    err = yield from fs.mount(k.cfg.mount_async)
+    if err:
+        raise k.vfs.panic(f"remount after setup failed: {err}")
+
+
+def run_scenario(cfg: RunConfig) -> RunResult:
+    sc = load_scenario(cfg.scenario)
+    kc = kernel_config(cfg, sc)
+    duration = cfg.duration_s if cfg.duration_s is not None else sc.duration_s
+    if duration <= 0:
+        raise InputError(f"duration must be positive, got {duration}")
+    wall0 = time.perf_counter()
+    if cfg.measure_memory:
+        tracemalloc.start()
+    k = Kernel(kc)
+    attach(k)
+    checker = None
+    if cfg.check:
+        from vfslab.check.checker import Checker
+        from vfslab.check.guards import resolve
+
+        checker = Checker(k.m)
+        glocks = {**k.vfs.global_locks(), **k.proto.global_locks(),
+                  "bqueue_slock": k.bio.bqueue_slock}
+        checker.install(resolve(k.proto.guard_overrides), glocks)
+        k.m.checker = checker
+    state: dict[str, int] = {}
+
+    def then(k: Kernel) -> Generator[Any, Any, None]:
+        yield from _setup(k, sc)
+        state["t0"] = k.m.time()
+        k.metrics.start()
+        for ps in sc.processes:
+            spawn_process(k, ps.name, ps.body, k.m.random(f"proc:{ps.name}"), ps.start_ns)
+
+    start_init(k, then)
+    panic: Panic | None = None
+    m = k.m
+    try:
+        while "t0" not in state:
+            m.run(until=m.now + NS)
+            if not m.pending_events():
+                break
+        t_end = state.get("t0", m.now) + int(duration * NS)
+        m.run(until=t_end)
+    except Panic as p:
+        panic = p
+        if checker is not None:
+            checker.record_panic(p)
+    finally:
+        if checker is not None:
+            checker.uninstall()
+            k.m.checker = None
+    k.metrics.stop()
+    peak_mem = 0
+    if cfg.measure_memory:
+        peak_mem = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    wall = time.perf_counter() - wall0
+    summary = summarize(k, sc, state.get("t0", 0), duration, panic)
+    summary["wall_s"] = wall
+    if cfg.measure_memory:
+        summary["peak_python_bytes"] = peak_mem
+    return RunResult(cfg, sc, k, summary, checker, panic, wall)
+
+
+def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | None
+              ) -> dict[str, Any]:
+    procs = k.procs
+    disk = k.disk
+    met = k.metrics
+    lat = met.latency_summary()
+    ops = sum(p.nsyscalls for p in procs)
+    m = k.m
+    elapsed = max(1, m.now - t0) / NS
+    out: dict[str, Any] = {
+        "scenario": sc.name,
+        "protocol": k.cfg.protocol,
+        "policy": k.cfg.policy,
+        "seed": k.cfg.seed,
+        "cpus": k.cfg.ncpus,
+        "emulated_s": elapsed,
+        "operations": ops,
+        "syscall_errors": sum(p.errors for p in procs),
+        "bytes_read": sum(p.bytes_read for p in procs),
+        "bytes_written": sum(p.bytes_written for p in procs),
+        "disk_bytes_read": disk.stats.bytes_read - met.disk0[0],
+        "disk_bytes_written": disk.stats.bytes_written - met.disk0[1],
+        "disk_requests": disk.stats.reads + disk.stats.writes - met.disk0[2],
+        "dirty_pages_end": k.uvm.ndirty,
+        "dirty_bufs_end": k.bio.ndirty,
+        "latency": {op: lat[op] for op in ("read", "write", "fsync") if op in lat},
+        "engine_events": m.stats.events,
+        "context_switches": m.stats.nswitch,
+        "interrupts": m.stats.nintr,
+        "panic": panic.report() if panic is not None else None,
+    }
+    return out

@@ -1,0 +1,43 @@
+"""What a run emulates: processes with their workload bodies, files that exist before the run,
+how long it runs, and the machine it runs on (KernelConfig overrides).
+
+Scenarios come from the built-in library (vfslab/scenarios), TOML files, fio job files and
+strace logs; all of them end up as a `Scenario`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+Body = Callable[[Any, random.Random], Generator[Any, Any, Any]]
+
+
+@dataclass
+class ProcessSpec:
+    name: str
+    body: Body
+    start_ns: int = 0
+
+
+@dataclass
+class SetupItem:
+    """A directory, or a file of `size` bytes, that exists before the measured run."""
+
+    path: str
+    size: int = 0
+    is_dir: bool = False
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    processes: list[ProcessSpec]
+    setup: list[SetupItem] = field(default_factory=list)
+    duration_s: float = 60.0
+    kernel: dict[str, Any] = field(default_factory=dict)   # KernelConfig field overrides
+    warnings: list[str] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)

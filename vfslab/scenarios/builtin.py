@@ -1,0 +1,207 @@
+"""Built-in scenarios, written as workload bodies against the system-call interface.
+
+A body is `body(sys, rng)`: a generator that makes calls with `yield from sys.write(...)`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator
+from typing import Any
+
+from vfslab.kern.fcntl import O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, SEEK_SET
+from vfslab.scenario import ProcessSpec, Scenario, SetupItem
+
+KiB = 1024
+MiB = 1024 * 1024
+MS = 1_000_000
+S = 1_000_000_000
+GEN = Generator[Any, Any, None]
+
+
+def paced_writer(path: str, total: int, chunk: int, rate_bps: float, fsync_every: int = 0,
+                 wrap: bool = True) -> Any:
+    """A writer of `chunk`-sized sequential writes at `rate_bps` (0: as fast as it can),
+    rewriting from the start after `total` bytes when `wrap`."""
+
+    def body(sys: Any, rng: random.Random) -> GEN:
+        fd = yield from sys.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        if fd < 0:
+            return
+        off = 0
+        n = 0
+        start = sys.now()
+        while True:
+            if off >= total:
+                if not wrap:
+                    break
+                off = 0
+                yield from sys.lseek(fd, 0, SEEK_SET)
+            got = yield from sys.write(fd, chunk)
+            if got < 0:
+                break
+            off += got
+            n += 1
+            if fsync_every and n % fsync_every == 0:
+                yield from sys.fsync(fd)
+            if rate_bps > 0:
+                due = start + int(n * chunk * S / rate_bps)
+                now = sys.now()
+                if due > now:
+                    yield from sys.nanosleep(due - now)
+        yield from sys.close(fd)
+
+    return body
+
+
+def stream() -> Scenario:
+    return Scenario(
+        "stream", "one process streaming 64 KiB writes into a 1 GiB file as fast as it can",
+        [ProcessSpec("writer", paced_writer("/stream.dat", 1024 * MiB, 64 * KiB, 0))],
+        duration_s=20.0, kernel={"physmem_mb": 128})
+
+
+def smallfiles() -> Scenario:
+    def body(sys: Any, rng: random.Random) -> GEN:
+        i = 0
+        while True:
+            d = f"/d{i % 8}"
+            if i < 8:
+                yield from sys.mkdir(d, 0o755)
+            path = f"{d}/f{i}"
+            fd = yield from sys.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            if fd < 0:
+                return
+            yield from sys.write(fd, rng.choice((4, 8, 16, 32, 64)) * KiB)
+            yield from sys.close(fd)
+            i += 1
+            if i % 16 == 0:
+                yield from sys.nanosleep(5 * MS)
+
+    return Scenario("smallfiles", "many small files created and written in eight directories",
+                    [ProcessSpec("creator", body)], duration_s=10.0)
+
+
+def randfsync() -> Scenario:
+    size = 64 * MiB
+
+    def body(sys: Any, rng: random.Random) -> GEN:
+        fd = yield from sys.open("/db.dat", O_RDWR, 0)
+        if fd < 0:
+            return
+        n = 0
+        while True:
+            off = rng.randrange(size // (4 * KiB)) * 4 * KiB
+            yield from sys.pwrite(fd, 4 * KiB, off)
+            n += 1
+            if n % 8 == 0:
+                yield from sys.fsync(fd)
+            yield from sys.nanosleep(2 * MS)
+
+    return Scenario("randfsync", "random 4 KiB overwrites of a 64 MiB file, fsync every 8",
+                    [ProcessSpec("db", body)], setup=[SetupItem("/db.dat", size)],
+                    duration_s=10.0)
+
+
+def sequential_reader(path: str, size: int, chunk: int, think_ns: int) -> Any:
+    def body(sys: Any, rng: random.Random) -> GEN:
+        fd = yield from sys.open(path, O_RDONLY, 0)
+        if fd < 0:
+            return
+        while True:
+            got = yield from sys.read(fd, chunk)
+            if got <= 0:
+                yield from sys.lseek(fd, 0, SEEK_SET)
+            if think_ns:
+                yield from sys.nanosleep(think_ns)
+
+    return body
+
+
+def readwrite() -> Scenario:
+    return Scenario(
+        "readwrite", "a sequential reader of a 256 MiB file beside a streaming writer",
+        [ProcessSpec("writer", paced_writer("/out.dat", 512 * MiB, 64 * KiB, 8 * MiB)),
+         ProcessSpec("reader", sequential_reader("/in.dat", 256 * MiB, 64 * KiB, 1 * MS))],
+        setup=[SetupItem("/in.dat", 256 * MiB)], duration_s=20.0, kernel={"physmem_mb": 128})
+
+
+def protocol() -> Scenario:
+    """Drive every path the mail names, on a small machine so that it happens quickly:
+    delayed and asynchronous metadata writes (syncer and fsync passes release them in
+    biodone), write errors on metadata and data (brelse -> reassignbuf/brelvp -> holdrele
+    from biodone), vnode recycling (more files than vnodes), fsync waits on v_numoutput."""
+
+    def churn(sys: Any, rng: random.Random) -> GEN:
+        yield from sys.mkdir("/p", 0o755)
+        i = 0
+        while True:
+            path = f"/p/f{i % 200}"
+            fd = yield from sys.open(path, O_RDWR | O_CREAT, 0o644)
+            if fd >= 0:
+                yield from sys.pwrite(fd, rng.choice((4, 12, 52, 80)) * KiB,
+                                      rng.randrange(16) * 4 * KiB)
+                if i % 3 == 0:
+                    yield from sys.fsync(fd)
+                yield from sys.close(fd)
+            if i % 7 == 0:
+                yield from sys.unlink(f"/p/f{(i * 13) % 200}")
+            if i % 11 == 0:
+                yield from sys.rename(path, f"/p/r{i % 50}")
+            i += 1
+            yield from sys.nanosleep(rng.randrange(1, 5) * MS)
+
+    def reader(sys: Any, rng: random.Random) -> GEN:
+        while True:
+            fd = yield from sys.open(f"/p/f{rng.randrange(200)}", O_RDONLY, 0)
+            if fd >= 0:
+                yield from sys.read(fd, 16 * KiB)
+                yield from sys.close(fd)
+            yield from sys.nanosleep(3 * MS)
+
+    return Scenario(
+        "protocol", protocol.__doc__ or "",
+        [ProcessSpec("churn", churn), ProcessSpec("reader", reader)],
+        duration_s=45.0,
+        kernel={"physmem_mb": 16, "maxvnodes": 64, "syncdelay": 4, "filedelay": 4,
+                "dirdelay": 3, "metadelay": 2,
+                "faults": [{"kind": "fraction", "fraction": 0.02, "op": "write"}]})
+
+
+def pr24596() -> Scenario:
+    """kern/24596 (2004): "large backlogs of unflushed pages". A steady writer produces a
+    large file at 4 MB/s on a 2004 desktop (256 MB, one 7200 rpm ATA disk); an interactive
+    reader reads random 16 KiB pieces of a cold file every 200 ms; a small-file user saves a
+    few files every few seconds. The 30 s syncer lets ~120 MB pile up and writes it in one
+    burst that stalls the reader."""
+    big = 1024 * MiB
+
+    def random_reader(sys: Any, rng: random.Random) -> GEN:
+        fd = yield from sys.open("/home/mail.db", O_RDONLY, 0)
+        if fd < 0:
+            return
+        while True:
+            off = rng.randrange((256 * MiB) // (16 * KiB)) * 16 * KiB
+            yield from sys.pread(fd, 16 * KiB, off)
+            yield from sys.nanosleep(200 * MS)
+
+    def saver(sys: Any, rng: random.Random) -> GEN:
+        i = 0
+        while True:
+            yield from sys.nanosleep(rng.randrange(2000, 5000) * MS)
+            for _ in range(rng.randrange(1, 4)):
+                fd = yield from sys.open(f"/home/doc{i % 40}.txt", O_WRONLY | O_CREAT | O_TRUNC,
+                                         0o644)
+                if fd >= 0:
+                    yield from sys.write(fd, rng.choice((4, 8, 24)) * KiB)
+                    yield from sys.close(fd)
+                i += 1
+
+    return Scenario(
+        "pr24596", pr24596.__doc__ or "",
+        [ProcessSpec("writer", paced_writer("/home/capture.dv", big, 64 * KiB, 4_000_000)),
+         ProcessSpec("reader", random_reader, start_ns=1 * S),
+         ProcessSpec("saver", saver)],
+        setup=[SetupItem("/home", is_dir=True), SetupItem("/home/mail.db", 256 * MiB)],
+        duration_s=120.0,
+        kernel={"physmem_mb": 256, "disk": "hdd"})
