@@ -76,8 +76,14 @@ class MiniFS:
 
     def fsync(self, vp: vnode, wait: bool, dataonly: bool = False, lazy: bool = False
               ) -> Generator[Any, Any, int]:
-        err: int = yield from self.k.vfs.vflushbuf(vp, wait)
-        return err
+        err: int = yield from self.k.genfs.putpages(vp, 0, 0, clean=True, sync=wait)
+        err2: int = yield from self.k.vfs.vflushbuf(vp, wait)
+        return err or err2
+
+    def bmap(self, vp: vnode, lbn: int) -> Generator[Any, Any, int]:
+        """Each vnode owns a contiguous 100000-block extent."""
+        yield from ()
+        return (vp.v_id * 100_000 + lbn) * 8
 
     def inactive(self, vp: vnode) -> Generator[Any, Any, None]:
         yield from ()
@@ -98,6 +104,7 @@ def make_kernel(**kw: Any) -> tuple[Kernel, MemDisk]:
     k.genfs = Genfs(k)
     k.ubc = Ubc(k)
     k.aiodone = AioDone(k)
+    k.aiodone.start()
     k.metrics = Metrics(k)
     k.policy = SyncerPolicy(k, {})
     disk = MemDisk(k)

@@ -72,6 +72,16 @@ def start_daemons(k: Kernel) -> None:
     k.proto.start()
     k.policy.start()
     periodic(k.m, NS, lambda _: k.m.wakeup(k.lbolt), name="lbolt")
+    periodic(k.m, NS // 10, lambda _: roundrobin(k), name="roundrobin")
+
+
+def roundrobin(k: Kernel) -> None:
+    """hardclock's roundrobin(): every 100 ms, a CPU-bound process yields to runnable ones at
+    its next return to user mode."""
+    if k.m.runq:
+        for cpu in k.m.cpus:
+            if cpu.running is not None:
+                cpu.want_resched = True
 
 
 def boot(cfg: KernelConfig, store: dict[int, Any] | None = None,
