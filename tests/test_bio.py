@@ -6,6 +6,7 @@ from collections.abc import Generator
 from typing import Any
 
 from kharness import make_kernel, new_vnode, run_thread
+
 from vfslab.kern.buf import B_BUSY, B_DELWRI, B_INVAL, BQ_AGE, BQ_LRU
 from vfslab.kern.vnode import VBLK, VDIR, VREG
 

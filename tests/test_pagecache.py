@@ -7,6 +7,7 @@ from collections.abc import Generator
 from typing import Any
 
 from kharness import make_kernel, new_vnode, run_thread
+
 from vfslab.kern.uvm_page import PG_CLEAN
 from vfslab.kern.uvm_pdaemon import PageDaemon
 from vfslab.kern.vnode import VREG
