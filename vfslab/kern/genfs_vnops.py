@@ -105,6 +105,8 @@ class Genfs:
                 clusters.append(run)
             n = sum(len(c) for c in clusters)
             uvm.npageout += n
+            if pageout:
+                uvm.npdpageout += n
             self.stats.pages_written += n
         p.vi_unlock(vp, s)
         bufs: list[buf] = []

@@ -81,9 +81,11 @@ class Uvm:
         self.inactive: OrderedDict[vm_page, None] = OrderedDict()
         self.ndirty = 0                 # dirty pages (not PG_CLEAN)
         self.npageout = 0               # pages busy being written
+        self.npdpageout = 0             # of which paged out by the page daemon (freed after)
         self.dirty_objects: dict[uvm_object, None] = {}
         self.free_ident = object()      # &uvmexp.free
         self.pagedaemon_ident = object()  # &uvm.pagedaemon
+        self.pdwait_ident = object()      # the page daemon waiting for its pageouts
         self.stats = UvmStats()
         self.nwaiting = 0
 

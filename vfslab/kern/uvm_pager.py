@@ -67,6 +67,8 @@ class AioDone:
             if uvm.nwaiting:
                 uvm.nwaiting = 0
                 m.wakeup(uvm.free_ident)
+            if uvm.free < uvm.freemin:
+                m.wakeup(uvm.pdwait_ident)
 
     def uvm_aio_aiodone(self, bp: buf) -> None:
         """Finish a page-cache write in thread context: pages unbusied (freed after a
@@ -86,6 +88,8 @@ class AioDone:
             if error:
                 uvm.page_dirty(pg, now)       # the data is still only in memory
             flags = pg.flags
+            if flags & PG_PAGEOUT:
+                uvm.npdpageout -= 1
             if flags & PG_WANTED:
                 self.m.wakeup(pg)
             if flags & PG_RELEASED or (flags & PG_PAGEOUT and not error):

@@ -9,6 +9,7 @@ order for pages that are not re-referenced.
 from __future__ import annotations
 
 from collections.abc import Generator
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.buf import MAXPHYS, PAGE_SHIFT
@@ -43,8 +44,8 @@ class PageDaemon:
                 uvm.nwaiting = 0
                 m.wakeup(uvm.free_ident)
             if not progress:
-                # nothing could be done now: wait for pageouts to finish
-                yield from m.tsleep(uvm.pagedaemon_ident, "pgdaemon", m.tick_ns * 10)
+                # nothing more to start: wait for pageouts to finish (aiodoned wakes us)
+                yield from m.tsleep(uvm.pdwait_ident, "pgdwait", m.tick_ns * 10)
 
     def uvmpd_scan(self) -> Generator[Any, Any, bool]:
         """One pass: refill the inactive queue, then free or page out from its head."""
@@ -58,11 +59,25 @@ class PageDaemon:
             pg = next(iter(uvm.active))
             uvm.uvm_pagedeactivate(pg)
         progress = False
-        need = uvm.freetarg - uvm.free + uvm.npageout // 4
-        for pg in list(uvm.inactive):
+        # pages already being paged out will be freed by aiodoned: count them as done
+        need = uvm.freetarg - uvm.free - uvm.npdpageout
+        if need <= 0:
+            return False
+        inactive = uvm.inactive
+        # the clock hand: look at a bounded batch from the head; a page it passes over
+        # (busy under I/O) goes to the tail, as the hand moving past it
+        batch = list(islice(inactive, need + 2 * CLUSTER))
+        busy = 0
+        for pg in batch:
             if need <= 0:
                 break
-            if pg.flags & PG_BUSY or not (pg.pqflags & 0x2):
+            if not (pg.pqflags & 0x2):
+                continue
+            if pg.flags & PG_BUSY:
+                inactive.move_to_end(pg)
+                busy += 1
+                if busy >= 4 * CLUSTER:
+                    break       # mostly under I/O: wait for it rather than spin the hand
                 continue
             vp = pg.uobject.vp
             s = p.vi_trylock(vp)
