@@ -85,6 +85,7 @@ class Kernel:
         self.syscalls: Any = None
         self.metrics: Any = None
         self.invariants: Any = None
+        self.journal: Any = None      # crash tests: what the workload wrote and fsync'd
         self.rootfs: Any = None
         self.mounts: list[mount] = []
         self._stamp = 0

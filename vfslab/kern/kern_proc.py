@@ -120,10 +120,17 @@ class ProcSyscalls:
         yield from self._leave("lseek", t, rv)
         return rv
 
+    def _journal_fsync(self, fd: int, rv: int, t: int) -> None:
+        j = self.k.journal
+        fp = self.fdp.fd_ofiles.get(fd)
+        if j is not None and rv == 0 and fp is not None:
+            j.on_fsync(fp.f_vp, t, self.m.time())
+
     def fsync(self, fd: int) -> GEN:
         t = self._enter()
         rv = yield from self.sc.sys_fsync(self.fdp, fd, False)
         self.metrics.fsync_done(self, fd, rv, t)
+        self._journal_fsync(fd, rv, t)
         yield from self._leave("fsync", t, rv)
         return rv
 
@@ -131,6 +138,7 @@ class ProcSyscalls:
         t = self._enter()
         rv = yield from self.sc.sys_fsync(self.fdp, fd, True)
         self.metrics.fsync_done(self, fd, rv, t)
+        self._journal_fsync(fd, rv, t)
         yield from self._leave("fsync", t, rv)
         return rv
 
@@ -142,6 +150,9 @@ class ProcSyscalls:
 
     def unlink(self, path: str) -> GEN:
         t = self._enter()
+        j = self.k.journal
+        if j is not None:
+            yield from j.before_unlink(self.k, path)
         rv = yield from self.sc.sys_unlink(path)
         yield from self._leave("unlink", t, rv)
         return rv
@@ -218,6 +229,7 @@ class ProcSyscalls:
         t = self._enter()
         rv = yield from self.sc.sys_msync(self.fdp, fd, off, length)
         self.metrics.fsync_done(self, fd, rv, t)
+        self._journal_fsync(fd, rv, t)
         yield from self._leave("fsync", t, rv)
         return rv
 

@@ -93,6 +93,9 @@ class Ubc:
                 uvm.page_dirty(pg, now)
                 idx += 1
             p.vi_unlock(vp, s)
+        j = k.journal
+        if j is not None:
+            j.on_write(vp, stamp, first, last, m.time())
         nbytes = n
         m.charge(costs.copy_per_kib * nbytes // 1024 + costs.page_lookup * (last - first + 1))
         self.bytes_written += nbytes
