@@ -9,11 +9,8 @@ from vfslab.errors import InputError
 from vfslab.scenario import Scenario
 from vfslab.scenarios import builtin
 
+# Scenarios written in Python; the rest of the library is the .toml files beside this module.
 SCENARIOS: dict[str, tuple[Callable[[], Scenario], str]] = {
-    "stream": (builtin.stream, "one process streaming 64 KiB writes into a large file"),
-    "smallfiles": (builtin.smallfiles, "many small files created and written in a few dirs"),
-    "randfsync": (builtin.randfsync, "random 4 KiB overwrites of a file, fsync every 8 writes"),
-    "readwrite": (builtin.readwrite, "a sequential reader beside a streaming writer"),
     "protocol": (builtin.protocol, "every path of the mail: async metadata writes, I/O errors, "
                  "vnode recycling, fsync waits (the validator's default)"),
     "pr24596": (builtin.pr24596, "kern/24596: a large steady writer, an interactive reader "
@@ -21,9 +18,21 @@ SCENARIOS: dict[str, tuple[Callable[[], Scenario], str]] = {
 }
 
 
+def all_names() -> list[str]:
+    from vfslab.scenarios.library import library_files
+
+    return sorted({*SCENARIOS, *library_files()})
+
+
 def builtin_scenario(name: str) -> Scenario:
+    from vfslab.scenarios.library import library_files
+    from vfslab.scenarios.toml_file import load_toml
+
     entry = SCENARIOS.get(name)
-    if entry is None:
-        raise InputError(f"unknown scenario {name!r}: expected one of {', '.join(SCENARIOS)}, "
-                         "a .toml scenario file, fio:JOB.fio or strace:LOG")
-    return entry[0]()
+    if entry is not None:
+        return entry[0]()
+    files = library_files()
+    if name in files:
+        return load_toml(str(files[name][0]))
+    raise InputError(f"unknown scenario {name!r}: expected one of {', '.join(all_names())}, "
+                     "a .toml scenario file, fio:JOB.fio or strace:LOG")

@@ -22,9 +22,9 @@ def load(spec: str) -> Scenario:
         from vfslab.scenarios.toml_file import load_toml
 
         return load_toml(spec)
-    from vfslab.scenarios import SCENARIOS, builtin_scenario
+    from vfslab.scenarios import all_names, builtin_scenario
 
-    if spec in SCENARIOS:
+    if spec in all_names():
         return builtin_scenario(spec)
     if Path(spec).exists():
         raise InputError("expected a scenario .toml file, or fio:JOB / strace:LOG", spec)
