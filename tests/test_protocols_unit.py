@@ -7,8 +7,8 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-
 from kharness import make_kernel, new_vnode, run_thread
+
 from vfslab.kern.buf import B_INVAL
 from vfslab.kern.vnode import VREG
 

@@ -108,19 +108,19 @@ class LockOps:
     def _contended(self, lk: simplelock, cur: Context, h: Context) -> None:
         m = self.m
         if _on_this_cpu(h, cur):
-            stacks = [call_chain(3)]
+            stacks = [call_chain(2)]
             if lk.where:
                 stacks.append(lk.where)
             if m.checker is not None:
                 m.checker.on_self_deadlock(lk, cur, h, stacks)
+            who = cur.describe() if cur.intr else f"{cur.describe()} on cpu{cur.cpu.index}"
             raise Deadlock(
                 f"simple_lock: locking against myself: {lk.cls} held by {h.describe()}, "
-                f"wanted by {cur.describe()} on cpu{cur.cpu.index}",
-                cur.describe(), stacks, m.time())
+                f"wanted by {who}", cur.describe(), stacks, m.time())
         # Held on another CPU. In a correct kernel that holder is running and would release
         # it shortly; the engine never interleaves a spinner with a running holder (see
         # engine), so the holder is switched out holding a spin lock and cannot release it.
-        stacks = [call_chain(3)]
+        stacks = [call_chain(2)]
         if isinstance(h, Thread):
             stacks.append(thread_chain(h))
         if m.checker is not None:

@@ -13,6 +13,13 @@ from types import CodeType, FrameType
 _KERNEL_PREFIXES = ("vfslab.kern", "vfslab.fs", "vfslab.dev", "vfslab.policy", "vfslab.workload",
                     "vfslab.scenario", "tests", "test_")
 _boundaries: set[CodeType] = set()
+# Protocol plumbing (how a protocol takes a lock) is not part of the kernel's call chain:
+# a report shows brelvp -> holdrele -> simple_lock, not the helper in between.
+_HIDDEN = frozenset({
+    "vi_lock", "vi_unlock", "vi_trylock", "vi_sleep", "hold_lock", "hold_unlock",
+    "buflist_lock", "buflist_unlock", "synclist_lock", "synclist_unlock", "freelist_lock",
+    "freelist_unlock", "holdrele_from_brelvp", "maybe_leave_worklist_locked",
+})
 
 
 def add_boundary(code: CodeType) -> None:
@@ -35,7 +42,8 @@ def call_chain(skip: int = 1, limit: int = 48) -> list[str]:
             break
         if _is_kernel(f):
             name = f.f_code.co_name
-            if not name.startswith("_") or name.startswith("__"):
+            if (not name.startswith("_") and name not in _HIDDEN
+                    and (not out or out[-1] != name)):
                 out.append(name)
         f = f.f_back
     out.reverse()
