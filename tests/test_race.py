@@ -9,6 +9,7 @@ from collections.abc import Generator
 from typing import Any
 
 from kharness import make_kernel, new_vnode, run_thread
+
 from vfslab.kern.vnode import VREG
 from vfslab.sim.panic import Deadlock
 
