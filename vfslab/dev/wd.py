@@ -1,0 +1,209 @@
+"""A disk driver in the manner of NetBSD's wd(4)/sd(4) of 2004: a request queue (FIFO or the
+disksort elevator), a device that holds up to `depth` requests, a completion interrupt at
+IPL_BIO that transfers the data, starts the next request and calls biodone.
+
+The block store maps 4 KiB block numbers to payloads; a write's payloads land at completion.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import insort
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vfslab.dev.faults import FaultInjector
+from vfslab.dev.models import ServiceModel
+from vfslab.sim.engine import Engine
+from vfslab.sim.ipl import IPL_BIO
+
+B_READ = 0x00100000
+B_ERROR = 0x00000800
+EIO = 5
+SECTOR = 512
+BLOCK_SECTORS = 8
+
+
+class Torn:
+    """A 4 KiB block whose write was cut by a power failure after `sectors` sectors."""
+
+    __slots__ = ("old", "new", "sectors")
+
+    def __init__(self, old: Any, new: Any, sectors: int) -> None:
+        self.old = old
+        self.new = new
+        self.sectors = sectors
+
+    def __repr__(self) -> str:
+        return f"Torn({self.sectors}/8 sectors)"
+
+
+@dataclass(slots=True)
+class DiskStats:
+    reads: int = 0
+    writes: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    busy_ns: int = 0
+    errors: int = 0
+    max_queue: int = 0
+
+
+class Disk:
+    """One disk: driver queue, device slots, service model, faults, store."""
+
+    def __init__(self, m: Engine, model: ServiceModel, iodone: Callable[[Any], None],
+                 queue: str = "disksort", depth: int = 1, intr_cpu: int = 0,
+                 nblocks: int = 1 << 20, faults: FaultInjector | None = None,
+                 name: str = "wd0") -> None:
+        if queue not in ("disksort", "fifo"):
+            raise ValueError(f"queue must be disksort or fifo, got {queue!r}")
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self.m = m
+        self.model = model
+        self.iodone = iodone
+        self.queue_kind = queue
+        self.depth = depth
+        self.intr_cpu = intr_cpu
+        self.nblocks = nblocks
+        self.faults = faults
+        self.name = name
+        self.store: dict[int, Any] = {}
+        self.stats = DiskStats()
+        self.waiting: deque[Any] = deque()        # FIFO
+        self.sorted: list[tuple[int, int, Any]] = []   # disksort: (blkno, seq, bp)
+        self._seq = 0
+        self.inflight: dict[Any, tuple[int, int, int]] = {}   # bp -> (start, end, number)
+        self.nstarted = 0
+        self.head_blkno = 0
+        self._intrname = f"{name}intr"
+
+    # ---- queue --------------------------------------------------------------------------
+    def queue_length(self) -> int:
+        return len(self.waiting) + len(self.sorted) + len(self.inflight)
+
+    def _enqueue(self, bp: Any) -> None:
+        if self.queue_kind == "fifo":
+            self.waiting.append(bp)
+        else:
+            self._seq += 1
+            insort(self.sorted, (bp.b_blkno, self._seq, bp))
+
+    def _dequeue(self) -> Any:
+        if self.queue_kind == "fifo":
+            return self.waiting.popleft() if self.waiting else None
+        s = self.sorted
+        if not s:
+            return None
+        # disksort_blkno: a one-way elevator (C-LOOK): the next request at or above the head,
+        # else wrap to the lowest
+        from bisect import bisect_left
+
+        i = bisect_left(s, (self.head_blkno, -1, None)) if s[-1][0] >= self.head_blkno else 0
+        if i >= len(s):
+            i = 0
+        return s.pop(i)[2]
+
+    # ---- driver entry points -----------------------------------------------------------------
+    def strategy(self, bp: Any) -> None:
+        """Queue a request (from thread or interrupt context) and start the device."""
+        m = self.m
+        s = m.splbio()
+        blk = bp.b_blkno // BLOCK_SECTORS
+        if bp.b_blkno % BLOCK_SECTORS or bp.b_bcount % 4096 or blk < 0 or \
+                blk + bp.b_bcount // 4096 > self.nblocks:
+            bp.b_flags |= B_ERROR
+            bp.b_error = EIO
+            bp.b_resid = bp.b_bcount
+            m.splx(s)
+            self.iodone(bp)
+            return
+        self._enqueue(bp)
+        q = self.queue_length()
+        if q > self.stats.max_queue:
+            self.stats.max_queue = q
+        self.start()
+        m.splx(s)
+
+    def start(self) -> None:
+        """Give the device as many queued requests as it has slots (wdstart)."""
+        m = self.m
+        while len(self.inflight) < self.depth:
+            bp = self._dequeue()
+            if bp is None:
+                return
+            m.charge(m.costs.driver_start)
+            now = m.time()
+            read = bool(bp.b_flags & B_READ)
+            svc = self.model.service_ns(read, bp.b_blkno, bp.b_bcount, now)
+            end = now + svc
+            self.nstarted += 1
+            self.inflight[bp] = (now, end, self.nstarted)
+            self.head_blkno = bp.b_blkno + bp.b_bcount // SECTOR
+            m.post_intr(self.intr_cpu, IPL_BIO, self.intr, bp, at=end, name=self._intrname)
+
+    def intr(self, bp: Any) -> None:
+        """The completion interrupt (IPL_BIO): transfer, status, next request, biodone."""
+        m = self.m
+        m.charge(m.costs.driver_done)
+        start, _end, reqno = self.inflight.pop(bp)
+        now = m.time()
+        self.model.complete(bp.b_blkno, bp.b_bcount, now)
+        self.stats.busy_ns += max(0, now - start)
+        blk = bp.b_blkno // BLOCK_SECTORS
+        n = bp.b_bcount // 4096
+        read = bool(bp.b_flags & B_READ)
+        failed = self.faults is not None and self.faults.should_fail(read, blk, n, reqno)
+        if failed:
+            bp.b_flags |= B_ERROR
+            bp.b_error = EIO
+            bp.b_resid = bp.b_bcount
+            self.stats.errors += 1
+        else:
+            bp.b_resid = 0
+            store = self.store
+            if read:
+                self.stats.reads += 1
+                self.stats.bytes_read += bp.b_bcount
+                bp.b_data = [store.get(blk + i) for i in range(n)]
+            else:
+                self.stats.writes += 1
+                self.stats.bytes_written += bp.b_bcount
+                data = bp.b_data
+                for i in range(n):
+                    v = data[i]
+                    store[blk + i] = bytes(v) if isinstance(v, bytearray) else v
+        self.start()
+        self.iodone(bp)
+
+    # ---- power failure ------------------------------------------------------------------------
+    def power_cut(self, tear: bool, rng: random.Random) -> dict[int, Any]:
+        """The image a power cut leaves now: completed writes; a write in service torn at a
+        seeded sector boundary when `tear`; queued requests lost."""
+        image = dict(self.store)
+        if tear:
+            for bp, _ in sorted(self.inflight.items(), key=lambda kv: kv[1]):
+                if bp.b_flags & B_READ:
+                    continue
+                blk = bp.b_blkno // BLOCK_SECTORS
+                n = bp.b_bcount // 4096
+                sectors = rng.randrange(n * BLOCK_SECTORS + 1)
+                for i in range(n):
+                    done = min(BLOCK_SECTORS, max(0, sectors - i * BLOCK_SECTORS))
+                    if done == 0:
+                        break
+                    new = bp.b_data[i]
+                    new = bytes(new) if isinstance(new, bytearray) else new
+                    if done == BLOCK_SECTORS:
+                        image[blk + i] = new
+                        continue
+                    old = image.get(blk + i)
+                    if isinstance(new, bytes):
+                        base = old if isinstance(old, bytes) else bytes(4096)
+                        image[blk + i] = new[:done * SECTOR] + base[done * SECTOR:]
+                    else:
+                        image[blk + i] = Torn(old, new, done)
+        return image
