@@ -21,7 +21,7 @@ NS = 1_000_000_000
 def attach(k: Kernel, store: dict[int, Any] | None = None) -> None:
     """Build the subsystems and attach the disk (mkfs'ing a fresh image unless `store`)."""
     from vfslab.dev import make_disk
-    from vfslab.fs.ffs_fs import mkfs
+    from vfslab.fs.ufs_layout import mkfs
     from vfslab.kern.genfs_vnops import Genfs
     from vfslab.kern.uvm_bio import Ubc
     from vfslab.kern.uvm_pager import AioDone
@@ -54,7 +54,7 @@ def attach(k: Kernel, store: dict[int, Any] | None = None) -> None:
 
 def mount_root(k: Kernel) -> Generator[Any, Any, int]:
     """Create the device vnode and mount the file system on it (in a thread)."""
-    from vfslab.fs.ffs_vfsops import FFS
+    from vfslab.fs.ufs import FFS
 
     devvp = yield from k.vfs.getnewvnode("spec", None)
     devvp.v_type = VBLK

@@ -177,6 +177,14 @@ class BufCache:
             self.allocbuf(bp, size)
             return bp
 
+    def bget(self, vp: vnode, blkno: int, size: int, daddr: int = -1
+             ) -> Generator[Any, Any, buf]:
+        """getblk without a timeout: it always returns the buffer."""
+        while True:
+            bp = yield from self.getblk(vp, blkno, size, 0, daddr)
+            if bp is not None:
+                return bp
+
     def geteblk(self, size: int) -> Generator[Any, Any, buf]:
         """An empty, disassociated buffer (for I/O of the page cache: getiobuf)."""
         bp = buf()

@@ -1,0 +1,183 @@
+"""The on-disk format of vfslab's FFS-like file system, and newfs (mkfs).
+
+4 KiB blocks (the page size) and one cylinder group: FFS of 2004 had cylinder groups and
+fragments; this file system has neither, which changes allocation locality and nothing about
+the buffer-cache and locking protocol vfslab studies.
+
+    block 0                superblock
+    bmap_start ...         block bitmap (one bit a block, 32768 a block)
+    imap_start ...         inode bitmap
+    itable_start ...       inode table, 32 inodes of 128 bytes a block
+    data_start ...         data, directories and indirect blocks
+
+Inode (128 bytes): mode u16, nlink u16, size u64, mtime u64, gen u32, 12 direct block numbers,
+one single and one double indirect (u32 each; 1024 entries an indirect block).
+Directory blocks: 32 entries of 128 bytes: ino u32, namelen u8, name (up to 123 bytes).
+Everything metadata is real bytes, so fsck and crash tests read the image itself.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+BSIZE = 4096
+SECTORS = 8                      # DEV_BSIZE sectors per block
+MAGIC = 0x19540119               # FFS's magic number
+SB_FMT = "<16I"
+INODE_SIZE = 128
+INOPB = BSIZE // INODE_SIZE      # inodes per block
+NDADDR = 12
+NINDIR = BSIZE // 4
+INODE_FMT = "<HHQQI12III"        # mode nlink size mtime gen db[12] ib dib
+DIRENT_SIZE = 128
+DIRENTS = BSIZE // DIRENT_SIZE
+MAXNAMLEN = 123
+ROOTINO = 2
+IFDIR = 0o040000
+IFREG = 0o100000
+IFMT = 0o170000
+BITS = BSIZE * 8
+ZERO_BLOCK = bytes(BSIZE)
+
+
+@dataclass
+class Superblock:
+    magic: int = MAGIC
+    version: int = 1
+    nblocks: int = 0
+    ninodes: int = 0
+    bmap_start: int = 1
+    bmap_blocks: int = 0
+    imap_start: int = 0
+    imap_blocks: int = 0
+    itable_start: int = 0
+    itable_blocks: int = 0
+    data_start: int = 0
+    free_blocks: int = 0
+    free_inodes: int = 0
+    clean: int = 1
+    root_ino: int = ROOTINO
+    generation: int = 0
+
+    def pack(self) -> bytes:
+        vals = [self.magic, self.version, self.nblocks, self.ninodes, self.bmap_start,
+                self.bmap_blocks, self.imap_start, self.imap_blocks, self.itable_start,
+                self.itable_blocks, self.data_start, self.free_blocks, self.free_inodes,
+                self.clean, self.root_ino, self.generation]
+        return struct.pack(SB_FMT, *vals).ljust(BSIZE, b"\0")
+
+    @classmethod
+    def unpack(cls, data: Any) -> Superblock:
+        if not isinstance(data, (bytes, bytearray)) or len(data) < 64:
+            raise ValueError("superblock is not a metadata block")
+        return cls(*struct.unpack_from(SB_FMT, data))
+
+
+@dataclass
+class Dinode:
+    mode: int = 0
+    nlink: int = 0
+    size: int = 0
+    mtime: int = 0
+    gen: int = 0
+    db: list[int] = field(default_factory=lambda: [0] * NDADDR)
+    ib: int = 0
+    dib: int = 0
+
+    def pack_into(self, buf: bytearray, off: int) -> None:
+        struct.pack_into(INODE_FMT, buf, off, self.mode, self.nlink, self.size, self.mtime,
+                         self.gen, *self.db, self.ib, self.dib)
+
+    @classmethod
+    def unpack_from(cls, buf: Any, off: int) -> Dinode:
+        v = struct.unpack_from(INODE_FMT, buf, off)
+        return cls(v[0], v[1], v[2], v[3], v[4], list(v[5:17]), v[17], v[18])
+
+    def isdir(self) -> bool:
+        return self.mode & IFMT == IFDIR
+
+
+def layout(nblocks: int, ninodes: int) -> Superblock:
+    ninodes = max(INOPB, (ninodes + INOPB - 1) // INOPB * INOPB)
+    sb = Superblock(nblocks=nblocks, ninodes=ninodes)
+    sb.bmap_blocks = (nblocks + BITS - 1) // BITS
+    sb.imap_start = sb.bmap_start + sb.bmap_blocks
+    sb.imap_blocks = (ninodes + BITS - 1) // BITS
+    sb.itable_start = sb.imap_start + sb.imap_blocks
+    sb.itable_blocks = ninodes // INOPB
+    sb.data_start = sb.itable_start + sb.itable_blocks
+    if sb.data_start + 8 > nblocks:
+        raise ValueError(f"a file system of {nblocks} blocks cannot hold {ninodes} inodes")
+    return sb
+
+
+def set_bit(buf: bytearray, i: int, on: bool) -> None:
+    if on:
+        buf[i >> 3] |= 1 << (i & 7)
+    else:
+        buf[i >> 3] &= ~(1 << (i & 7)) & 0xFF
+
+
+def get_bit(buf: Any, i: int) -> bool:
+    return bool(buf[i >> 3] >> (i & 7) & 1)
+
+
+def pack_dirent(buf: bytearray, slot: int, ino: int, name: str) -> None:
+    raw = name.encode()
+    off = slot * DIRENT_SIZE
+    buf[off:off + DIRENT_SIZE] = struct.pack("<IB", ino, len(raw)) + raw.ljust(MAXNAMLEN, b"\0")
+
+
+def unpack_dirents(buf: Any) -> list[tuple[int, int, str]]:
+    """[(slot, ino, name)] of the used entries of a directory block."""
+    out = []
+    for slot in range(DIRENTS):
+        off = slot * DIRENT_SIZE
+        ino, n = struct.unpack_from("<IB", buf, off)
+        if ino:
+            out.append((slot, ino, bytes(buf[off + 5:off + 5 + n]).decode(errors="replace")))
+    return out
+
+
+def mkfs(store: dict[int, Any], nblocks: int, ninodes: int) -> Superblock:
+    """newfs: write an empty file system with a root directory straight into a disk store."""
+    sb = layout(nblocks, ninodes)
+    store.clear()
+    bmaps = [bytearray(BSIZE) for _ in range(sb.bmap_blocks)]
+    for b in range(sb.data_start + 1):          # metadata blocks and the root's block
+        set_bit(bmaps[b // BITS], b % BITS, True)
+    for b in range(nblocks, sb.bmap_blocks * BITS):   # past the end: never free
+        set_bit(bmaps[b // BITS], b % BITS, True)
+    imaps = [bytearray(BSIZE) for _ in range(sb.imap_blocks)]
+    for i in range(ROOTINO + 1):                 # inodes 0 and 1 are reserved, as in FFS
+        set_bit(imaps[i // BITS], i % BITS, True)
+    for i in range(ninodes, sb.imap_blocks * BITS):
+        set_bit(imaps[i // BITS], i % BITS, True)
+    root_blk = sb.data_start
+    itab = bytearray(BSIZE)
+    root = Dinode(IFDIR | 0o755, 2, BSIZE, 0, 1)
+    root.db[0] = root_blk
+    root.pack_into(itab, (ROOTINO % INOPB) * INODE_SIZE)
+    dirblk = bytearray(BSIZE)
+    pack_dirent(dirblk, 0, ROOTINO, ".")
+    pack_dirent(dirblk, 1, ROOTINO, "..")
+    sb.free_blocks = nblocks - sb.data_start - 1
+    sb.free_inodes = sb.ninodes - ROOTINO - 1
+    store[0] = sb.pack()
+    for i, bm in enumerate(bmaps):
+        store[sb.bmap_start + i] = bytes(bm)
+    for i, im in enumerate(imaps):
+        store[sb.imap_start + i] = bytes(im)
+    store[sb.itable_start + ROOTINO // INOPB] = bytes(itab)
+    store[root_blk] = bytes(dirblk)
+    return sb
+
+
+def read_block(store: dict[int, Any], blk: int) -> bytes:
+    """A metadata block of an image as bytes (zeroes if never written or not bytes)."""
+    v = store.get(blk)
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).ljust(BSIZE, b"\0")
+    return ZERO_BLOCK
