@@ -145,7 +145,10 @@ class VfsSubr:
         p.vi_unlock(vp, s)
         fs = self.k.fs_of(vp)
         if fs is not None:
-            yield from self.vinvalbuf(vp, save=True)
+            err = yield from self.vinvalbuf(vp, save=True)
+            if err:
+                # as vclean: what cannot be saved is thrown away
+                yield from self.vinvalbuf(vp, save=False)
             fs.reclaim(vp)
         s = p.vi_lock(vp)
         vp.v_flag &= ~VXLOCK
