@@ -85,6 +85,10 @@ class MiniFS:
         yield from ()
         return (vp.v_id * 100_000 + lbn) * 8
 
+    def bmap_run(self, vp: vnode, lbn: int, n: int) -> Generator[Any, Any, list[int]]:
+        yield from ()
+        return [(vp.v_id * 100_000 + lbn + i) * 8 for i in range(n)]
+
     def inactive(self, vp: vnode) -> Generator[Any, Any, None]:
         yield from ()
 

@@ -79,7 +79,8 @@ CHUNK = 64 * 1024
 class inode:  # noqa: N801  (struct inode)
     """The in-core inode: the on-disk fields plus what the kernel keeps with them."""
 
-    __slots__ = ("ino", "d", "vp", "dirty", "ind", "names", "free_slots", "nextalloc")
+    __slots__ = ("ino", "d", "vp", "dirty", "ind", "names", "free_slots", "nextalloc",
+                 "maxlbn")
 
     def __init__(self, ino: int, d: Dinode) -> None:
         self.ino = ino
@@ -90,6 +91,7 @@ class inode:  # noqa: N801  (struct inode)
         self.names: dict[str, tuple[int, int, int]] | None = None  # name -> (ino, lbn, slot)
         self.free_slots: list[tuple[int, int]] = []
         self.nextalloc = 0
+        self.maxlbn = -1          # one past the highest mapped block, -1: not known yet
 
 
 def _split(path: str) -> list[str] | None:
@@ -412,6 +414,44 @@ class FFS:
             b = (yield from self._ind_ptrs(ip, -3 - i // NINDIR, mid))[i % NINDIR]
         return b * SECTORS if b else -1
 
+    def bmap_run(self, vp: vnode, lbn: int, n: int) -> Generator[Any, Any, list[int]]:
+        """VOP_BMAP of n consecutive blocks (the sectors, -1 for holes), reading each pointer
+        block once: what ufs_bmaparray's run length gives genfs."""
+        ip: inode = vp.v_data
+        d = ip.d
+        out: list[int] = []
+        end = lbn + n
+        while lbn < end:
+            if lbn < NDADDR:
+                b = d.db[lbn]
+                out.append(b * SECTORS if b else -1)
+                lbn += 1
+                continue
+            if lbn < NDADDR + NINDIR:
+                stop = min(end, NDADDR + NINDIR)
+                if not d.ib:
+                    out.extend([-1] * (stop - lbn))
+                else:
+                    ptrs = yield from self._ind_ptrs(ip, -1, d.ib)
+                    out.extend(b * SECTORS if b else -1
+                               for b in ptrs[lbn - NDADDR:stop - NDADDR])
+                lbn = stop
+                continue
+            i = lbn - NDADDR - NINDIR
+            j = i // NINDIR
+            stop = min(end, NDADDR + NINDIR + (j + 1) * NINDIR)
+            mid = 0
+            if d.dib and j < NINDIR:
+                mid = (yield from self._ind_ptrs(ip, -2, d.dib))[j]
+            if not mid:
+                out.extend([-1] * (stop - lbn))
+            else:
+                ptrs = yield from self._ind_ptrs(ip, -3 - j, mid)
+                lo = i % NINDIR
+                out.extend(b * SECTORS if b else -1 for b in ptrs[lo:lo + stop - lbn])
+            lbn = stop
+        return out
+
     def _write_ind(self, ip: inode, ilbn: int, blk: int, ptrs: list[int], new: bool,
                    sync: bool) -> GEN:
         vp = ip.vp
@@ -429,8 +469,10 @@ class FFS:
         sync = not (vp.v_mount is not None and vp.v_mount.async_)
         lbn = off // BSIZE
         last = (off + n - 1) // BSIZE
+        if ip.maxlbn < 0:
+            ip.maxlbn = yield from self._maxlbn(ip)
         while lbn <= last:
-            if (yield from self.bmap(vp, lbn)) >= 0:
+            if lbn < ip.maxlbn and (yield from self.bmap(vp, lbn)) >= 0:
                 lbn += 1
                 continue
             # a run of holes within one pointer block (the inode's direct pointers or one
@@ -438,7 +480,8 @@ class FFS:
             region_end = NDADDR if lbn < NDADDR else \
                 NDADDR + ((lbn - NDADDR) // NINDIR + 1) * NINDIR
             end = lbn + 1
-            while end <= last and end < region_end and (yield from self.bmap(vp, end)) < 0:
+            while end <= last and end < region_end and \
+                    (end >= ip.maxlbn or (yield from self.bmap(vp, end)) < 0):
                 end += 1
             pref = ip.nextalloc or self.rotor
             err, blocks = yield from self.balloc_run(pref, end - lbn)
@@ -450,7 +493,19 @@ class FFS:
             lbn += len(blocks)
             ip.nextalloc = blocks[-1] + 1
             ip.dirty = True
+            if lbn > ip.maxlbn:
+                ip.maxlbn = lbn
         return 0
+
+    def _maxlbn(self, ip: inode) -> Generator[Any, Any, int]:
+        """One past the last mapped block (scanning from the size; a failed write can leave
+        blocks just past it)."""
+        vp = ip.vp
+        assert vp is not None
+        lbn = (ip.d.size + BSIZE - 1) // BSIZE + CHUNK // BSIZE
+        while lbn > 0 and (yield from self.bmap(vp, lbn - 1)) < 0:
+            lbn -= 1
+        return lbn
 
     def _set_ptrs(self, ip: inode, lbn: int, blocks: list[int], sync: bool) -> GEN:
         """Point lbn, lbn+1, ... (all in one pointer block) at `blocks`."""
@@ -655,6 +710,7 @@ class FFS:
                 yield from self._write_ind(ip, -2, d.dib, top, False, False)
         d.size = vp.v_size = length
         ip.nextalloc = 0
+        ip.maxlbn = keep
         ip.dirty = True
         yield from self._vtruncbuf(vp, keep)
         err = yield from self.update(ip, False)

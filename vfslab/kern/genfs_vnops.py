@@ -83,9 +83,15 @@ class Genfs:
         busy: list[vm_page] = []
         if clean:
             if pages is None:
-                cand = [pg for pg in uobj.dirtyq if lo <= pg.offset < hi]
-                if len(cand) > 1:
-                    cand.sort(key=_offset)
+                dq = uobj.dirtyq
+                if hi - lo < len(dq):
+                    memq = uobj.memq
+                    cand = [pg for pg in map(memq.get, range(lo, hi))
+                            if pg is not None and pg in dq]
+                else:
+                    cand = [pg for pg in dq if lo <= pg.offset < hi]
+                    if len(cand) > 1:
+                        cand.sort(key=_offset)
             else:
                 cand = [pg for pg in pages if not (pg.flags & PG_CLEAN)]
             run: list[vm_page] = []
@@ -147,12 +153,10 @@ class Genfs:
         k = self.k
         m = self.m
         fs = k.fs_of(vp)
-        addrs = []
-        for pg in cl:
-            daddr = yield from fs.bmap(vp, pg.offset)
+        addrs = yield from fs.bmap_run(vp, cl[0].offset, len(cl))
+        for pg, daddr in zip(cl, addrs, strict=True):
             if daddr < 0:
                 raise k.vfs.panic(f"genfs_putpages: no block for page {pg!r}")
-            addrs.append(daddr)
         start = 0
         n = len(cl)
         while start < n:
@@ -194,7 +198,11 @@ class Genfs:
         self.stats.getpages += 1
         addrs = []
         for pg in pgs:
+            if addrs and pg.offset == pgs[0].offset + len(addrs):
+                continue
             addrs.append((yield from fs.bmap(vp, pg.offset)))
+        if len(addrs) != len(pgs):
+            addrs = yield from fs.bmap_run(vp, pgs[0].offset, len(pgs))
         bufs: list[tuple[buf, list[vm_page]]] = []
         n = len(pgs)
         i = 0
