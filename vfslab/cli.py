@@ -59,7 +59,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
             try:
-                return load(self.lazy[name])  # type: ignore[no-any-return]
+                cmd: click.Command = load(self.lazy[name])
+                return cmd
             except ModuleNotFoundError as e:
                 if e.name and self.lazy[name].startswith(e.name):
                     return None

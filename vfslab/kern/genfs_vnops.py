@@ -196,7 +196,7 @@ class Genfs:
         k = self.k
         fs = k.fs_of(vp)
         self.stats.getpages += 1
-        addrs = []
+        addrs: list[int] = []
         for pg in pgs:
             if addrs and pg.offset == pgs[0].offset + len(addrs):
                 continue

@@ -148,10 +148,10 @@ class Engine:
     # ---- interrupts ---------------------------------------------------------------------------
     def post_intr(self, cpu: int | CPU, level: int, handler: Callable[[Any], None], arg: Any,
                   at: int | None = None, name: str | None = None) -> Intr:
-        """A device or timer requests an interrupt at `level` on a CPU at time `at` (default now)."""
+        """A device or timer requests an interrupt at `level` on a CPU at `at` (default now)."""
         c = cpu if isinstance(cpu, CPU) else self.cpus[cpu]
         t = self.time() if at is None else at
-        irq = Intr(level, handler, arg, name or getattr(handler, "__name__", "intr"), c, t)
+        irq = Intr(level, handler, arg, name or str(getattr(handler, "__name__", "intr")), c, t)
         self._seq += 1
         heappush(self._heap, (t, self._seq, self._irq_fn, irq))
         return irq
