@@ -192,9 +192,9 @@ def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | 
         "dirty_pages_end": k.uvm.ndirty,
         "dirty_bufs_end": k.bio.ndirty,
         "latency": {op: lat[op] for op in ("read", "write", "fsync") if op in lat},
-        "engine_events": m.stats.events,
+        "engine_events": m.events_processed(),
         "context_switches": m.stats.nswitch,
-        "interrupts": m.stats.nintr,
+        "interrupts": sum(r[0] for r in m.intr_latency().values()),
         "panic": panic.report() if panic is not None else None,
     }
     return out

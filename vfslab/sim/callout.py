@@ -45,7 +45,7 @@ class Callout:
         irq = self._irq
         if irq is None:
             return False
-        irq.cancelled = True
+        self.engine.cancel_intr(irq)
         self._irq = None
         return True
 

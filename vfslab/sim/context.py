@@ -63,20 +63,11 @@ class Thread(Context):
         return f"thread {self.name}"
 
 
-class Intr:
-    """An interrupt request posted by a device or a timer, at a level, for a CPU."""
-
-    __slots__ = ("level", "handler", "arg", "name", "cpu", "posted", "cancelled")
-
-    def __init__(self, level: int, handler: Callable[[Any], None], arg: Any, name: str,
-                 cpu: CPU, posted: int) -> None:
-        self.level = level
-        self.handler = handler
-        self.arg = arg
-        self.name = name
-        self.cpu = cpu
-        self.posted = posted
-        self.cancelled = False
+# An interrupt request, posted by a device or a timer: a tuple, because interrupts are the
+# engine's most frequent object and a tuple is the cheapest to make:
+#   (level, handler, arg, name, cpu, posted_ns, seq)
+Intr = tuple
+I_LEVEL, I_HANDLER, I_ARG, I_NAME, I_CPU, I_POSTED, I_SEQ = range(7)
 
 
 class IntrFrame(Context):
@@ -85,7 +76,7 @@ class IntrFrame(Context):
     __slots__ = ("irq", "outer")
 
     def __init__(self, irq: Intr, cpu: CPU, outer: Context | None) -> None:
-        super().__init__(irq.name, cpu, True, irq.level)
+        super().__init__(irq[I_NAME], cpu, True, irq[I_LEVEL])
         self.irq = irq
         self.outer = outer
 
@@ -98,7 +89,7 @@ class CPU:
 
     __slots__ = ("index", "t", "ipl", "pending", "running", "idle", "ctx",
                  "busy_ns", "high_since", "bio_ns", "intr_ns", "nintr", "want_resched",
-                 "last_thread")
+                 "last_thread", "frames", "depth")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -115,3 +106,5 @@ class CPU:
         self.nintr = 0
         self.want_resched = False
         self.last_thread: Thread | None = None
+        self.frames: list[IntrFrame] = []   # reusable interrupt frames, by nesting depth
+        self.depth = 0

@@ -51,15 +51,11 @@ def _sleep_wait() -> Generator[None, Any, Any]:
 class Stats:
     """Engine-wide counters the metrics and `compare` read; cheap enough to keep always."""
 
-    __slots__ = ("events", "nswitch", "nintr", "npulled", "intr_latency", "wakeup_latency")
+    __slots__ = ("nswitch", "npulled", "wakeup_latency")
 
     def __init__(self) -> None:
-        self.events = 0
         self.nswitch = 0
-        self.nintr = 0
         self.npulled = 0
-        # per level: [count, total_ns, max_ns]
-        self.intr_latency: dict[int, list[int]] = {}
         # from wakeup() to the woken thread running: [count, total_ns, max_ns]
         self.wakeup_latency = [0, 0, 0]
 
@@ -88,11 +84,21 @@ class Engine:
         self._stress_rng = self.random("irq-points")
         self.nspin_held = 0
         self.stats = Stats()
+        # interrupt latency per level: [count, total_ns, max_ns]
+        self._intr_lat: list[list[int]] = [[0, 0, 0] for _ in range(16)]
+        self._intr_entry_ns = self.costs.intr_entry
+        self._intr_exit_ns = self.costs.intr_exit
+        self._ctxsw_ns = self.costs.ctxsw
         self.hz = hz
         self.tick_ns = NS_PER_S // hz
         self._irq_fn = self._irq_event
         self._dispatch_fn = self._dispatch
         self._running = False
+        # CPUs made busy by a wakeup during the current event: dispatched right after it,
+        # without a trip through the heap, when nothing else is due first
+        self._immediate: list[CPU] = []
+        self._cancelled: set[int] = set()   # sequence numbers of withdrawn interrupts
+        self._nimmediate = 0
 
     # ---- randomness -------------------------------------------------------------------------
     def random(self, stream: str) -> random.Random:
@@ -124,26 +130,55 @@ class Engine:
         An emulated panic (including a deadlock) propagates to the caller with its report.
         """
         heap = self._heap
-        stats = self.stats
+        imm = self._immediate
+        pop = heappop
+        limit = until if until is not None else 1 << 62
         self._running = True
         try:
-            while heap:
-                ev = heap[0]
-                t = ev[0]
-                if until is not None and t > until:
+            while heap or imm:
+                if imm:
+                    self._run_immediate(until)
+                    if not heap:
+                        continue
+                if heap[0][0] > limit:
                     break
-                heappop(heap)
+                t, _, fn, arg = pop(heap)
                 if t > self.now:
                     self.now = t
-                stats.events += 1
-                ev[2](ev[3])
+                fn(arg)
         finally:
             self._running = False
         if until is not None and until > self.now:
             self.now = until
 
+    def _run_immediate(self, until: int | None) -> None:
+        imm = self._immediate
+        heap = self._heap
+        while imm:
+            cpu = imm[0]
+            t = cpu.t if cpu.t > self.now else self.now
+            if (heap and heap[0][0] < t) or (until is not None and t > until):
+                # something is due first: go through the heap after all
+                for c in imm:
+                    self._push(c.t if c.t > self.now else self.now, self._dispatch_fn, c)
+                imm.clear()
+                return
+            imm.pop(0)
+            if t > self.now:
+                self.now = t
+            self._nimmediate += 1
+            self._dispatch(cpu)
+
     def pending_events(self) -> int:
         return len(self._heap)
+
+    def events_processed(self) -> int:
+        """Events taken from the queue or dispatched at once (for run summaries)."""
+        return self._seq - len(self._heap) + self._nimmediate
+
+    def intr_latency(self) -> dict[int, list[int]]:
+        """Interrupt latency (posting to handler start) per level: [count, total, max] ns."""
+        return {lvl: list(r) for lvl, r in enumerate(self._intr_lat) if r[0]}
 
     # ---- interrupts ---------------------------------------------------------------------------
     def post_intr(self, cpu: int | CPU, level: int, handler: Callable[[Any], None], arg: Any,
@@ -151,22 +186,37 @@ class Engine:
         """A device or timer requests an interrupt at `level` on a CPU at `at` (default now)."""
         c = cpu if isinstance(cpu, CPU) else self.cpus[cpu]
         t = self.time() if at is None else at
-        irq = Intr(level, handler, arg, name or str(getattr(handler, "__name__", "intr")), c, t)
         self._seq += 1
-        heappush(self._heap, (t, self._seq, self._irq_fn, irq))
+        seq = self._seq
+        irq = (level, handler, arg, name or str(getattr(handler, "__name__", "intr")), c, t, seq)
+        heappush(self._heap, (t, seq, self._irq_fn, irq))
         return irq
 
+    def cancel_intr(self, irq: Intr) -> None:
+        """Withdraw a posted interrupt that has not been taken yet (callout_stop)."""
+        self._cancelled.add(irq[6])
+
+    def _is_cancelled(self, irq: Intr) -> bool:
+        c = self._cancelled
+        if c and irq[6] in c:
+            c.discard(irq[6])
+            return True
+        return False
+
     def _irq_event(self, irq: Intr) -> None:
-        if irq.cancelled:
+        if self._cancelled and self._is_cancelled(irq):
             return
-        cpu = irq.cpu
+        cpu = irq[4]
         if cpu.t < self.now:
             cpu.t = self.now
-        self._arrive(irq)
+        if irq[0] > cpu.ipl:
+            self._run_intr(cpu, irq)
+        else:
+            cpu.pending.append(irq)
 
     def _arrive(self, irq: Intr) -> None:
-        cpu = irq.cpu
-        if irq.level > cpu.ipl:
+        cpu = irq[4]
+        if irq[0] > cpu.ipl:
             self._run_intr(cpu, irq)
         else:
             cpu.pending.append(irq)
@@ -174,36 +224,55 @@ class Engine:
     def _run_intr(self, cpu: CPU, irq: Intr) -> None:
         outer = cpu.ctx
         prev = self.cur
-        frame = IntrFrame(irq, cpu, outer)
-        saved = cpu.ipl
-        self._setipl(cpu, irq.level)
-        start = cpu.t
-        lat = start - irq.posted
-        if lat < 0:
-            lat = 0
-        rec = self.stats.intr_latency.get(irq.level)
-        if rec is None:
-            self.stats.intr_latency[irq.level] = [1, lat, lat]
+        # interrupt frames are reused per nesting depth (a handler that leaked a lock keeps
+        # its frame: the lock still names it)
+        pool = cpu.frames
+        depth = cpu.depth
+        level = irq[0]
+        if depth < len(pool) and not pool[depth].held:
+            frame = pool[depth]
+            frame.irq = irq
+            frame.outer = outer
+            frame.name = irq[3]
+            frame.level = level
         else:
-            rec[0] += 1
+            frame = IntrFrame(irq, cpu, outer)
+            if depth < len(pool):
+                pool[depth] = frame
+            else:
+                pool.append(frame)
+        cpu.depth = depth + 1
+        saved = cpu.ipl
+        start = cpu.t
+        if level > saved:
+            cpu.ipl = level
+            if level >= IPL_BIO > saved:
+                cpu.high_since = start
+        lat = start - irq[5]
+        rec = self._intr_lat[level]
+        rec[0] += 1
+        if lat > 0:
             rec[1] += lat
             if lat > rec[2]:
                 rec[2] = lat
-        self.stats.nintr += 1
-        cpu.t += self.costs.intr_entry
+        cpu.t = start + self._intr_entry_ns
         cpu.ctx = frame
         self.cur = frame
-        irq.handler(irq.arg)
-        cpu.t += self.costs.intr_exit
+        irq[1](irq[2])
+        end = cpu.t + self._intr_exit_ns
+        cpu.t = end
         if self.checker is not None:
             self.checker.on_intr_exit(frame)
-        cpu.intr_ns += cpu.t - start
+        cpu.intr_ns += end - start
         if outer is None:
-            cpu.busy_ns += cpu.t - start
-        cpu.nintr += 1
+            cpu.busy_ns += end - start
+        cpu.depth = depth
         cpu.ctx = outer
         self.cur = prev
-        self._setipl(cpu, saved)
+        if cpu.ipl != saved:
+            self._setipl(cpu, saved)
+        elif cpu.pending:
+            self._deliver_pending(cpu)
 
     def _setipl(self, cpu: CPU, new: int) -> None:
         old = cpu.ipl
@@ -224,12 +293,12 @@ class Engine:
         while pend:
             best = None
             for irq in pend:
-                if irq.level > cpu.ipl and (best is None or irq.level > best.level):
+                if irq[0] > cpu.ipl and (best is None or irq[0] > best[0]):
                     best = irq
             if best is None:
                 return
             pend.remove(best)
-            if not best.cancelled:
+            if not (self._cancelled and self._is_cancelled(best)):
                 self._run_intr(cpu, best)
 
     def ipoint(self) -> None:
@@ -254,31 +323,29 @@ class Engine:
             if head[0] > cpu.t or head[2] is not fn:
                 return
             irq: Intr = head[3]
-            if irq.cancelled:
+            if self._cancelled and self._is_cancelled(irq):
                 heappop(heap)
                 continue
-            tcpu = irq.cpu
+            tcpu = irq[4]
             if tcpu is not cpu:
                 if self.nspin_held:
                     return
                 if tcpu.t < head[0]:
                     tcpu.t = head[0]
             heappop(heap)
-            self.stats.events += 1
             self._arrive(irq)
 
     def _pull_forward(self, cpu: CPU) -> None:
         heap = self._heap
         irq: Intr = heap[0][3]
-        tcpu = irq.cpu
+        tcpu = irq[4]
         if tcpu is not cpu:
             if self.nspin_held:
                 return
             if tcpu.t < cpu.t:
                 tcpu.t = cpu.t
         heappop(heap)
-        self.stats.events += 1
-        if irq.cancelled:
+        if self._cancelled and self._is_cancelled(irq):
             return
         self.stats.npulled += 1
         self._arrive(irq)
@@ -292,11 +359,10 @@ class Engine:
             if head[0] > cpu.t or head[2] is not fn:
                 return
             heappop(heap)
-            self.stats.events += 1
             irq: Intr = head[3]
-            if irq.cancelled:
+            if self._cancelled and self._is_cancelled(irq):
                 continue
-            tcpu = irq.cpu
+            tcpu = irq[4]
             if tcpu.t < head[0]:
                 tcpu.t = head[0]
             self._arrive(irq)
@@ -349,7 +415,12 @@ class Engine:
         for cpu in self.cpus:
             if cpu.idle:
                 cpu.idle = False
-                self._push(t if t > cpu.t else cpu.t, self._dispatch_fn, cpu)
+                if cpu.t < t:
+                    cpu.t = t
+                if self._running:
+                    self._immediate.append(cpu)
+                else:
+                    self._push(cpu.t, self._dispatch_fn, cpu)
                 return
         for cpu in self.cpus:
             if cpu.running is not None:
@@ -376,28 +447,29 @@ class Engine:
             self._push(cpu.t, self._dispatch_fn, cpu)
 
     def _step(self, cpu: CPU, td: Thread) -> None:
-        costs = self.costs
+        """Run a thread until it sleeps, yields or exits."""
+        t = cpu.t
         if cpu.last_thread is not td:
-            cpu.t += costs.ctxsw
+            t += self._ctxsw_ns
             self.stats.nswitch += 1
             td.nswitch += 1
             cpu.last_thread = td
         if td.woken_at >= 0:
-            lat = cpu.t - td.woken_at
+            lat = t - td.woken_at
             wl = self.stats.wakeup_latency
             wl[0] += 1
             wl[1] += lat
             if lat > wl[2]:
                 wl[2] = lat
             td.woken_at = -1
+        cpu.t = t
         td.cpu = cpu
         cpu.running = td
         cpu.ctx = td
         self.cur = td
         cpu.want_resched = False
-        if td.ipl != cpu.ipl:
+        if td.ipl:
             self._setipl(cpu, td.ipl)
-        start = cpu.t
         val = td.wakeval
         td.wakeval = None
         try:
@@ -405,23 +477,28 @@ class Engine:
         except StopIteration as stop:
             td.state = SZOMB
             td.result = stop.value
-        td.cpu_ns += cpu.t - start
-        cpu.busy_ns += cpu.t - start
-        td.ipl = cpu.ipl
+        end = cpu.t
+        td.cpu_ns += end - t
+        cpu.busy_ns += end - t
         cpu.running = None
         cpu.ctx = None
         self.cur = None
-        if cpu.ipl != IPL_NONE:
+        ipl = cpu.ipl
+        td.ipl = ipl
+        if ipl:
             self._setipl(cpu, IPL_NONE)
-        if td.state == SRUN:
+        state = td.state
+        if state == SRUN:
             self.runq.append(td)
-        elif td.state == SZOMB:
+        elif state == SZOMB:
             if self.checker is not None:
                 self.checker.on_thread_exit(td)
             for cb in td.on_exit:
                 cb(td)
-            self._wakeup_at(td, cpu.t)
-        self._drain(cpu)
+            self._wakeup_at(td, end)
+        heap = self._heap
+        if heap and heap[0][0] <= end and heap[0][2] is self._irq_fn:
+            self._drain(cpu)
 
     # ---- sleep and wakeup (tsleep(9)) ---------------------------------------------------------
     def tsleep(self, ident: object, wmesg: str, timo: int = 0) -> Generator[None, Any, Any]:
