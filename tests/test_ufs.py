@@ -1,0 +1,141 @@
+"""The file system: mkfs, errno semantics, indirect blocks, persistence across unmount and
+mount (version exact), ENOSPC, and fsck on clean images."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from sysharness import run_body, stamps_of
+
+from vfslab.fs.fsck import fsck_image
+from vfslab.fs.ufs_layout import mkfs
+from vfslab.kern.fcntl import (
+    EEXIST,
+    EISDIR,
+    ENAMETOOLONG,
+    ENOENT,
+    ENOSPC,
+    ENOTDIR,
+    ENOTEMPTY,
+    O_CREAT,
+    O_EXCL,
+    O_RDONLY,
+    O_RDWR,
+    O_TRUNC,
+    O_WRONLY,
+)
+
+KiB = 1024
+MiB = 1024 * 1024
+GEN = Generator[Any, Any, Any]
+
+
+def test_mkfs_makes_a_clean_image() -> None:
+    store: dict[int, Any] = {}
+    mkfs(store, 4096, 256)
+    assert fsck_image(store) == []
+
+
+def test_errno_semantics() -> None:
+    def body(sys: Any) -> GEN:
+        r = {}
+        r["open_missing"] = yield from sys.open("/nope", O_RDONLY)
+        fd = yield from sys.open("/a", O_WRONLY | O_CREAT, 0o644)
+        r["fd"] = fd
+        r["excl"] = yield from sys.open("/a", O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        yield from sys.close(fd)
+        r["mkdir"] = yield from sys.mkdir("/d", 0o755)
+        r["mkdir_again"] = yield from sys.mkdir("/d", 0o755)
+        r["open_dir_write"] = yield from sys.open("/d", O_WRONLY)
+        r["under_file"] = yield from sys.open("/a/x", O_WRONLY | O_CREAT)
+        r["long"] = yield from sys.open("/" + "n" * 200, O_WRONLY | O_CREAT)
+        fd2 = yield from sys.open("/d/inner", O_WRONLY | O_CREAT)
+        yield from sys.close(fd2)
+        r["rmdir_full"] = yield from sys.rmdir("/d")
+        r["unlink_dir"] = yield from sys.unlink("/d")
+        r["rename"] = yield from sys.rename("/a", "/d/b")
+        r["stat_old"] = yield from sys.stat("/a")
+        r["rename_file_over_dir"] = yield from sys.rename("/d/b", "/d")
+        r["unlink"] = yield from sys.unlink("/d/inner")
+        r["unlink_b"] = yield from sys.unlink("/d/b")
+        r["rmdir"] = yield from sys.rmdir("/d")
+        r["stat_gone"] = yield from sys.stat("/d")
+        r["close_bad"] = yield from sys.close(77)
+        return r
+
+    k, r = run_body(body)
+    assert r["open_missing"] == -ENOENT and r["fd"] >= 0 and r["excl"] == -EEXIST
+    assert r["mkdir"] == 0 and r["mkdir_again"] == -EEXIST
+    assert r["open_dir_write"] == -EISDIR and r["under_file"] == -ENOTDIR
+    assert r["long"] == -ENAMETOOLONG
+    assert r["rmdir_full"] == -ENOTEMPTY and r["unlink_dir"] == -EISDIR
+    assert r["rename"] == 0 and r["stat_old"] == -ENOENT
+    assert r["rename_file_over_dir"] == -EISDIR
+    assert r["unlink"] == 0 and r["unlink_b"] == 0 and r["rmdir"] == 0
+    assert r["stat_gone"] == -ENOENT and r["close_bad"] == -9
+    assert fsck_image(k.disk.store) == []
+
+
+def test_data_survives_unmount_and_mount_version_exact() -> None:
+    size = 5 * MiB + 12 * KiB          # direct, single and double indirect blocks
+
+    def write(sys: Any) -> GEN:
+        yield from sys.mkdir("/dir", 0o755)
+        fd = yield from sys.open("/dir/big", O_RDWR | O_CREAT | O_TRUNC, 0o644)
+        left = size
+        while left:
+            n = min(left, 64 * KiB)
+            yield from sys.write(fd, n)
+            left -= n
+        yield from sys.pwrite(fd, 100, 3 * 4096 + 5)         # a partial page in the middle
+        stamps = yield from stamps_of(sys, fd, size)
+        small = yield from sys.open("/dir/small", O_WRONLY | O_CREAT, 0o644)
+        yield from sys.write(small, 777)
+        return stamps
+
+    k1, stamps = run_body(write)
+    image = k1.disk.store
+    assert fsck_image(image) == []
+    assert len(stamps) == (size + 4095) // 4096 and all(stamps)
+
+    def read(sys: Any) -> GEN:
+        fd = yield from sys.open("/dir/big", O_RDONLY)
+        got = yield from stamps_of(sys, fd, size)
+        sz = yield from sys.fstat(fd)
+        small = yield from sys.stat("/dir/small")
+        return got, sz, small
+
+    _k2, (got, sz, small) = run_body(read, store=dict(image))
+    assert got == stamps and sz == size and small == 777
+
+
+def test_enospc_leaves_a_consistent_image() -> None:
+    def fill(sys: Any) -> GEN:
+        fd = yield from sys.open("/fill", O_WRONLY | O_CREAT, 0o644)
+        total = 0
+        while True:
+            n = yield from sys.write(fd, 64 * KiB)
+            if n < 0:
+                return n, total
+            total += n
+
+    k, (err, total) = run_body(fill, fs_blocks=2048, fs_inodes=64)
+    assert err == -ENOSPC and 0 < total < 2048 * 4096
+    assert fsck_image(k.disk.store) == []
+
+
+def test_unlinked_files_give_their_blocks_back() -> None:
+    def churn(sys: Any) -> GEN:
+        for i in range(30):
+            fd = yield from sys.open(f"/f{i}", O_WRONLY | O_CREAT, 0o644)
+            yield from sys.write(fd, 100 * KiB)
+            yield from sys.close(fd)
+            if i % 2:
+                yield from sys.unlink(f"/f{i}")
+        return 0
+
+    k, _ = run_body(churn, fs_blocks=4096, fs_inodes=64)
+    sb = k.rootfs.sb
+    assert fsck_image(k.disk.store) == []
+    assert sb.free_inodes == 64 - 3 - 15
