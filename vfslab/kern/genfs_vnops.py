@@ -142,8 +142,8 @@ class Genfs:
                 if not (pg.flags & PG_CLEAN) and clean:
                     continue              # re-dirtied by a failed write: keep it
                 uvm.uvm_pagefree(pg)
+            p.maybe_leave_worklist_locked(k.vfs, vp)     # with the object lock, as 2.0
             p.vi_unlock(vp, s)
-            p.maybe_leave_worklist_locked(k.vfs, vp)
         del m
         return error
 

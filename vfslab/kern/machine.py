@@ -69,7 +69,6 @@ def mount_root(k: Kernel) -> Generator[Any, Any, int]:
 def start_daemons(k: Kernel) -> None:
     k.aiodone.start()
     k.pdaemon.start()
-    k.proto.start()
     k.policy.start()
     periodic(k.m, NS, lambda _: k.m.wakeup(k.lbolt), name="lbolt")
     periodic(k.m, NS // 10, lambda _: roundrobin(k), name="roundrobin")
@@ -95,6 +94,8 @@ def boot(cfg: KernelConfig, store: dict[int, Any] | None = None,
 
 def start_init(k: Kernel, then: Callable[[Kernel], Generator[Any, Any, Any]] | None) -> None:
     """Schedule the init thread: mount root, start the daemons, then `then(k)`."""
+
+    k.proto.start()         # biodoned must run before the first I/O completes
 
     def init() -> Generator[Any, Any, None]:
         err = yield from mount_root(k)

@@ -71,6 +71,9 @@ class _WorklistLock(Protocol):
     def maybe_leave_worklist(self, vfs: VfsSubr, vp: vnode) -> None:
         """Not from biodone's paths: the syncer drops clean vnodes (syncer_prunes)."""
 
+    def maybe_leave_worklist_locked(self, vfs: VfsSubr, vp: vnode) -> None:
+        """Likewise."""
+
 
 class SplbioAlways(_WorklistLock):
     name = "splbio-always"

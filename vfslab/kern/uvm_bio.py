@@ -49,7 +49,6 @@ class Ubc:
         uvm = k.uvm
         p = k.proto
         uobj = vp.v_uobj
-        memq = uobj.memq
         costs = m.costs
         first = off >> PAGE_SHIFT
         last = (off + n - 1) >> PAGE_SHIFT
@@ -58,6 +57,7 @@ class Ubc:
         while idx <= last:
             wend = min(last, idx + WINPAGES - 1)
             s = p.vi_lock(vp)
+            memq = uobj.memq
             now = m.time()
             while idx <= wend:
                 pg = memq.get(idx)
@@ -118,11 +118,11 @@ class Ubc:
         uvm = k.uvm
         p = k.proto
         uobj = vp.v_uobj
-        memq = uobj.memq
         first = off >> PAGE_SHIFT
         last = (off + n - 1) >> PAGE_SHIFT
         idx = first
         s = p.vi_lock(vp)
+        memq = uobj.memq
         while idx <= last:
             pg = memq.get(idx)
             if pg is not None:
@@ -164,5 +164,9 @@ class Ubc:
             return []
         first = off >> PAGE_SHIFT
         last = (off + max(got, 1) - 1) >> PAGE_SHIFT
+        p = self.k.proto
+        s = p.vi_lock(vp)
         memq = vp.v_uobj.memq
-        return [memq[i].stamp if i in memq else 0 for i in range(first, last + 1)]
+        out = [memq[i].stamp if i in memq else 0 for i in range(first, last + 1)]
+        p.vi_unlock(vp, s)
+        return out

@@ -101,5 +101,7 @@ class AioDone:
             self.write_errors += 1
             k.ubc.latch_error(vp, bp.b_error or EIO)
         p.vi_unlock(vp, s)
-        k.vfs.vwakeup(bp)
+        s = self.m.splbio()
+        k.vfs.vwakeup(bp)         # the second count: "one for biodone, one for aiodone"
+        self.m.splx(s)
         bp.b_private = None

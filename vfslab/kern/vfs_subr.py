@@ -124,11 +124,13 @@ class VfsSubr:
             raise self.panic(f"getcleanvnode: free vnode {vp.v_id} isn't")
         del self.vnode_free_list[vp]
         vp.v_freelist = ON_NO_LIST
-        p.freelist_unlock(s)
+        # the interlock was taken inside the free-list lock: release them so that the spl
+        # goes back to where it was before both (splbio-always saves spl in each)
+        p.freelist_unlock(vs)
         if vp.v_type != VBAD:
-            yield from self.vgonel(vp, vs)
+            yield from self.vgonel(vp, s)
         else:
-            p.vi_unlock(vp, vs)
+            p.vi_unlock(vp, s)
         self.nrecycled += 1
         del L
         return vp

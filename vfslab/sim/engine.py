@@ -490,6 +490,9 @@ class Engine:
         state = td.state
         if state == SRUN:
             self.runq.append(td)
+        elif state == SSLEEP:
+            if self.checker is not None:
+                self.checker.on_sleep(td, td.wmesg)
         elif state == SZOMB:
             if self.checker is not None:
                 self.checker.on_thread_exit(td)
@@ -514,8 +517,6 @@ class Engine:
             raise Panic(f"tsleep(\"{wmesg}\") from {where}: an interrupt handler cannot sleep",
                         where, [call_chain(2)], self.time())
         td: Thread = cur  # type: ignore[assignment]
-        if self.checker is not None:
-            self.checker.on_sleep(td, wmesg)
         td.state = SSLEEP
         td.wchan = ident
         td.wmesg = wmesg
