@@ -100,8 +100,8 @@ class Checker:
 
     def _site_key(self, kind: str, subject: str) -> tuple[Any, ...]:
         """A cheap identity of the call site (the innermost frames) for repeated events."""
-        f = sys._getframe(3)
-        codes = []
+        f: Any = sys._getframe(3)
+        codes: list[Any] = []
         while f is not None and len(codes) < 6:
             codes.append(f.f_code)
             f = f.f_back
@@ -446,9 +446,10 @@ class Checker:
                       f"cpu{cpu} {'writes' if write else 'reads'} {subject} while cpu{rec[0]} "
                       f"is still inside its {SPL_NAMES.get(guard.spl, 'spl')} section that "
                       f"{'wrote' if rec[2] else 'read'} it", [])
-        if ctx.cpu.ipl >= guard.spl and len(self.epoch) > 1:
-            if rec is None or rec[0] != cpu or rec[1] != self.epoch[cpu] or (write and not rec[2]):
-                self.last_section[key] = (cpu, self.epoch[cpu], write, ctx, call_chain(3))
+        if ctx.cpu.ipl >= guard.spl and len(self.epoch) > 1 and (
+                rec is None or rec[0] != cpu or rec[1] != self.epoch[cpu]
+                or (write and not rec[2])):
+            self.last_section[key] = (cpu, self.epoch[cpu], write, ctx, call_chain(3))
 
     def _eraser(self, obj: Any, d: FieldDescriptor, write: bool, ctx: Context) -> None:
         key = (id(obj), d.field)
