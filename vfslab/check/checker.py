@@ -98,18 +98,19 @@ class Checker:
         self._findings[key] = f
         return f
 
-    def _site_key(self, kind: str, subject: str) -> tuple[Any, ...]:
-        """A cheap identity of the call site (the innermost frames) for repeated events."""
+    def _site_key(self, kind: str, subject: str, ctx: Context) -> tuple[Any, ...]:
+        """A cheap identity of the call site (the innermost frames and the kind of context)
+        for repeated events."""
         f: Any = sys._getframe(3)
         codes: list[Any] = []
         while f is not None and len(codes) < 6:
             codes.append(f.f_code)
             f = f.f_back
-        return (kind, subject, *codes)
+        return (kind, subject, ctx.level if ctx.intr else -1, *codes)
 
     def _report_at_site(self, kind: str, subject: str, ctx: Context, explanation: str,
                         scenario: list[str], details: list[str] | None = None) -> None:
-        site = self._site_key(kind, subject)
+        site = self._site_key(kind, subject, ctx)
         known = self._sites.get(site)
         if known is not None:
             known.count += 1

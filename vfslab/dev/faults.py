@@ -41,7 +41,8 @@ class FaultInjector:
             if r.kind == "nth":
                 ok = reqno == r.nth
             elif r.kind == "range":
-                ok = blk < r.end and blk + n > r.start
+                ok = blk < r.end and blk + n > r.start and (
+                    not r.fraction or self.rng.random() < r.fraction)
             else:
                 ok = self.rng.random() < r.fraction
             if ok:
@@ -54,7 +55,8 @@ class FaultInjector:
 
 def rules_from_config(items: list[dict[str, Any]]) -> list[FaultRule]:
     """Fault rules from scenario/config dicts: {"kind": "fraction", "fraction": 0.01,
-    "op": "write"}, {"kind": "range", "start": 100, "end": 200}, {"kind": "nth", "nth": 7}."""
+    "op": "write"}, {"kind": "range", "start": 100, "end": 200} (optionally with a
+    "fraction" of the requests in the range), {"kind": "nth", "nth": 7}."""
     out = []
     for i, d in enumerate(items):
         if not isinstance(d, dict):
@@ -67,7 +69,11 @@ def rules_from_config(items: list[dict[str, Any]]) -> list[FaultRule]:
             if kind == "nth":
                 out.append(FaultRule("nth", op, nth=int(d["nth"])))
             elif kind == "range":
-                out.append(FaultRule("range", op, start=int(d["start"]), end=int(d["end"])))
+                f = float(d.get("fraction", 0.0))
+                if not 0.0 <= f <= 1.0:
+                    raise ValueError("fraction must be within 0 and 1")
+                out.append(FaultRule("range", op, start=int(d["start"]), end=int(d["end"]),
+                                     fraction=f))
             elif kind == "fraction":
                 f = float(d["fraction"])
                 if not 0.0 <= f <= 1.0:

@@ -92,7 +92,9 @@ class Kernel:
         self.procs: list[Any] = []
 
     def fs_of(self, vp: vnode) -> Any:
-        mp = vp.v_mount
+        """The file system whose vnode operations serve vp (spec_fsync for the device vnode
+        is the mounted file system's fsync of a VBLK vnode)."""
+        mp = vp.v_mount if vp.v_mount is not None else vp.v_specmountpoint
         return mp.fs if mp is not None else None
 
     def next_stamp(self, ino: int) -> int:

@@ -93,7 +93,12 @@ def protocol() -> Scenario:
         duration_s=45.0,
         kernel={"physmem_mb": 16, "maxvnodes": 64, "syncdelay": 4, "filedelay": 4,
                 "dirdelay": 3, "metadelay": 2,
-                "faults": [{"kind": "fraction", "fraction": 0.02, "op": "write"}]})
+                # data writes fail now and then; the metadata blocks at the start of the disk
+                # (bitmaps, inodes) fail more often, so that asynchronous metadata writes fail
+                # in biodone for vnodes without pages too
+                "faults": [{"kind": "fraction", "fraction": 0.03, "op": "write"},
+                           {"kind": "range", "start": 1, "end": 64, "fraction": 0.2,
+                            "op": "write"}]})
 
 
 def pr24596() -> Scenario:
