@@ -158,10 +158,8 @@ class FFS:
             yield from k.vfs.vrele(self.rootvp)
             self.rootvp = None
         for vp in list(self.ihash.values()):
-            if vp.v_usecount:
-                continue
             s = k.proto.vi_lock(vp)
-            if vp.v_data is None:
+            if vp.v_usecount or vp.v_data is None:
                 k.proto.vi_unlock(vp, s)
                 continue
             yield from k.vfs.vgonel(vp, s)
@@ -189,10 +187,14 @@ class FFS:
         """VFS_SYNC: fsync every vnode of the mount with dirty data, then the device."""
         k = self.k
         err = 0
+        p = k.proto
         for vp in list(self.ihash.values()):
             if vp.v_data is None:
                 continue
-            if vp.v_uobj.dirtyq or vp.v_dirtyblkhd or vp.v_data.dirty:
+            s = p.buflist_lock(vp)
+            dirty_bufs = bool(vp.v_dirtyblkhd)
+            p.buflist_unlock(vp, s)
+            if vp.v_uobj.dirtyq or dirty_bufs or vp.v_data.dirty:
                 e = yield from self.fsync(vp, wait=wait, dataonly=False, lazy=lazy)
                 err = err or e
         if self.sb_dirty:

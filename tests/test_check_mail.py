@@ -1,0 +1,106 @@
+"""`vfslab check`: the mail's violations in netbsd-2.0, each with its chain, nothing else; the
+fixes clean."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vfslab.runner import RunConfig, run_scenario
+from vfslab.scenarios import all_names
+
+
+def _findings(protocol: str, cpus: int = 1, scenario: str = "protocol",
+              duration: float | None = None, kernel: dict[str, Any] | None = None
+              ) -> tuple[list[Any], dict[str, Any]]:
+    res = run_scenario(RunConfig(scenario=scenario, protocol=protocol, check=True,
+                                 ncpus=cpus, duration_s=duration, kernel=kernel or {}))
+    assert res.panic is None, res.panic.report()
+    assert res.summary["operations"] > 5           # it really ran
+    return res.checker.findings(), res.summary
+
+
+def _has(fs: list[Any], kind: str, subject: str, *chain: str, intr: bool | None = None) -> bool:
+    for f in fs:
+        if f.kind != kind or f.subject != subject:
+            continue
+        if intr is not None and f.context.startswith("interrupt") != intr:
+            continue
+        for st in f.stacks:
+            it = iter(st)
+            if all(any(fn == c for fn in it) for c in chain):
+                return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def netbsd() -> list[Any]:
+    fs, _ = _findings("netbsd-2.0")
+    return fs
+
+
+def test_vwakeup_writes_v_flag_from_biodone(netbsd: list[Any]) -> None:
+    assert _has(netbsd, "unguarded-access", "vnode.v_flag", "biodone", "vwakeup", intr=True)
+
+
+def test_async_brelse_runs_in_biodone(netbsd: list[Any]) -> None:
+    # brelse's locks taken at IPL_BIO from biodone, for async buffers without B_CALL
+    assert _has(netbsd, "irq-lock-inversion", "v_interlock", "biodone", "brelse")
+
+
+def test_error_path_reassignbuf_and_brelvp_touch_v_flag_and_the_page_list(
+        netbsd: list[Any]) -> None:
+    for fn in ("reassignbuf", "brelvp"):
+        assert _has(netbsd, "unguarded-access", "uvm_object.memq", "biodone", "brelse", fn,
+                    intr=True)
+        assert _has(netbsd, "unguarded-access", "vnode.v_flag", "biodone", "brelse", fn,
+                    intr=True)
+
+
+def test_holdrele_takes_v_interlock_from_biodone(netbsd: list[Any]) -> None:
+    assert _has(netbsd, "irq-lock-inversion", "v_interlock", "biodone", "brelvp", "holdrele",
+                "simple_lock")
+
+
+def test_vnode_free_list_slock_at_ipl_bio_and_below_elsewhere(netbsd: list[Any]) -> None:
+    assert _has(netbsd, "irq-lock-inversion", "vnode_free_list_slock", "biodone", "holdrele")
+    f = next(f for f in netbsd if f.kind == "irq-lock-inversion"
+             and f.subject == "vnode_free_list_slock")
+    assert "IPL_NONE" in f.explanation and "IPL_BIO" in f.explanation
+
+
+def test_lists_guarded_by_splbio_alone(netbsd: list[Any]) -> None:
+    spl_only = {f.subject for f in netbsd if f.kind == "spl-only-guard"}
+    assert {"vnode.v_dirtyblkhd", "vnode.v_cleanblkhd", "vnode.v_synclist"} <= spl_only
+
+
+def test_nothing_else(netbsd: list[Any]) -> None:
+    allowed = {
+        ("unguarded-access", "vnode.v_flag"),        # vwakeup, VONWORKLST, VBWAIT (2.0)
+        ("unguarded-access", "uvm_object.memq"),     # reassignbuf/brelvp's TAILQ_EMPTY
+        ("irq-lock-inversion", "v_interlock"),
+        ("irq-lock-inversion", "vnode_free_list_slock"),
+        ("spl-only-guard", "vnode.v_dirtyblkhd"),
+        ("spl-only-guard", "vnode.v_cleanblkhd"),
+        ("spl-only-guard", "vnode.v_synclist"),
+        ("spl-only-guard", "syncer.syncer_workitem_pending"),
+    }
+    assert {(f.kind, f.subject) for f in netbsd} <= allowed
+
+
+@pytest.mark.parametrize("protocol", ["biodoned", "splbio-always", "split-interlock"])
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_the_fixes_are_clean_on_the_protocol_scenario(protocol: str, cpus: int) -> None:
+    fs, summary = _findings(protocol, cpus)
+    assert fs == [], [(f.kind, f.subject, f.stacks) for f in fs]
+    assert summary["syscall_errors"] > 0          # the injected errors were hit
+
+
+@pytest.mark.parametrize("scenario", [n for n in all_names() if n != "protocol"])
+def test_biodoned_is_clean_on_every_scenario_with_errors_on_two_cpus(scenario: str) -> None:
+    faults = [{"kind": "fraction", "fraction": 0.02, "op": "write"}]
+    for cpus in (1, 2):
+        fs, _ = _findings("biodoned", cpus, scenario, duration=2.0,
+                          kernel={"faults": faults, "fs_blocks": 1 << 17})
+        assert fs == [], [(f.kind, f.subject, f.stacks) for f in fs]
