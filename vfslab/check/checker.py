@@ -288,6 +288,16 @@ class Checker:
     def on_spl(self, ctx: Context, old: int, new: int) -> None:
         if new < old:
             self.epoch[ctx.cpu.index] += 1
+            # lowering the level while holding spin locks enables interrupts under them
+            # (lockdep's irqsafe2B: "irqs on while held")
+            for lk in ctx.held:
+                if lk.kind != "spin":
+                    continue
+                ci = self._class(lk)
+                state = (ctx.level if ctx.intr else -1, new)
+                if state not in ci.states:
+                    ci.states.add(state)
+                    self._new_usage(ci, ctx, new)
 
     def on_sleep(self, td: Thread, wmesg: str) -> None:
         self.epoch[td.cpu.index] += 1

@@ -14,7 +14,7 @@ from typing import Any
 from vfslab.sim.context import SSLEEP, Context, Thread
 from vfslab.sim.engine import Engine
 from vfslab.sim.panic import Deadlock, Panic
-from vfslab.sim.stack import call_chain, thread_chain
+from vfslab.sim.stack import call_chain, interrupted_chain, thread_chain
 
 # lockmgr flags (sys/sys/lock.h)
 LK_SHARED = 0x01
@@ -109,8 +109,17 @@ class LockOps:
         m = self.m
         if _on_this_cpu(h, cur):
             stacks = [call_chain(2)]
-            if lk.where:
-                stacks.append(lk.where)
+            if h is not cur:
+                # the holder is the code this interrupt interrupted: its frames are beneath
+                depth = 1
+                ctx = cur
+                while ctx is not h and getattr(ctx, "outer", None) is not None:
+                    ctx = ctx.outer  # type: ignore[attr-defined]
+                    if ctx is not h:
+                        depth += 1
+                held_chain = interrupted_chain(depth)
+                if held_chain:
+                    stacks.append(held_chain)
             if m.checker is not None:
                 m.checker.on_self_deadlock(lk, cur, h, stacks)
             who = cur.describe() if cur.intr else f"{cur.describe()} on cpu{cur.cpu.index}"

@@ -50,6 +50,28 @@ def call_chain(skip: int = 1, limit: int = 48) -> list[str]:
     return out
 
 
+def interrupted_chain(depth: int = 1) -> list[str]:
+    """The chain of the context `depth` levels beneath the running interrupt handler (the
+    code it interrupted, on the same CPU), outermost first."""
+    f: FrameType | None = sys._getframe(1)
+    crossed = 0
+    while f is not None and crossed < depth:
+        if f.f_code in _boundaries:
+            crossed += 1
+        f = f.f_back
+    out: list[str] = []
+    while f is not None and len(out) < 48:
+        if f.f_code in _boundaries:
+            break
+        if _is_kernel(f):
+            name = f.f_code.co_name
+            if not name.startswith("_") and name not in _HIDDEN and (not out or out[-1] != name):
+                out.append(name)
+        f = f.f_back
+    out.reverse()
+    return out
+
+
 def thread_chain(td: object) -> list[str]:
     """The emulated call chain at which a switched-out thread sleeps, outermost first."""
     out: list[str] = []
