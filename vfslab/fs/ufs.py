@@ -596,8 +596,8 @@ class FFS:
                 e = yield from self.fsync(vp, wait=True, dataonly=bool(ioflag & IO_DSYNC),
                                           locked=True)
                 err = err or e
-            else:
-                yield from self.update(ip, False)
+            # else: as ffs_write, only IN_CHANGE|IN_UPDATE: the inode goes out with the next
+            # fsync, sync or inactive
         yield from k.vfs.vn_unlock(vp)
         if done:
             return done
