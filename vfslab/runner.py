@@ -15,6 +15,7 @@ from vfslab.kern.fcntl import O_CREAT, O_TRUNC, O_WRONLY
 from vfslab.kern.init_main import Kernel, KernelConfig
 from vfslab.kern.kern_proc import Proc, ProcSyscalls, spawn_process
 from vfslab.kern.machine import attach, start_init
+from vfslab.metrics.summary import figures, protocol_costs
 from vfslab.scenario import Scenario
 from vfslab.sim.panic import Panic
 
@@ -192,6 +193,9 @@ def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | 
         "dirty_pages_end": k.uvm.ndirty,
         "dirty_bufs_end": k.bio.ndirty,
         "latency": {op: lat[op] for op in ("read", "write", "fsync") if op in lat},
+        "window_s": k.policy.window_s(),
+        "figures": figures(k, elapsed),
+        "costs": protocol_costs(k, elapsed, ops),
         "engine_events": m.events_processed(),
         "context_switches": m.stats.nswitch,
         "interrupts": sum(r[0] for r in m.intr_latency().values()),

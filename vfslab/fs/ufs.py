@@ -603,6 +603,13 @@ class FFS:
             return done
         return -err if err else 0
 
+    def update_vnode(self, vp: vnode) -> GEN:
+        """VOP_UPDATE without wait: a changed inode goes into its (delayed) inode block."""
+        ip: inode | None = vp.v_data
+        if ip is not None and ip.dirty and ip.d.nlink >= 0:
+            yield from self.update(ip, False)
+        return 0
+
     def getattr(self, vp: vnode) -> int:
         return vp.v_size
 

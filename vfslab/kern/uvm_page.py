@@ -13,7 +13,7 @@ free, and the page daemon (uvm_pdaemon.py) cleans and frees pages to wake them.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +88,8 @@ class Uvm:
         self.pdwait_ident = object()      # the page daemon waiting for its pageouts
         self.stats = UvmStats()
         self.nwaiting = 0
+        # a writeback policy may want to know when an object gets its first dirty page
+        self.on_object_dirty: Callable[[uvm_object, int], None] | None = None
 
     # ---- allocation -------------------------------------------------------------------------
     def uvm_pagealloc(self, uobj: uvm_object, off: int) -> vm_page | None:
@@ -171,6 +173,9 @@ class Uvm:
             dq = uobj.dirtyq
             if not dq:
                 self.dirty_objects[uobj] = None
+                hook = self.on_object_dirty
+                if hook is not None:
+                    hook(uobj, now)
             dq[pg] = None
             self.ndirty += 1
             self.stats.pagesdirtied += 1

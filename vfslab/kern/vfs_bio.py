@@ -62,6 +62,7 @@ class BioStats:
     biodone_call: int = 0
     biodone_errors: int = 0
     brelse: int = 0
+    bufs_dirtied: int = 0
     brelvp_in_intr: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -362,6 +363,7 @@ class BufCache:
         if not (bp.b_flags & B_DELWRI):
             bp.b_flags |= B_DELWRI
             self.ndirty += 1
+            self.stats.bufs_dirtied += 1
             if bp.b_vp is not None:
                 self.k.vfs.reassignbuf(bp, bp.b_vp)
         bp.b_flags &= ~B_DONE

@@ -36,6 +36,7 @@ class Metrics:
         self.t0 = 0
         self.disk0 = (0, 0, 0)
         self.dirtied0 = 0
+        self.bufs_dirtied0 = 0
 
     # ---- syscall layer hooks ----------------------------------------------------------------
     def syscall(self, op: str, start: int, end: int, rv: int) -> None:
@@ -59,6 +60,7 @@ class Metrics:
         self._last_w = k.disk.stats.bytes_written
         self._last_r = k.disk.stats.bytes_read
         self.dirtied0 = k.uvm.stats.pagesdirtied
+        self.bufs_dirtied0 = k.bio.stats.bufs_dirtied
         k.m.at(max(k.m.now, self.t0) + self.interval_ns, self._sample)
 
     def stop(self) -> None:

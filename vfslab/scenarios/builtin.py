@@ -103,20 +103,22 @@ def protocol() -> Scenario:
 
 def pr24596() -> Scenario:
     """kern/24596 (2004): "large backlogs of unflushed pages". A steady writer produces a
-    large file at 4 MB/s on a 2004 desktop (256 MB, one 7200 rpm ATA disk); an interactive
-    reader reads random 16 KiB pieces of a cold file every 200 ms; a small-file user saves a
-    few files every few seconds. The 30 s syncer lets ~120 MB pile up and writes it in one
-    burst that stalls the reader."""
+    large file at 4 MB/s (a video capture, a download) on a 2004 desktop: 256 MB of memory, one
+    7200 rpm ATA disk. Eight interactive programs each read a random 16 KiB piece of a cold
+    256 MiB file every two seconds or so (mail, a browser cache); a small-file user saves a few
+    files every few seconds. The 30 s syncer lets ~120 MB pile up and writes it in one burst
+    of seconds during which every interactive read waits behind the flush."""
     big = 1024 * MiB
 
-    def random_reader(sys: Any, rng: random.Random) -> GEN:
+    def interactive_reader(sys: Any, rng: random.Random) -> GEN:
         fd = yield from sys.open("/home/mail.db", O_RDONLY, 0)
         if fd < 0:
             return
+        yield from sys.nanosleep(rng.randrange(2000) * MS)
         while True:
             off = rng.randrange((256 * MiB) // (16 * KiB)) * 16 * KiB
             yield from sys.pread(fd, 16 * KiB, off)
-            yield from sys.nanosleep(200 * MS)
+            yield from sys.nanosleep(rng.randrange(1500, 2500) * MS)
 
     def saver(sys: Any, rng: random.Random) -> GEN:
         i = 0
@@ -133,7 +135,7 @@ def pr24596() -> Scenario:
     return Scenario(
         "pr24596", pr24596.__doc__ or "",
         [ProcessSpec("writer", paced_writer("/home/capture.dv", big, 64 * KiB, 4_000_000)),
-         ProcessSpec("reader", random_reader, start_ns=1 * S),
+         *[ProcessSpec(f"reader{i}", interactive_reader, start_ns=1 * S) for i in range(8)],
          ProcessSpec("saver", saver)],
         setup=[SetupItem("/home", is_dir=True), SetupItem("/home/mail.db", 256 * MiB)],
         duration_s=120.0,

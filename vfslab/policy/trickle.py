@@ -1,0 +1,171 @@
+"""The trickle syncer the mail proposes: dirty pages and buffers flushed a little at a time,
+several times a second, over a window keyed on when each became dirty.
+
+Pages: each vnode object keeps its dirty pages in dirtying order (uvm_page: `dirtyq`); the
+daemon keeps the dirty objects in a heap keyed by their oldest dirty page (revalidated lazily
+when popped), so a wake-up looks only at what it writes, never at the dirty pages that are not
+due: its cost does not grow with the backlog. Buffers: the policy's own queue in dirtying order,
+fed by the buffer cache's hooks.
+
+Each wake-up (every 1/hz seconds) writes
+  - everything whose age will pass the window before the next wake-up, and
+  - enough of the oldest to keep the write rate smooth: a share of the backlog such that all
+    of it would be written within the window at this pace (backlog * period / window),
+clustering each chosen page with its dirty neighbours in the same 64 KiB extent into one I/O.
+It takes no vnode lock (v_lock): pages go through VOP_PUTPAGES, which takes the object's
+interlock; buffers are claimed with their busy flag (btrybusy) and written with bawrite.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Generator
+from typing import Any
+
+from vfslab.kern.buf import B_DELWRI, MAXPHYS, PAGE_SHIFT, buf
+from vfslab.kern.uvm_page import PG_BUSY, PG_CLEAN, vm_page
+from vfslab.kern.vnode import uvm_object
+from vfslab.policy.base import WritebackPolicy
+
+NS = 1_000_000_000
+CLUSTER = MAXPHYS >> PAGE_SHIFT
+
+
+class TricklePolicy(WritebackPolicy):
+    name = "trickle"
+    OPTIONS: dict[str, tuple[type, Any, str]] = {
+        "window": (float, 5.0, "seconds within which dirty data reaches the disk"),
+        "hz": (float, 10.0, "wake-ups per second"),
+        "smooth": (bool, True, "also write a share of the backlog each wake-up"),
+    }
+
+    def __init__(self, k: Any, options: dict[str, Any]) -> None:
+        super().__init__(k, options)
+        if self.opts["window"] <= 0 or self.opts["hz"] <= 0:
+            from vfslab.errors import InputError
+
+            raise InputError("trickle: window and hz must be positive")
+        self.heap: list[tuple[int, int, uvm_object]] = []
+        self.seq = 0
+        self.bufs: dict[buf, None] = {}
+        self.wakeups = 0
+        self.pages_written = 0
+        self.bufs_written = 0
+        self.examined = 0            # objects and buffers looked at (cost per wake-up)
+
+    def window_s(self) -> float:
+        return float(self.opts["window"])
+
+    def start(self) -> None:
+        self.k.uvm.on_object_dirty = self._object_dirty
+        self.m.spawn("trickled", self.trickled())
+
+    # ---- hooks (called with locks held: no sleeping, no locks) -------------------------------
+    def _object_dirty(self, uobj: uvm_object, now: int) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (now, self.seq, uobj))
+
+    def buf_dirtied(self, bp: buf) -> None:
+        self.bufs[bp] = None
+
+    def buf_cleaned(self, bp: buf) -> None:
+        self.bufs.pop(bp, None)
+
+    # ---- the daemon ---------------------------------------------------------------------------
+    def trickled(self) -> Generator[Any, Any, None]:
+        m = self.m
+        period = int(NS / self.opts["hz"])
+        while True:
+            yield from m.tsleep(self, "trickle", period)
+            yield from self.wakeup(period)
+
+    def wakeup(self, period: int) -> Generator[Any, Any, None]:
+        """One pass: write what is due, plus a smooth share of the backlog."""
+        k = self.k
+        m = self.m
+        self.wakeups += 1
+        now = m.time()
+        window = int(self.opts["window"] * NS)
+        due = now - window + 2 * period          # will be too old before the next pass
+        uvm = k.uvm
+        backlog = uvm.ndirty + k.bio.ndirty
+        quota = (backlog * period + window - 1) // window if self.opts["smooth"] else 0
+        quota = max(quota, 1) if backlog else 0
+        # pages, oldest objects first
+        heap = self.heap
+        written = 0
+        flushed: list[Any] = []
+        while heap:
+            t, _, uobj = heap[0]
+            dq = uobj.dirtyq
+            self.examined += 1
+            if not dq:
+                heapq.heappop(heap)
+                continue
+            head = next(iter(dq))
+            if head.dirtied_at != t:             # stale key: re-file under the true oldest
+                heapq.heapreplace(heap, (head.dirtied_at, self.seq, uobj))
+                self.seq += 1
+                continue
+            if t > due and written >= quota:
+                break
+            heapq.heappop(heap)
+            vp = uobj.vp
+            s = k.proto.vi_lock(vp)
+            batch = self._batch(uobj, due, max(quota - written, 1))
+            k.proto.vi_unlock(vp, s)
+            if batch:
+                yield from k.genfs.putpages(vp, 0, 0, clean=True, sync=False, pages=batch)
+                written += len(batch)
+                self.pages_written += len(batch)
+                flushed.append(vp)
+            if uobj.dirtyq:
+                h = next(iter(uobj.dirtyq))
+                self.seq += 1
+                heapq.heappush(heap, (h.dirtied_at, self.seq, uobj))
+        # the inodes of what we flushed (their blocks become dirty buffers, trickled later)
+        for vp in flushed:
+            fs = k.fs_of(vp)
+            if fs is not None and hasattr(fs, "update_vnode"):
+                yield from fs.update_vnode(vp)
+        # buffers, oldest first (chosen before writing: writing changes the queue)
+        bio = k.bio
+        chosen: list[buf] = []
+        n = written
+        for bp in self.bufs:
+            self.examined += 1
+            if n >= quota and (bp.b_dirtied_at < 0 or bp.b_dirtied_at > due):
+                break
+            chosen.append(bp)
+            n += 1
+        for bp in chosen:
+            if not bio.btrybusy(bp):
+                continue
+            if not bp.b_flags & B_DELWRI:
+                bio.brelse(bp)
+                self.bufs.pop(bp, None)
+                continue
+            bio.bawrite(bp)
+            written += 1
+            self.bufs_written += 1
+
+    def _batch(self, uobj: uvm_object, due: int, want: int) -> list[vm_page]:
+        """The object's oldest dirty pages (the due ones, and at least `want`), each with its
+        dirty neighbours in the same 64 KiB extent."""
+        chosen: dict[vm_page, None] = {}
+        memq = uobj.memq
+        for pg in uobj.dirtyq:
+            if pg.dirtied_at > due and len(chosen) >= want:
+                break
+            if pg in chosen or pg.flags & PG_BUSY:
+                continue
+            base = (pg.offset // CLUSTER) * CLUSTER
+            for off in range(base, base + CLUSTER):
+                q = memq.get(off)
+                if q is not None and not q.flags & (PG_CLEAN | PG_BUSY):
+                    chosen[q] = None
+        return sorted(chosen, key=_off)
+
+
+def _off(pg: vm_page) -> int:
+    return pg.offset
