@@ -1,0 +1,83 @@
+"""PNG plots of runs: dirty backlog over time, disk write throughput over time, latency CDFs;
+one line per run (policy or protocol) when comparing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _series(runs: dict[str, Any], key: str, scale: float) -> list[tuple[str, Any, Any]]:
+    out = []
+    for label, k in runs.items():
+        s = k.metrics.series
+        t = np.asarray(s["t_s"]) - (s["t_s"][0] if s["t_s"] else 0)
+        out.append((label, t, np.asarray(s[key], dtype=float) / scale))
+    return out
+
+
+def plot_runs(runs: dict[str, Any], out: str | Path, title: str) -> list[Path]:
+    """`runs` maps a label to a finished Kernel; writes three PNGs into `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, t, y in _series(runs, "dirty_bytes", 1e6):
+        ax.plot(t, y, label=label, lw=1.2)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("dirty data not yet under write (MB)")
+    ax.set_title(f"{title}: dirty backlog")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    p = out / "dirty_backlog.png"
+    fig.tight_layout()
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    files.append(p)
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, t, y in _series(runs, "disk_write_bps", 1e6):
+        ax.plot(t, y, label=label, lw=1.0)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("disk writes (MB/s, 100 ms bins)")
+    ax.set_title(f"{title}: write throughput")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    p = out / "write_throughput.png"
+    fig.tight_layout()
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    files.append(p)
+
+    ops = ["read", "write", "fsync"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    for ax, op in zip(axes, ops, strict=True):
+        any_data = False
+        for label, k in runs.items():
+            v = np.sort(np.asarray(k.metrics.lat.get(op, []), dtype=float) / 1e6)
+            if v.size:
+                any_data = True
+                ax.plot(v, np.arange(1, v.size + 1) / v.size, label=label, lw=1.2)
+        if not any_data:
+            ax.text(0.5, 0.5, f"no {op} calls", ha="center", va="center",
+                    transform=ax.transAxes)
+        else:
+            ax.set_xscale("log")
+        ax.set_xlabel(f"{op} latency (ms)")
+        ax.set_ylabel("fraction of calls")
+        ax.set_title(op)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"{title}: latency CDFs")
+    p = out / "latency_cdf.png"
+    fig.tight_layout()
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    files.append(p)
+    return files
