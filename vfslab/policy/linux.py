@@ -119,8 +119,8 @@ class LinuxPolicy(WritebackPolicy):
             if now - last_kupdate >= period:
                 last_kupdate = now
                 self.kupdate_passes += 1
-                expire = self.opts["dirty_expire_centisecs"] * NS // 100
-                yield from self.writeback(lambda when: when <= now - expire)
+                cutoff = now - self.opts["dirty_expire_centisecs"] * NS // 100
+                yield from self.writeback(lambda when, c=cutoff: when <= c)
             bg, *_ = self.thresholds()
             while self.dirty_pages() > bg:
                 self.background_passes += 1
