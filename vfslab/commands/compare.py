@@ -150,4 +150,4 @@ def _print_table(scenario: str, seed: int, rows: dict[str, dict[str, Any]],
         table.add_row(name, *[_fmt(r[key], unit) for r in rows.values()], unit)
     if not protocols:
         table.add_row("promised window", *[f"{r['window_s']:.0f}" for r in rows.values()], "s")
-    Console().print(table)
+    Console(width=max(100, Console().width)).print(table)
