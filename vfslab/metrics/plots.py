@@ -73,7 +73,8 @@ def plot_runs(runs: dict[str, Any], out: str | Path, title: str) -> list[Path]:
         ax.set_ylabel("fraction of calls")
         ax.set_title(op)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    if any(k.metrics.lat.get("read") for k in runs.values()):
+        axes[0].legend()
     fig.suptitle(f"{title}: latency CDFs")
     p = out / "latency_cdf.png"
     fig.tight_layout()

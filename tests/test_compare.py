@@ -1,0 +1,83 @@
+"""`vfslab compare`, `run --out` and `check` from the command line; and the trickle syncer's
+promise on pr24596, measured as `vfslab compare pr24596` measures it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+from vfslab.cli import cli
+
+
+def test_compare_pr24596_meets_the_trickle_targets(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["compare", "--json", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["scenario"] == "pr24596" and set(doc["results"]) == {"syncer", "trickle", "linux"}
+    t, s = doc["results"]["trickle"], doc["results"]["syncer"]
+    for key in ("peak_write_rate_bps", "mean_dirty_rate_bps", "max_dirty_bytes",
+                "max_dirty_age_s", "read_latency_p99_ms", "fsync_latency_p99_ms",
+                "disk_bytes_written", "bytes_dirtied"):
+        assert key in t
+    assert t["peak_write_rate_bps"] <= 1.25 * t["mean_dirty_rate_bps"]
+    assert t["max_dirty_age_s"] <= doc["window_s"] + 1.0
+    assert t["read_latency_p99_ms"] <= s["read_latency_p99_ms"] / 5
+    assert abs(t["disk_bytes_to_durable"] - s["disk_bytes_to_durable"]) <= \
+        0.05 * s["disk_bytes_to_durable"]
+    for png in ("dirty_backlog.png", "write_throughput.png", "latency_cdf.png"):
+        assert (tmp_path / png).stat().st_size > 1000
+    ts = pq.read_table(tmp_path / "trickle" / "timeseries.parquet")
+    assert {"t_s", "dirty_bytes", "oldest_dirty_s", "disk_write_bps"} <= set(ts.column_names)
+    assert ts.num_rows > 1000
+
+
+def test_compare_protocols_reports_their_costs() -> None:
+    res = CliRunner().invoke(cli, ["compare", "smallfiles", "--duration", "2s", "--protocols",
+                                   "netbsd-2.0,biodoned", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    nb, bd = doc["results"]["netbsd-2.0"], doc["results"]["biodoned"]
+    for key in ("ipl_bio_ms_per_s", "interrupt_latency", "completion_latency_mean_us",
+                "context_switches", "cpu_us_per_op", "throughput_write_bps"):
+        assert key in nb
+    # biodoned moves biodone's work into a thread: more switches
+    assert bd["context_switches"] > nb["context_switches"]
+
+
+def test_run_out_writes_parquet_summary_and_plots(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["run", "randfsync", "--duration", "2s", "--out",
+                                   str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["latency"]["fsync"]["count"] > 0
+    lat = pq.read_table(tmp_path / "latency.parquet").to_pydict()
+    assert "fsync" in set(lat["op"])
+
+
+def test_check_exits_1_with_findings_and_0_when_clean() -> None:
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["check", "--protocol", "netbsd-2.0", "--duration", "10s",
+                              "--json"])
+    assert bad.exit_code == 1
+    doc = json.loads(bad.output)
+    assert doc["protocol"] == "netbsd-2.0" and doc["scenario"] == "protocol"
+    assert {f["kind"] for f in doc["findings"]} >= {"irq-lock-inversion", "unguarded-access",
+                                                     "spl-only-guard"}
+    good = runner.invoke(cli, ["check", "--protocol", "biodoned", "--duration", "10s"])
+    assert good.exit_code == 0, good.output
+    assert "no findings" in good.output
+
+
+def test_bad_command_line_input_is_one_clear_error() -> None:
+    runner = CliRunner()
+    for args, words in ((["run", "stream", "--set", "trickle.window"], "NAME=VALUE"),
+                        (["run", "nonesuch"], "unknown scenario"),
+                        (["run", "stream", "--policy", "lazy"], "unknown policy"),
+                        (["run", "stream", "--duration", "soon"], "duration"),
+                        (["run", "stream", "--set", "cost.warp=3"], "unknown cost")):
+        res = runner.invoke(cli, args)
+        assert res.exit_code != 0
+        assert words in str(res.exception) or words in res.output
