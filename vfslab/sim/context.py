@@ -89,7 +89,7 @@ class CPU:
 
     __slots__ = ("index", "t", "ipl", "pending", "running", "idle", "ctx",
                  "busy_ns", "high_since", "bio_ns", "intr_ns", "nintr", "want_resched",
-                 "last_thread", "frames", "depth")
+                 "last_thread", "frames", "depth", "step_start")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -108,3 +108,4 @@ class CPU:
         self.last_thread: Thread | None = None
         self.frames: list[IntrFrame] = []   # reusable interrupt frames, by nesting depth
         self.depth = 0
+        self.step_start = 0           # when the running thread's step began

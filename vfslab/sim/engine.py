@@ -38,6 +38,7 @@ from vfslab.sim.stack import add_boundary, call_chain
 
 EWOULDBLOCK = 35     # tsleep's timeout return value, as errno EWOULDBLOCK
 NS_PER_S = 1_000_000_000
+QUANTUM_NS = 10_000_000      # a thread that runs this long without sleeping yields
 
 Event = tuple[int, int, Callable[[Any], None], Any]
 
@@ -463,6 +464,7 @@ class Engine:
                 wl[2] = lat
             td.woken_at = -1
         cpu.t = t
+        cpu.step_start = t
         td.cpu = cpu
         cpu.running = td
         cpu.ctx = td
@@ -577,8 +579,13 @@ class Engine:
         return _sleep_wait()
 
     def want_resched(self) -> bool:
+        """Should the running thread give up the CPU at its next user boundary: a thread was
+        woken, or it has run a scheduling quantum (10 ms) without sleeping."""
         cur = self.cur
-        return cur is not None and cur.cpu.want_resched
+        if cur is None:
+            return False
+        cpu = cur.cpu
+        return cpu.want_resched or cpu.t - cpu.step_start > QUANTUM_NS
 
     def join(self, td: Thread) -> Generator[None, Any, None]:
         """Wait for a thread to exit."""

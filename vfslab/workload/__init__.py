@@ -1,0 +1,1 @@
+"""Workloads from the formats people already have: fio job files and strace logs."""
