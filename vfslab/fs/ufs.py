@@ -73,6 +73,7 @@ IO_APPEND = 0x1
 IO_SYNC = 0x2
 IO_DSYNC = 0x4
 IO_MMAP = 0x8
+IO_DIRECT = 0x10
 CHUNK = 64 * 1024
 
 
@@ -107,6 +108,7 @@ class FFS:
     IO_SYNC = IO_SYNC
     IO_DSYNC = IO_DSYNC
     IO_MMAP = IO_MMAP
+    IO_DIRECT = IO_DIRECT
 
     def __init__(self, k: Kernel, devvp: vnode, nblocks: int) -> None:
         self.k = k
@@ -558,12 +560,13 @@ class FFS:
         return (yield from self._write_ind(ip, -3 - j, mid, ptrs, new, sync))
 
     # ---- data ---------------------------------------------------------------------------
-    def read(self, vp: vnode, off: int, n: int) -> GEN:
+    def read(self, vp: vnode, off: int, n: int, ioflag: int = 0) -> GEN:
         k = self.k
-        err = yield from k.vfs.vn_lock(vp, 0x01)       # LK_SHARED
+        yield from k.vfs.vn_lock(vp, 0x01)       # LK_SHARED
         got = yield from k.ubc.read(vp, off, n)
+        if ioflag & IO_DIRECT and got > 0:
+            yield from k.genfs.putpages(vp, off, off + got, clean=False, free=True)
         yield from k.vfs.vn_unlock(vp)
-        del err
         return got
 
     def write(self, vp: vnode, off: int, n: int, ioflag: int) -> GEN:
@@ -592,6 +595,12 @@ class FFS:
         if done:
             ip.d.mtime = self.m.time()
             ip.dirty = True
+            if ioflag & IO_DIRECT:
+                # O_DIRECT (NetBSD 5's, modelled by its effect): the data goes to the disk
+                # before the call returns, and does not stay in the page cache
+                e = yield from k.genfs.putpages(vp, off, off + done, clean=True, free=True,
+                                                sync=True)
+                err = err or e
             if ioflag & (IO_SYNC | IO_DSYNC):
                 e = yield from self.fsync(vp, wait=True, dataonly=bool(ioflag & IO_DSYNC),
                                           locked=True)

@@ -17,6 +17,7 @@ from vfslab.kern.fcntl import (
     EMFILE,
     O_ACCMODE,
     O_APPEND,
+    O_DIRECT,
     O_DSYNC,
     O_RDONLY,
     O_RDWR,
@@ -137,7 +138,8 @@ class Syscalls:
         if vp.v_type == VDIR:
             return -EISDIR
         pos = fp.f_offset if off < 0 else off
-        got: int = yield from self._fs().read(vp, pos, n)
+        fs = self._fs()
+        got: int = yield from fs.read(vp, pos, n, fs.IO_DIRECT if fp.f_flag & O_DIRECT else 0)
         if got > 0 and off < 0:
             fp.f_offset = pos + got
         return got
@@ -154,6 +156,8 @@ class Syscalls:
         flags = fp.f_flag
         if flags & O_APPEND and off < 0:
             ioflag |= fs.IO_APPEND
+        if flags & O_DIRECT:
+            ioflag |= fs.IO_DIRECT
         if flags & O_SYNC:
             ioflag |= fs.IO_SYNC
         elif flags & O_DSYNC:

@@ -301,7 +301,8 @@ class _Refuse(Exception):
     """A job vfslab does not model, with the reason."""
 
 
-def job_body(p: JobPlan, share: int, done: list[int], waits: list[int]) -> Any:
+def job_body(p: JobPlan, share: int, done: list[int], waits: list[int], part: int = 0
+             ) -> Any:
     """The process body of one clone (or one of an async job's iodepth threads)."""
 
     def body(sys: Any, rng: random.Random) -> Generator[Any, Any, None]:
@@ -333,7 +334,9 @@ def job_body(p: JobPlan, share: int, done: list[int], waits: list[int]) -> Any:
             done[p.group] += 1
             return
         start = sys.now()
-        offs = [p.offset] * len(fds)
+        # an asynchronous job's iodepth threads share one stream: each takes its own stretch
+        stretch = (p.filesize // max(1, p.threads)) // 4096 * 4096
+        offs = [p.offset + part * stretch] * len(fds)
         total = share
         moved = 0
         n = 0
@@ -438,7 +441,7 @@ def to_scenario(path: str, text: str | None = None, env: dict[str, str] | None =
                 share = cp.total // p.threads
                 procs.append(ProcessSpec(f"{p.name}.{clone}" + (f".{t}" if p.threads > 1
                                                                  else ""),
-                                         job_body(cp, share, done, waits), p.start_ns))
+                                         job_body(cp, share, done, waits, t), p.start_ns))
                 waits[p.group] += 1
     dirs: set[str] = set()
     for f in [*setup, *[f for p, _ in plans for f in p.files]]:
