@@ -22,38 +22,30 @@ def _series(runs: dict[str, Any], key: str, scale: float) -> list[tuple[str, Any
     return out
 
 
+def _line_plot(runs: dict[str, Any], key: str, ylabel: str, title: str, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for label, t, y in _series(runs, key, 1e6):
+        ax.plot(t, y, label=label, lw=1.1)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_runs(runs: dict[str, Any], out: str | Path, title: str) -> list[Path]:
     """`runs` maps a label to a finished Kernel; writes three PNGs into `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for label, t, y in _series(runs, "dirty_bytes", 1e6):
-        ax.plot(t, y, label=label, lw=1.2)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("dirty data not yet under write (MB)")
-    ax.set_title(f"{title}: dirty backlog")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    p = out / "dirty_backlog.png"
-    fig.tight_layout()
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    files.append(p)
-
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for label, t, y in _series(runs, "disk_write_bps", 1e6):
-        ax.plot(t, y, label=label, lw=1.0)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("disk writes (MB/s, 100 ms bins)")
-    ax.set_title(f"{title}: write throughput")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    p = out / "write_throughput.png"
-    fig.tight_layout()
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    files.append(p)
+    files.append(_line_plot(runs, "dirty_bytes", "dirty data not yet under write (MB)",
+                            f"{title}: dirty backlog", out / "dirty_backlog.png"))
+    files.append(_line_plot(runs, "disk_write_bps", "disk writes (MB/s, 100 ms bins)",
+                            f"{title}: write throughput", out / "write_throughput.png"))
 
     ops = ["read", "write", "fsync"]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))

@@ -9,8 +9,9 @@ import random
 from collections.abc import Generator
 from typing import Any
 
-from vfslab.kern.fcntl import O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, SEEK_SET
+from vfslab.kern.fcntl import O_CREAT, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY
 from vfslab.scenario import ProcessSpec, Scenario, SetupItem
+from vfslab.scenarios.patterns import writer
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -19,39 +20,9 @@ S = 1_000_000_000
 GEN = Generator[Any, Any, None]
 
 
-def paced_writer(path: str, total: int, chunk: int, rate_bps: float, fsync_every: int = 0,
-                 wrap: bool = True) -> Any:
-    """A writer of `chunk`-sized sequential writes at `rate_bps` (0: as fast as it can),
-    rewriting from the start after `total` bytes when `wrap`."""
-
-    def body(sys: Any, rng: random.Random) -> GEN:
-        fd = yield from sys.open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        if fd < 0:
-            return
-        off = 0
-        n = 0
-        start = sys.now()
-        while True:
-            if off >= total:
-                if not wrap:
-                    break
-                off = 0
-                yield from sys.lseek(fd, 0, SEEK_SET)
-            got = yield from sys.write(fd, chunk)
-            if got < 0:
-                break
-            off += got
-            n += 1
-            if fsync_every and n % fsync_every == 0:
-                yield from sys.fsync(fd)
-            if rate_bps > 0:
-                due = start + int(n * chunk * S / rate_bps)
-                now = sys.now()
-                if due > now:
-                    yield from sys.nanosleep(due - now)
-        yield from sys.close(fd)
-
-    return body
+# A writer of `chunk`-sized sequential writes at a rate (0: flat out), rewriting from the start
+# after `total` bytes: the library's "writer" pattern.
+paced_writer = writer
 
 
 def protocol() -> Scenario:
