@@ -37,6 +37,9 @@ class RunConfig:
     invariants: bool = False
     kernel: dict[str, Any] = field(default_factory=dict)   # KernelConfig overrides
     measure_memory: bool = False
+    strict: bool = False          # fio: refuse options vfslab does not model
+    speed: float = 1.0            # strace: divide think times
+    no_think: bool = False        # strace: drop think times
 
 
 @dataclass
@@ -50,13 +53,14 @@ class RunResult:
     wall_s: float = 0.0
 
 
-def load_scenario(spec: str | Scenario) -> Scenario:
+def load_scenario(spec: str | Scenario, strict: bool = False, speed: float = 1.0,
+                  no_think: bool = False) -> Scenario:
     """A built-in name, a scenario .toml, `fio:JOB`, or `strace:LOG`."""
     if isinstance(spec, Scenario):
         return spec
     from vfslab.scenarios.loader import load
 
-    return load(spec)
+    return load(spec, strict, speed, no_think)
 
 
 def kernel_config(cfg: RunConfig, sc: Scenario) -> KernelConfig:
@@ -107,7 +111,7 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
 
 
 def run_scenario(cfg: RunConfig) -> RunResult:
-    sc = load_scenario(cfg.scenario)
+    sc = load_scenario(cfg.scenario, cfg.strict, cfg.speed, cfg.no_think)
     kc = kernel_config(cfg, sc)
     duration = cfg.duration_s if cfg.duration_s is not None else sc.duration_s
     if duration <= 0:
@@ -178,6 +182,7 @@ def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | 
     elapsed = max(1, m.now - t0) / NS
     out: dict[str, Any] = {
         "scenario": sc.name,
+        "warnings": list(sc.warnings),
         "protocol": k.cfg.protocol,
         "policy": k.cfg.policy,
         "seed": k.cfg.seed,

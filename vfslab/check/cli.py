@@ -19,7 +19,7 @@ from vfslab.commands.common import scenario_options
 @click.option("--json", "as_json", is_flag=True, help="findings as JSON")
 def check(scenario: str, protocol: str, policy: str, seed: int, duration: str | None,
           cpus: int, sets: tuple[str, ...], config: str | None, irq_stress: float,
-          invariants: bool, as_json: bool) -> None:
+          invariants: bool, strict: bool, speed: float, no_think: bool, as_json: bool) -> None:
     """Run SCENARIO (default: `protocol`, every path the mail names) under the lock and IPL
     validator and report what is broken, with the call chains that did it."""
     from vfslab.check.report import text_report, to_json
@@ -27,7 +27,7 @@ def check(scenario: str, protocol: str, policy: str, seed: int, duration: str | 
     from vfslab.runner import run_scenario
 
     cfg = build_config(scenario, protocol, policy, seed, duration, cpus, sets, config,
-                       irq_stress, invariants, check=True)
+                       irq_stress, invariants, True, strict, speed, no_think)
     res = run_scenario(cfg)
     checker = res.checker
     if as_json:

@@ -98,6 +98,11 @@ def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--irq-stress", type=click.FloatRange(0, 1), default=0.0,
                      help="probability that an interrupt point takes the next interrupt early"),
         click.option("--invariants", is_flag=True, help="check the stack's invariants as it runs"),
+        click.option("--strict", is_flag=True,
+                     help="fio: refuse options vfslab does not model (default: warn)"),
+        click.option("--speed", type=float, default=1.0, show_default=True,
+                     help="strace: replay N times faster (think times divided by N)"),
+        click.option("--no-think", is_flag=True, help="strace: replay without think times"),
     ]
     for o in reversed(opts):
         f = o(f)

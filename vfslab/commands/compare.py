@@ -88,7 +88,8 @@ def result_row(res: Any) -> dict[str, Any]:
               help="directory for plots, per-run Parquet and summary.json")
 def compare(scenario: str, policies: str | None, protocols: str | None, seed: int,
             duration: str | None, cpus: int, sets: tuple[str, ...], config: str | None,
-            irq_stress: float, invariants: bool, as_json: bool, out: str | None) -> None:
+            irq_stress: float, invariants: bool, strict: bool, speed: float, no_think: bool,
+            as_json: bool, out: str | None) -> None:
     """Run SCENARIO under several writeback policies and/or locking protocols."""
     from vfslab.commands.run import build_config
     from vfslab.runner import run_scenario
@@ -103,7 +104,7 @@ def compare(scenario: str, policies: str | None, protocols: str | None, seed: in
         for pol in pols:
             label = pol if len(protos) == 1 else (proto if len(pols) == 1 else f"{pol}/{proto}")
             cfg = build_config(scenario, proto, pol, seed, duration, cpus, sets, config,
-                               irq_stress, invariants, False)
+                               irq_stress, invariants, False, strict, speed, no_think)
             if not as_json:
                 click.echo(f"running {scenario} with policy {pol}, protocol {proto} ...",
                            err=True)

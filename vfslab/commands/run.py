@@ -14,7 +14,8 @@ from vfslab.sim.costs import CostModel
 
 def build_config(scenario: str, protocol: str, policy: str, seed: int, duration: str | None,
                  cpus: int, sets: tuple[str, ...], config: str | None, irq_stress: float,
-                 invariants: bool, check: bool) -> Any:
+                 invariants: bool, check: bool, strict: bool = False, speed: float = 1.0,
+                 no_think: bool = False) -> Any:
     from vfslab.runner import RunConfig
 
     pol_opts, machine, cost = parse_sets(sets, config)
@@ -35,7 +36,8 @@ def build_config(scenario: str, protocol: str, policy: str, seed: int, duration:
     return RunConfig(scenario=scenario, protocol=protocol, policy=policy,
                      policy_options=pol_opts.get(policy, {}), seed=seed, ncpus=cpus,
                      check=check, irq_stress=irq_stress, duration_s=dur,
-                     invariants=invariants, kernel=kernel)
+                     invariants=invariants, kernel=kernel, strict=strict, speed=speed,
+                     no_think=no_think)
 
 
 def print_summary(s: dict[str, Any]) -> None:
@@ -82,13 +84,16 @@ def print_summary(s: dict[str, Any]) -> None:
               help="write time series, summary.json and plots to this directory")
 def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | None, cpus: int,
         sets: tuple[str, ...], config: str | None, irq_stress: float, invariants: bool,
-        check: bool, as_json: bool, out: str | None) -> None:
+        strict: bool, speed: float, no_think: bool, check: bool, as_json: bool,
+        out: str | None) -> None:
     """Run SCENARIO (a built-in name, a .toml file, fio:JOB or strace:LOG)."""
     from vfslab.runner import run_scenario
 
     cfg = build_config(scenario, protocol, policy, seed, duration, cpus, sets, config,
-                       irq_stress, invariants, check)
+                       irq_stress, invariants, check, strict, speed, no_think)
     res = run_scenario(cfg)
+    for w in res.scenario.warnings:
+        click.echo(f"vfslab: warning: {w}", err=True)
     s = res.summary
     if res.checker is not None:
         from vfslab.check.report import to_json

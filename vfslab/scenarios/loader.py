@@ -9,15 +9,20 @@ from vfslab.errors import InputError
 from vfslab.scenario import Scenario
 
 
-def load(spec: str) -> Scenario:
+def load(spec: str, strict: bool = False, speed: float = 1.0, no_think: bool = False
+         ) -> Scenario:
+    """`strict` refuses fio options vfslab does not model; `speed` divides an strace
+    replay's think times, `no_think` removes them."""
     if spec.startswith("fio:"):
-        from vfslab.scenarios.external import from_fio
+        from vfslab.workload.fio import to_scenario as fio_scenario
 
-        return from_fio(spec[4:])
+        return fio_scenario(spec[4:], strict=strict)
     if spec.startswith("strace:"):
-        from vfslab.scenarios.external import from_strace
+        from vfslab.workload.strace import to_scenario as strace_scenario
 
-        return from_strace(spec[7:])
+        if speed <= 0:
+            raise InputError(f"--speed: expected a positive factor, got {speed}")
+        return strace_scenario(spec[7:], speed=speed, no_think=no_think)
     if spec.endswith(".toml") or Path(spec).suffix == ".toml":
         from vfslab.scenarios.toml_file import load_toml
 
