@@ -28,6 +28,17 @@ class Req:
         self.b_data = data if data is not None else [None] * (nbytes // 4096)
 
 
+def _submit_all(m: Engine, disk: Any, reqs: list[Req]) -> None:
+    """Hand every request to the disk from one thread and run until the disk is idle."""
+    def body() -> Generator[Any, Any, None]:
+        for r in reqs:
+            disk.strategy(r)
+        yield from ()
+
+    m.spawn("t", body())
+    m.run()
+
+
 def test_seek_curve_passes_through_the_data_sheet_points() -> None:
     h = HDD()
     n = h.cylinders
@@ -121,14 +132,7 @@ def test_fault_rules(rule: FaultRule, failed: list[bool]) -> None:
     reqs = [Req(i * 8, 4096, False, [i]) for i in range(4)]
     disk = make_disk(m, "ssd", iodone=lambda bp: None, depth=1)
     disk.faults.add(rule)
-
-    def body() -> Generator[Any, Any, None]:
-        for r in reqs:
-            disk.strategy(r)
-        yield from ()
-
-    m.spawn("t", body())
-    m.run()
+    _submit_all(m, disk, reqs)
     assert [bool(r.b_flags & B_ERROR) for r in reqs] == failed
     for i, r in enumerate(reqs):
         if r.b_flags & B_ERROR:
@@ -141,14 +145,7 @@ def test_fraction_faults_are_seeded() -> None:
         reqs = [Req(i * 8, 4096, True) for i in range(200)]
         disk = make_disk(m, "ssd", iodone=lambda bp: None,
                          faults=[{"kind": "fraction", "fraction": 0.2}])
-
-        def body() -> Generator[Any, Any, None]:
-            for r in reqs:
-                disk.strategy(r)
-            yield from ()
-
-        m.spawn("t", body())
-        m.run()
+        _submit_all(m, disk, reqs)
         return [bool(r.b_flags & B_ERROR) for r in reqs]
 
     a, b, c = pattern(1), pattern(1), pattern(2)

@@ -13,6 +13,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write at the one resolution every vfslab plot uses, and free the figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _series(runs: dict[str, Any], key: str, scale: float) -> list[tuple[str, Any, Any]]:
     out = []
     for label, k in runs.items():
@@ -31,10 +39,7 @@ def _line_plot(runs: dict[str, Any], key: str, ylabel: str, title: str, path: Pa
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_runs(runs: dict[str, Any], out: str | Path, title: str) -> list[Path]:
@@ -68,9 +73,5 @@ def plot_runs(runs: dict[str, Any], out: str | Path, title: str) -> list[Path]:
     if any(k.metrics.lat.get("read") for k in runs.values()):
         axes[0].legend()
     fig.suptitle(f"{title}: latency CDFs")
-    p = out / "latency_cdf.png"
-    fig.tight_layout()
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    files.append(p)
+    files.append(save_figure(fig, out / "latency_cdf.png"))
     return files

@@ -10,10 +10,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from vfslab.metrics.plots import save_figure
 
 METRICS = [("fig.max_dirty_age_s", "max dirty age (s)"),
            ("fig.read_latency_p99_ms", "read p99 (ms)"),
@@ -98,11 +97,7 @@ def plots(summary: list[dict[str, Any]], out: Path) -> list[Path]:
         ax.set_title(f"max dirty age against {tun}")
         ax.legend()
         ax.grid(alpha=0.3)
-        p = out / f"metric_vs_{tun.replace('.', '_')}.png"
-        fig.tight_layout()
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
-        files.append(p)
+        files.append(save_figure(fig, out / f"metric_vs_{tun.replace('.', '_')}.png"))
     fig, ax = plt.subplots(figsize=(7, 5))
     by_pol2: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for rec in summary:
@@ -118,11 +113,7 @@ def plots(summary: list[dict[str, Any]], out: Path) -> list[Path]:
     ax.set_title("trade-off: one point per configuration, line = frontier")
     ax.legend()
     ax.grid(alpha=0.3)
-    p = out / "tradeoff.png"
-    fig.tight_layout()
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    files.append(p)
+    files.append(save_figure(fig, out / "tradeoff.png"))
     return files
 
 
