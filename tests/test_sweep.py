@@ -4,6 +4,7 @@ sweep without redoing finished runs, failed runs recorded, and the report."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ def test_expansion_scopes_tunables_to_their_policy() -> None:
     assert len(pts) == 2 + 4
     assert all("trickle.window" not in p for p in pts if p["policy"] == "syncer")
     assert {p["trickle.window"] for p in pts if p["policy"] == "trickle"} == {2, 5}
+
+
+@pytest.mark.parametrize("grid, expected", [
+    ('"trickle.windw" = [1]', r"s.toml:3: trickle: unknown option 'windw'"),
+    ('"trickle.window" = ["soon"]', r"s.toml:3: trickle.window: expected float"),
+])
+def test_a_bad_tunable_fails_the_file_before_any_run(grid: str, expected: str) -> None:
+    with pytest.raises(InputError) as e:
+        expand(f'[grid]\npolicy = ["trickle"]\n{grid}\n', "s.toml")
+    assert re.search(expected, str(e.value))
 
 
 def test_random_samples_are_seeded() -> None:

@@ -33,8 +33,9 @@ from typing import Any
 
 from vfslab.commands.common import parse_duration_s
 from vfslab.errors import InputError
+from vfslab.policy import POLICIES as POLICY_CLASSES
 
-POLICIES = ("syncer", "trickle", "linux")
+POLICIES = tuple(POLICY_CLASSES)
 TOP = {"policy", "protocol", "cpus", "scenario", "seed"}
 
 
@@ -52,7 +53,7 @@ def _line(text: str, key: str) -> int:
     return 0
 
 
-def _check_key(key: str, path: str, text: str) -> None:
+def _check_key(key: str, path: str, text: str, values: list[Any]) -> None:
     if key in TOP:
         return
     scope, dot, name = key.partition(".")
@@ -60,6 +61,23 @@ def _check_key(key: str, path: str, text: str) -> None:
         raise InputError(f"unknown sweep parameter {key!r}: expected policy, protocol, cpus, "
                          "scenario, seed, POLICY.tunable, machine.X or cost.X", path,
                          _line(text, key))
+    if scope in POLICIES:
+        _check_policy_values(scope, name, values, path, _line(text, key))
+
+
+def _check_policy_values(policy: str, name: str, values: list[Any], path: str,
+                         line: int) -> None:
+    """A misspelled tunable or a bad value fails the sweep file now, with its line, rather
+    than every run that uses it later."""
+    import importlib
+
+    mod, _, cls = POLICY_CLASSES[policy].partition(":")
+    parse = getattr(importlib.import_module(mod), cls).parse_options
+    for v in values:
+        try:
+            parse({name: v})
+        except InputError as e:
+            raise InputError(e.message, path, line) from None
 
 
 def load(path: str) -> list[dict[str, Any]]:
@@ -102,15 +120,15 @@ def expand(text: str, path: str = "sweep.toml") -> list[dict[str, Any]]:
         raise InputError("seeds: expected a count or a list of integers", path,
                          _line(text, "seeds"))
     for key, vals in grid.items():
-        _check_key(key, path, text)
         if not isinstance(vals, list) or not vals:
             raise InputError(f"{key}: expected a non-empty list of values", path,
                              _line(text, key))
+        _check_key(key, path, text, vals)
     for key, rng in rand.items():
-        _check_key(key, path, text)
         if not (isinstance(rng, list) and len(rng) == 2 and all(
                 isinstance(v, (int, float)) for v in rng) and rng[0] <= rng[1]):
             raise InputError(f"{key}: expected a range [low, high]", path, _line(text, key))
+        _check_key(key, path, text, rng)
     policies = grid.pop("policy", [sw.get("policy", "syncer")])
     for p in policies:
         if p not in POLICIES:
