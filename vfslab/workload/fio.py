@@ -210,6 +210,15 @@ def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
     def where(k: str) -> tuple[str, int]:
         return (path, job.lines.get(k, job.line))
 
+    def whole(k: str, v: str) -> int:
+        try:
+            return int(v)
+        except ValueError:
+            raise InputError(f"{k}: expected a whole number, got {v!r}", *where(k)) from None
+
+    def num(k: str, default: str = "0") -> int:
+        return whole(k, o.get(k, default))
+
     kb_base = int(o.get("kb_base", "1024")) if o.get("kb_base", "1024").isdigit() else 1024
     rw = o.get("rw", o.get("readwrite", "read")).split(":")[0].lower()
     if rw in ("trim", "randtrim", "trimwrite", "randtrimwrite"):
@@ -221,19 +230,19 @@ def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
     file_op = engine if engine in ("filecreate", "filestat", "filedelete") else ""
     threads = 1
     if engine in ASYNC_ENGINES:
-        threads = max(1, int(o.get("iodepth", "1")))
+        threads = max(1, num("iodepth", "1"))
     elif engine not in SYNC_ENGINES:
         raise _Refuse(f"ioengine={engine} is not a file I/O engine vfslab models")
     if rw in ("read", "write", "randread", "randwrite"):
         read_pct = 100 if "read" in rw else 0
     else:
-        read_pct = int(o.get("rwmixread", 100 - int(o.get("rwmixwrite", "50"))))
+        read_pct = num("rwmixread", str(100 - num("rwmixwrite", "50")))
     bs_choices: list[tuple[int, int]] = []
     if "bssplit" in o:
         for part in o["bssplit"].split(",")[0].split(":"):
             bsz, _, pct = part.partition("/")
             bs_choices.append((parse_size(bsz, kb_base, where("bssplit"), "bssplit"),
-                               int(pct or "1") or 1))
+                               whole("bssplit", pct or "1") or 1))
     elif "blocksize_range" in o or "bsrange" in o:
         key = "blocksize_range" if "blocksize_range" in o else "bsrange"
         lo, _, hi = o[key].split(",")[0].partition("-")
@@ -246,7 +255,7 @@ def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
         bs_choices = [(parse_size(bs_text, kb_base, where("bs"), "bs"), 1)]
     if any(b <= 0 for b, _ in bs_choices):
         raise InputError("bs: block sizes must be positive", *where("bs"))
-    nrfiles = max(1, int(o.get("nrfiles", "1")))
+    nrfiles = max(1, num("nrfiles", "1"))
     directory = o.get("directory", "").split(":")[0]
     base = ROOT + ("/" + directory.strip("/").replace("/", "_") if directory else "")
     if "filename" in o:
@@ -266,13 +275,6 @@ def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
     runtime = parse_time_ns(o["runtime"], S, where("runtime"), "runtime") if "runtime" in o \
         else int(default_runtime_s * S)
 
-    def num(k: str, default: str = "0") -> int:  # noqa: B023
-        v = o.get(k, default)
-        try:
-            return int(v)
-        except ValueError:
-            raise InputError(f"{k}: expected a whole number, got {v!r}", *where(k)) from None
-
     rate = 0.0
     if "rate" in o:
         r = o["rate"].split(",")
@@ -280,7 +282,7 @@ def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
     return JobPlan(
         name=job.name, files=files, filesize=filesize, total=size * max(1, num("loops", "1")),
         read_pct=read_pct, random=rw.startswith("rand"), bs_choices=bs_choices, rate=rate,
-        rate_iops=float(o.get("rate_iops", "0").split(",")[0] or 0),
+        rate_iops=float(whole("rate_iops", o.get("rate_iops", "0").split(",")[0] or "0")),
         runtime_ns=runtime, time_based="time_based" in o and o["time_based"] != "0",
         loops=max(1, num("loops", "1")),
         start_ns=parse_time_ns(o.get("startdelay", "0").split("-")[0], S, where("startdelay"),

@@ -498,7 +498,7 @@ def to_scenario(path: str, text: str | None = None, speed: float = 1.0,
     dirs: set[str] = set()
     for p in [*tr.existing, *tr.created]:
         d = PurePosixPath(p).parent
-        while str(d) != "/":
+        while d != d.parent:    # "/" and "." are their own parents
             dirs.add(str(d))
             d = d.parent
     setup = [SetupItem(_map(d), 0, True) for d in sorted(dirs, key=lambda x: (x.count("/"), x))]
