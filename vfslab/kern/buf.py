@@ -40,7 +40,6 @@ B_READ = 0x00100000
 B_TAPE = 0x00200000
 B_WANTED = 0x00800000
 B_WRITE = 0x00000000
-B_XXX = 0x02000000
 B_VFLUSH = 0x04000000
 B_PAGEIO = 0x10000000      # a page-cache cluster I/O (genfs_putpages/getpages)
 

@@ -32,9 +32,9 @@ def _is_kernel(frame: FrameType) -> bool:
     return isinstance(mod, str) and mod.startswith(_KERNEL_PREFIXES)
 
 
-def call_chain(skip: int = 1, limit: int = 48) -> list[str]:
-    """The emulated call chain of the running context, outermost first."""
-    f: FrameType | None = sys._getframe(skip)
+def _chain_from(f: FrameType | None, limit: int = 48) -> list[str]:
+    """Kernel function names from frame `f` out to the start of its context, outermost
+    first (private helpers, protocol plumbing and recursion's repeats left out)."""
     out: list[str] = []
     bounds = _boundaries
     while f is not None and len(out) < limit:
@@ -50,6 +50,11 @@ def call_chain(skip: int = 1, limit: int = 48) -> list[str]:
     return out
 
 
+def call_chain(skip: int = 1, limit: int = 48) -> list[str]:
+    """The emulated call chain of the running context, outermost first."""
+    return _chain_from(sys._getframe(skip), limit)
+
+
 def interrupted_chain(depth: int = 1) -> list[str]:
     """The chain of the context `depth` levels beneath the running interrupt handler (the
     code it interrupted, on the same CPU), outermost first."""
@@ -59,17 +64,7 @@ def interrupted_chain(depth: int = 1) -> list[str]:
         if f.f_code in _boundaries:
             crossed += 1
         f = f.f_back
-    out: list[str] = []
-    while f is not None and len(out) < 48:
-        if f.f_code in _boundaries:
-            break
-        if _is_kernel(f):
-            name = f.f_code.co_name
-            if not name.startswith("_") and name not in _HIDDEN and (not out or out[-1] != name):
-                out.append(name)
-        f = f.f_back
-    out.reverse()
-    return out
+    return _chain_from(f)
 
 
 def thread_chain(td: object) -> list[str]:
