@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from vfslab.cli import cli
@@ -81,3 +82,21 @@ def test_bad_command_line_input_is_one_clear_error() -> None:
         res = runner.invoke(cli, args)
         assert res.exit_code != 0
         assert words in str(res.exception) or words in res.output
+
+
+def test_compare_writes_its_plots_and_leaves_unmeasured_latencies_blank(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["compare", "stream", "--duration", "2s",
+                                   "--policies", "trickle,syncer"])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "vfslab-out" / "compare-stream"
+    assert {p.name for p in out.glob("*.png")} == {
+        "dirty_backlog.png", "write_throughput.png", "latency_cdf.png"}
+    fsync_row = next(ln for ln in res.output.splitlines() if "fsync latency p99" in ln)
+    assert "—" in fsync_row and "0.000" not in fsync_row      # stream never calls fsync
+    write_row = next(ln for ln in res.output.splitlines() if "write latency p99" in ln)
+    assert "—" not in write_row
+    none = CliRunner().invoke(cli, ["compare", "stream", "--duration", "1s", "--policies",
+                                    "trickle", "--no-out", "--out", str(tmp_path / "x")])
+    assert none.exit_code == 0 and not (tmp_path / "x").exists()

@@ -85,11 +85,13 @@ def result_row(res: Any) -> dict[str, Any]:
 @scenario_options
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="directory for plots, per-run Parquet and summary.json")
+              help="directory for plots, per-run Parquet and compare.json "
+                   "[default: vfslab-out/compare-SCENARIO, none with --json]")
+@click.option("--no-out", is_flag=True, help="print the table only; write no files")
 def compare(scenario: str, policies: str | None, protocols: str | None, seed: int,
             duration: str | None, cpus: int, sets: tuple[str, ...], config: str | None,
             irq_stress: float, invariants: bool, strict: bool, speed: float, no_think: bool,
-            as_json: bool, out: str | None) -> None:
+            as_json: bool, out: str | None, no_out: bool) -> None:
     """Run SCENARIO under several writeback policies and/or locking protocols."""
     from vfslab.commands.run import build_config
     from vfslab.runner import run_scenario
@@ -116,6 +118,12 @@ def compare(scenario: str, policies: str | None, protocols: str | None, seed: in
            "results": rows}
     if len(pols) > 1 and "trickle" in rows:
         doc["window_s"] = rows["trickle"]["window_s"]
+    if out is None and not as_json and not no_out:
+        # the plots are half of what a comparison shows: write them unless asked not to
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in first.scenario.name)
+        out = f"vfslab-out/compare-{safe}"
+    if no_out:
+        out = None
     if out:
         from vfslab.metrics.output import write_run
         from vfslab.metrics.plots import plot_runs
@@ -130,7 +138,7 @@ def compare(scenario: str, policies: str | None, protocols: str | None, seed: in
         return
     _print_table(first.scenario.name, seed, rows, len(protos) > 1 and len(pols) == 1)
     if out:
-        click.echo(f"plots and data in {out}/")
+        click.echo(f"plots (dirty backlog, write throughput, latency CDFs) and data in {out}/")
     for label, r in runs.items():
         if r.panic is not None:
             click.echo(f"{label}: {r.panic.report()}", err=True)
@@ -148,7 +156,10 @@ def _print_table(scenario: str, seed: int, rows: dict[str, dict[str, Any]],
     table.add_column("unit")
     spec = PROTOCOL_ROWS if protocols else POLICY_ROWS
     for name, key, unit in spec:
-        table.add_row(name, *[_fmt(r[key], unit) for r in rows.values()], unit)
+        op = key.split("_latency_")[0] if "_latency_" in key else None
+        # a latency of an operation the workload never made is not measured: not 0 ms
+        table.add_row(name, *["—" if op and r.get(f"{op}_ops") == 0 else _fmt(r[key], unit)
+                              for r in rows.values()], unit)
     if not protocols:
         table.add_row("promised window", *[f"{r['window_s']:.0f}" for r in rows.values()], "s")
     Console(width=max(100, Console().width)).print(table)

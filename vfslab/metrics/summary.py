@@ -56,6 +56,10 @@ def figures(k: Any, elapsed_s: float) -> dict[str, Any]:
         "fsync_latency_p50_ms": p("fsync", "p50_ms"),
         "fsync_latency_p99_ms": p("fsync", "p99_ms"),
         "fsync_latency_max_ms": p("fsync", "max_ms"),
+        # how many samples each latency stands on (0: the figures above are not measured)
+        "read_ops": len(met.lat.get("read", ())),
+        "write_ops": len(met.lat.get("write", ())),
+        "fsync_ops": len(met.lat.get("fsync", ())),
         "bytes_dirtied": int(bytes_dirtied),
         "disk_bytes_written": int(disk_written),
         "dirty_bytes_end": int(dirty_end),
