@@ -60,3 +60,10 @@ class WritebackPolicy:
     def balance_dirty_pages(self, vp: vnode, npages: int) -> Generator[Any, Any, None]:
         """Throttle a writer that has just dirtied `npages` (only if `throttles`)."""
         yield from ()
+
+    def update_inode(self, vp: vnode) -> Generator[Any, Any, None]:
+        """After writing a vnode's pages, write its inode (VOP_UPDATE): its block becomes a
+        dirty buffer that the policy's buffer pass writes in turn."""
+        fs = self.k.fs_of(vp)
+        if fs is not None:
+            yield from fs.update_vnode(vp)

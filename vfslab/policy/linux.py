@@ -149,9 +149,7 @@ class LinuxPolicy(WritebackPolicy):
                 yield from k.genfs.putpages(vp, 0, 0, clean=True, sync=False, pages=chunk)
                 wrote = True
             # write_inode and the inode's metadata buffers go with each chunk
-            fs = k.fs_of(vp)
-            if fs is not None and hasattr(fs, "update_vnode"):
-                yield from fs.update_vnode(vp)
+            yield from self.update_inode(vp)
             yield from k.vfs.vflushbuf(vp, False)
             s = k.proto.buflist_lock(vp)
             clean = not vp.v_dirtyblkhd

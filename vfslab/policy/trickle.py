@@ -125,9 +125,7 @@ class TricklePolicy(WritebackPolicy):
                 heapq.heappush(heap, (h.dirtied_at, self.seq, uobj))
         # the inodes of what we flushed (their blocks become dirty buffers, trickled later)
         for vp in flushed:
-            fs = k.fs_of(vp)
-            if fs is not None and hasattr(fs, "update_vnode"):
-                yield from fs.update_vnode(vp)
+            yield from self.update_inode(vp)
         # buffers, oldest first (chosen before writing: writing changes the queue)
         bio = k.bio
         chosen: list[buf] = []
