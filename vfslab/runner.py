@@ -40,6 +40,8 @@ class RunConfig:
     strict: bool = False          # fio: refuse options vfslab does not model
     speed: float = 1.0            # strace: divide think times
     no_think: bool = False        # strace: drop think times
+    record_crash: bool = False    # keep the journal and the disk's write log (crash tests)
+    memory_every_s: float = 0.0   # soak: sample the host's memory this often (emulated)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class RunResult:
     checker: Any = None
     panic: Panic | None = None
     wall_s: float = 0.0
+    t0_ns: int = 0                # when the workload started (after setup)
 
 
 def load_scenario(spec: str | Scenario, strict: bool = False, speed: float = 1.0,
@@ -121,6 +124,13 @@ def run_scenario(cfg: RunConfig) -> RunResult:
         tracemalloc.start()
     k = Kernel(kc)
     attach(k)
+    k.metrics.memory_every_ns = int(cfg.memory_every_s * NS)
+    if cfg.record_crash:
+        from vfslab.crash.journal import Journal
+        from vfslab.dev.wd import WriteLog
+
+        k.journal = Journal()
+        k.disk.log = WriteLog(k.disk.store)
     checker = None
     if cfg.check:
         from vfslab.check.checker import Checker
@@ -168,7 +178,23 @@ def run_scenario(cfg: RunConfig) -> RunResult:
     summary["wall_s"] = wall
     if cfg.measure_memory:
         summary["peak_python_bytes"] = peak_mem
-    return RunResult(cfg, sc, k, summary, checker, panic, wall)
+    if k.metrics.memory:
+        summary["memory"] = memory_summary(k.metrics.memory)
+    return RunResult(cfg, sc, k, summary, checker, panic, wall, state.get("t0", 0))
+
+
+def memory_summary(samples: list[tuple[float, int, int]]) -> dict[str, Any]:
+    """Is memory flat? Growth is measured from the end of the first quarter (warm-up: the
+    page cache and buffer cache fill) to the end."""
+    warm = samples[len(samples) // 4]
+    last = samples[-1]
+    return {
+        "samples": [[t, rss, blocks] for t, rss, blocks in samples],
+        "peak_rss_bytes": max(r for _, r, _ in samples),
+        "warm_at_s": warm[0],
+        "rss_growth_after_warmup_bytes": last[1] - warm[1],
+        "python_blocks_growth_after_warmup": last[2] - warm[2],
+    }
 
 
 def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | None

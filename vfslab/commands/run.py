@@ -82,16 +82,40 @@ def print_summary(s: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="write time series, summary.json and plots to this directory")
+@click.option("--crash-at", default=None, metavar="T|random",
+              help="cut power T after the workload starts (or at a seeded random instant), "
+                   "repair, mount again and report what was lost")
+@click.option("--crash-after-request", type=click.IntRange(1), default=None, metavar="N",
+              help="cut power when disk request N completes")
+@click.option("--no-tear", is_flag=True, help="with a crash: writes in service are lost "
+              "whole instead of torn at a sector")
+@click.option("--image", type=click.Path(dir_okay=False), default=None,
+              help="with a crash: save the disk image as the power cut left it")
+@click.option("--memory-every", default=None, metavar="T",
+              help="sample Python's heap every T of emulated time (a soak: is it flat?)")
 def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | None, cpus: int,
         sets: tuple[str, ...], config: str | None, irq_stress: float, invariants: bool,
         strict: bool, speed: float, no_think: bool, check: bool, as_json: bool,
-        out: str | None) -> None:
+        out: str | None, crash_at: str | None, crash_after_request: int | None,
+        no_tear: bool, image: str | None, memory_every: str | None) -> None:
     """Run SCENARIO (a built-in name, a .toml file, fio:JOB or strace:LOG)."""
     from vfslab.runner import run_scenario
 
     cfg = build_config(scenario, protocol, policy, seed, duration, cpus, sets, config,
                        irq_stress, invariants, check, strict, speed, no_think)
-    res = run_scenario(cfg)
+    if memory_every is not None:
+        cfg.memory_every_s = parse_duration_s(memory_every, "--memory-every")
+        if cfg.memory_every_s <= 0:
+            raise InputError(f"--memory-every: expected a positive time, got {memory_every!r}")
+    crash = None
+    if crash_at is not None or crash_after_request is not None:
+        from vfslab.commands.crash import crash_run
+
+        res, crash = crash_run(cfg, crash_at, crash_after_request, not no_tear, image)
+    elif image is not None:
+        raise InputError("--image: only with --crash-at or --crash-after-request")
+    else:
+        res = run_scenario(cfg)
     for w in res.scenario.warnings:
         click.echo(f"vfslab: warning: {w}", err=True)
     s = res.summary
@@ -103,6 +127,8 @@ def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | No
         from vfslab.metrics.output import write_run
 
         write_run(res, out)
+    if crash is not None:
+        s["crash"] = crash.to_dict()
     if as_json:
         click.echo(json.dumps(s, indent=2, sort_keys=True))
     else:
@@ -111,5 +137,9 @@ def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | No
             from vfslab.check.report import text_report
 
             click.echo(text_report(res.checker))
-    if res.panic is not None:
+        if crash is not None:
+            from vfslab.commands.crash import print_crash
+
+            print_crash(crash)
+    if res.panic is not None or (crash is not None and crash.bug()):
         raise SystemExit(1)

@@ -18,6 +18,7 @@ class FaultRule:
     start: int = 0            # first 4 KiB block of the range
     end: int = 0              # one past the last
     fraction: float = 0.0
+    start_s: float = 0.0      # active from this emulated time (seconds since boot)
     count: int = 0            # how many times it fired
 
     def applies(self, read: bool) -> bool:
@@ -33,10 +34,10 @@ class FaultInjector:
     def add(self, rule: FaultRule) -> None:
         self.rules.append(rule)
 
-    def should_fail(self, read: bool, blk: int, n: int, reqno: int) -> bool:
+    def should_fail(self, read: bool, blk: int, n: int, reqno: int, now: int = 0) -> bool:
         hit = False
         for r in self.rules:
-            if not r.applies(read):
+            if not r.applies(read) or now < r.start_s * 1e9:
                 continue
             if r.kind == "nth":
                 ok = reqno == r.nth
@@ -56,7 +57,8 @@ class FaultInjector:
 def rules_from_config(items: list[dict[str, Any]]) -> list[FaultRule]:
     """Fault rules from scenario/config dicts: {"kind": "fraction", "fraction": 0.01,
     "op": "write"}, {"kind": "range", "start": 100, "end": 200} (optionally with a
-    "fraction" of the requests in the range), {"kind": "nth", "nth": 7}."""
+    "fraction" of the requests in the range), {"kind": "nth", "nth": 7}; any of them with
+    "start_s" (seconds since boot) to spare the mount."""
     out = []
     for i, d in enumerate(items):
         if not isinstance(d, dict):
@@ -65,7 +67,12 @@ def rules_from_config(items: list[dict[str, Any]]) -> list[FaultRule]:
         op = d.get("op", "any")
         if op not in ("read", "write", "any"):
             raise InputError(f"fault #{i + 1}: op: expected read, write or any, got {op!r}")
+        unknown = set(d) - {"kind", "op", "nth", "start", "end", "fraction", "start_s"}
+        if unknown:
+            raise InputError(f"fault #{i + 1}: unknown key {sorted(unknown)[0]!r}; expected "
+                             "kind, op, nth, start, end, fraction or start_s")
         try:
+            start_s = float(d.get("start_s", 0.0))
             if kind == "nth":
                 out.append(FaultRule("nth", op, nth=int(d["nth"])))
             elif kind == "range":
@@ -84,4 +91,5 @@ def rules_from_config(items: list[dict[str, Any]]) -> list[FaultRule]:
                                  f"got {kind!r}")
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"fault #{i + 1} ({kind}): {e}") from None
+        out[-1].start_s = start_s
     return out

@@ -26,6 +26,28 @@ SECTOR = 512
 BLOCK_SECTORS = 8
 
 
+class WriteLog:
+    """The disk's write history, kept when crash tests ask for it: the image the disk would
+    hold after a power cut at any instant is the starting image plus the writes completed by
+    then, with the writes in service torn. Recording it instead of stopping the machine lets
+    one run yield many crash images without perturbing the run."""
+
+    def __init__(self, store: dict[int, Any]) -> None:
+        self.initial = dict(store)
+        # (time, request number, first block, payloads): writes as they entered service
+        self.starts: list[tuple[int, int, int, tuple[Any, ...]]] = []
+        # (time, request number, succeeded): completions of reads and writes, in time order
+        self.ends: list[tuple[int, int, bool]] = []
+
+    def started(self, now: int, reqno: int, bp: Any) -> None:
+        n = bp.b_bcount // 4096
+        data = tuple(bytes(v) if isinstance(v, bytearray) else v for v in bp.b_data[:n])
+        self.starts.append((now, reqno, bp.b_blkno // BLOCK_SECTORS, data))
+
+    def finished(self, now: int, reqno: int, ok: bool) -> None:
+        self.ends.append((now, reqno, ok))
+
+
 class Torn:
     """A 4 KiB block whose write was cut by a power failure after `sectors` sectors."""
 
@@ -80,6 +102,8 @@ class Disk:
         self.nstarted = 0
         self.head_blkno = 0
         self._intrname = f"{name}intr"
+        # crash tests: every write started and completed, for images at any past instant
+        self.log: WriteLog | None = None
 
     # ---- queue --------------------------------------------------------------------------
     def queue_length(self) -> int:
@@ -143,6 +167,8 @@ class Disk:
             self.nstarted += 1
             self.inflight[bp] = (now, end, self.nstarted)
             self.head_blkno = bp.b_blkno + bp.b_bcount // SECTOR
+            if self.log is not None and not read:
+                self.log.started(now, self.nstarted, bp)
             m.post_intr(self.intr_cpu, IPL_BIO, self.intr, bp, at=end, name=self._intrname)
 
     def intr(self, bp: Any) -> None:
@@ -156,7 +182,7 @@ class Disk:
         blk = bp.b_blkno // BLOCK_SECTORS
         n = bp.b_bcount // 4096
         read = bool(bp.b_flags & B_READ)
-        failed = self.faults is not None and self.faults.should_fail(read, blk, n, reqno)
+        failed = self.faults is not None and self.faults.should_fail(read, blk, n, reqno, now)
         if failed:
             bp.b_flags |= B_ERROR
             bp.b_error = EIO
@@ -176,6 +202,8 @@ class Disk:
                 for i in range(n):
                     v = data[i]
                     store[blk + i] = bytes(v) if isinstance(v, bytearray) else v
+        if self.log is not None:
+            self.log.finished(now, reqno, not failed)
         self.start()
         self.iodone(bp)
 
@@ -188,22 +216,27 @@ class Disk:
             for bp, _ in sorted(self.inflight.items(), key=lambda kv: kv[1]):
                 if bp.b_flags & B_READ:
                     continue
-                blk = bp.b_blkno // BLOCK_SECTORS
                 n = bp.b_bcount // 4096
-                sectors = rng.randrange(n * BLOCK_SECTORS + 1)
-                for i in range(n):
-                    done = min(BLOCK_SECTORS, max(0, sectors - i * BLOCK_SECTORS))
-                    if done == 0:
-                        break
-                    new = bp.b_data[i]
-                    new = bytes(new) if isinstance(new, bytearray) else new
-                    if done == BLOCK_SECTORS:
-                        image[blk + i] = new
-                        continue
-                    old = image.get(blk + i)
-                    if isinstance(new, bytes):
-                        base = old if isinstance(old, bytes) else bytes(4096)
-                        image[blk + i] = new[:done * SECTOR] + base[done * SECTOR:]
-                    else:
-                        image[blk + i] = Torn(old, new, done)
+                tear_write(image, bp.b_blkno // BLOCK_SECTORS, bp.b_data[:n],
+                           rng.randrange(n * BLOCK_SECTORS + 1))
         return image
+
+
+def tear_write(image: dict[int, Any], blk: int, data: Any, sectors: int) -> None:
+    """Apply the first `sectors` 512-byte sectors of a write of `data` (one payload a block)
+    at `blk` to `image`: what a disk that writes sectors in order holds when power fails.
+    Metadata blocks become the mixed bytes; a data block's stamps become a `Torn`."""
+    for i, new in enumerate(data):
+        done = min(BLOCK_SECTORS, max(0, sectors - i * BLOCK_SECTORS))
+        if done == 0:
+            break
+        new = bytes(new) if isinstance(new, bytearray) else new
+        if done == BLOCK_SECTORS:
+            image[blk + i] = new
+            continue
+        old = image.get(blk + i)
+        if isinstance(new, bytes):
+            base = old if isinstance(old, bytes) else bytes(4096)
+            image[blk + i] = new[:done * SECTOR] + base[done * SECTOR:]
+        else:
+            image[blk + i] = Torn(old, new, done)

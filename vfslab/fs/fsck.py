@@ -4,7 +4,7 @@ duplicate blocks); the directory tree from the root ("." and "..", entries namin
 link counts against the tree; unreferenced inodes; the bitmaps against what is in use; the
 superblock's free counts.
 
-`fsck_image` checks; `repair_image` (vfslab/crash) fixes what FFS's fsck would fix.
+`fsck_image` checks; `repair_image` (fsck_repair.py) fixes what FFS's fsck would fix.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Scan:
     entries: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # dir -> names
     refs: dict[int, int] = field(default_factory=dict)             # ino -> names pointing at it
     reachable: set[int] = field(default_factory=set)
+    links: dict[int, int] = field(default_factory=dict)            # ino -> right link count
     problems: list[str] = field(default_factory=list)
 
 
@@ -86,14 +87,15 @@ def scan_image(store: dict[int, Any]) -> Scan:
         return sc
     # phase 1: inodes and their blocks
     for ib in range(sb.itable_blocks):
-        blk = read_block(store, sb.itable_start + ib)
+        blk = store.get(sb.itable_start + ib)
+        if not isinstance(blk, (bytes, bytearray)):
+            continue                    # never written: every inode in it is free
         for slot in range(INOPB):
             ino = ib * INOPB + slot
-            if ino <= 1:
+            off = slot * INODE_SIZE
+            if ino <= 1 or not (blk[off] or blk[off + 1]):     # mode 0: free
                 continue
-            d = Dinode.unpack_from(blk, slot * INODE_SIZE)
-            if d.mode == 0:
-                continue
+            d = Dinode.unpack_from(blk, off)
             if d.mode & IFMT not in (IFDIR, IFREG):
                 sc.problems.append(f"inode {ino}: bad mode {d.mode:#o}")
             sc.inodes[ino] = d
@@ -161,11 +163,13 @@ def scan_image(store: dict[int, Any]) -> Scan:
                                if n not in (".", "..") and i in sc.inodes
                                and sc.inodes[i].isdir())
         if d.nlink != want:
+            sc.links[ino] = want
             sc.problems.append(f"inode {ino}: link count {d.nlink}, should be {want}")
     root = sc.inodes[ROOTINO]
     want_root = 2 + sum(1 for n, i in sc.entries.get(ROOTINO, [])
                         if n not in (".", "..") and i in sc.inodes and sc.inodes[i].isdir())
     if root.nlink != want_root:
+        sc.links[ROOTINO] = want_root
         sc.problems.append(f"inode {ROOTINO}: link count {root.nlink}, should be {want_root}")
     # phase 5: bitmaps and counts (vectorised: an image has up to millions of blocks)
     bits = np.unpackbits(np.frombuffer(b"".join(

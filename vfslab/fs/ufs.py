@@ -261,6 +261,8 @@ class FFS:
 
     def update(self, ip: inode, wait: bool) -> GEN:
         """ffs_update: write the inode into its block (bwrite with wait, else bdwrite)."""
+        if ip.d.nlink < 0:
+            raise self.k.vfs.panic(f"ffs_update: inode {ip.ino} was freed")
         blk, off = self.iblock(ip.ino)
         err, bp = yield from self.meta_read(blk)
         if err:
@@ -602,8 +604,12 @@ class FFS:
                                                 sync=True)
                 err = err or e
             if ioflag & (IO_SYNC | IO_DSYNC):
+                j = k.journal
+                mark = j.mark() if j is not None else 0
                 e = yield from self.fsync(vp, wait=True, dataonly=bool(ioflag & IO_DSYNC),
                                           locked=True)
+                if j is not None and not e:
+                    j.on_fsync(vp, mark, self.m.time(), off >> 12, (off + done - 1) >> 12)
                 err = err or e
             # else: as ffs_write, only IN_CHANGE|IN_UPDATE: the inode goes out with the next
             # fsync, sync or inactive
@@ -650,10 +656,17 @@ class FFS:
             if not wait:
                 break
             yield from k.vfs.waitforoutput(vp, "ffsfsync")
-        if ip.dirty:
+        if ip.d.nlink >= 0 and (ip.dirty or wait and self._inode_delayed(ip)):
             e = yield from self.update(ip, wait)
             err = err or e
         return err
+
+    def _inode_delayed(self, ip: inode) -> bool:
+        """Is the inode's block a delayed write (an earlier update without wait, by the
+        syncer, a policy or inactive)? Then fsync must write it, or the size and block
+        pointers it promised stay in memory (found by the crash tests)."""
+        bp = self.k.bio.incore(self.devvp, self.iblock(ip.ino)[0] * SECTORS)
+        return bp is not None and bool(bp.b_flags & B_DELWRI)
 
     def truncate(self, vp: vnode, length: int) -> GEN:
         """ffs_truncate: drop pages and blocks past `length` (or grow, leaving a hole)."""
@@ -677,8 +690,13 @@ class FFS:
             d.size = vp.v_size = length
             ip.dirty = True
             return (yield from self.update(ip, False))
+        # ffs_indirtrunc and ffs_truncate write synchronously (unless MNT_ASYNC): the pointers
+        # to freed blocks must be gone from the disk before the blocks can be reused
+        tsync = not (self.mp is not None and self.mp.async_)
         k.genfs.truncate_pages(vp, length)
         keep = (length + BSIZE - 1) // BSIZE
+        if k.journal is not None:
+            k.journal.on_truncate(ip.ino, keep, self.m.time())
         freed: list[int] = []
         for lbn in range(keep, NDADDR):
             if d.db[lbn]:
@@ -698,7 +716,7 @@ class FFS:
                 freed.append(d.ib)
                 d.ib = 0
             elif changed:
-                yield from self._write_ind(ip, -1, d.ib, ptrs, False, False)
+                yield from self._write_ind(ip, -1, d.ib, ptrs, True, tsync)
         if d.dib:
             top = list((yield from self._ind_ptrs(ip, -2, d.dib)))
             base = NDADDR + NINDIR
@@ -719,19 +737,19 @@ class FFS:
                     freed.append(mid)
                     top[j] = 0
                 else:
-                    yield from self._write_ind(ip, -3 - j, mid, ptrs, False, False)
+                    yield from self._write_ind(ip, -3 - j, mid, ptrs, True, tsync)
             if keep <= base:
                 yield from self._drop_ind(ip, -2, d.dib)
                 freed.append(d.dib)
                 d.dib = 0
             else:
-                yield from self._write_ind(ip, -2, d.dib, top, False, False)
+                yield from self._write_ind(ip, -2, d.dib, top, True, tsync)
         d.size = vp.v_size = length
         ip.nextalloc = 0
         ip.maxlbn = keep
         ip.dirty = True
         yield from self._vtruncbuf(vp, keep)
-        err = yield from self.update(ip, False)
+        err = yield from self.update(ip, tsync)
         if freed:
             yield from self.bfree(freed)
         return err
@@ -835,9 +853,30 @@ class FFS:
         pack_dirent(bp.b_data[0], slot, ino, name)
         names[name] = (ino, lbn, slot)
         err = yield from self.meta_write(bp, sync)
+        if err:
+            # the failed block was invalidated by brelse: the disk's copy, without the entry,
+            # is what a later lookup reads, so the name cache must forget it too
+            self._dir_write_failed(dp, name, None, (lbn, slot))
+            return err
         if dp.dirty:
             yield from self.update(dp, sync)
         return err
+
+    def _dir_write_failed(self, dp: inode, name: str, old: tuple[int, int, int] | None,
+                          slot: tuple[int, int] | None) -> None:
+        """A synchronous directory write failed: make the cached names what the disk holds
+        (the entry `name` as `old`, or absent), and take a slot back out of or into the free
+        list."""
+        if dp.names is None:
+            return
+        if old is None:
+            dp.names.pop(name, None)
+            if slot is not None:
+                dp.free_slots.insert(0, slot)
+        else:
+            dp.names[name] = old
+            if slot is not None and slot in dp.free_slots:
+                dp.free_slots.remove(slot)
 
     def dirremove(self, dp: inode, name: str) -> GEN:
         vp = dp.vp
@@ -850,11 +889,15 @@ class FFS:
         bp.b_data[0][slot * DIRENT_SIZE:(slot + 1) * DIRENT_SIZE] = bytes(DIRENT_SIZE)
         dp.free_slots.append((lbn, slot))
         sync = not (vp.v_mount is not None and vp.v_mount.async_)
-        return (yield from self.meta_write(bp, sync))
+        err = yield from self.meta_write(bp, sync)
+        if err:
+            self._dir_write_failed(dp, name, (ino, lbn, slot), (lbn, slot))
+        return err
 
     def dirrewrite(self, dp: inode, name: str, ino: int) -> GEN:
         names = yield from self._dir_names(dp)
-        _, lbn, slot = names[name]
+        was = names[name]
+        _, lbn, slot = was
         err, bp = yield from self._dir_block(dp, lbn)
         if err or bp is None:
             return err or ENOENT
@@ -863,7 +906,10 @@ class FFS:
         vp = dp.vp
         assert vp is not None
         sync = not (vp.v_mount is not None and vp.v_mount.async_)
-        return (yield from self.meta_write(bp, sync))
+        err = yield from self.meta_write(bp, sync)
+        if err:
+            self._dir_write_failed(dp, name, was, None)
+        return err
 
     # ---- namei ----------------------------------------------------------------------------
     def _walk(self, parts: list[str]) -> Generator[Any, Any, tuple[int, vnode | None]]:
@@ -1040,6 +1086,7 @@ class FFS:
                 if not err:
                     ip.d.nlink = 0 if want_dir else ip.d.nlink - 1
                     ip.dirty = True
+                    self._unlinked(ip)
                     if want_dir:
                         dp.d.nlink -= 1
                         dp.dirty = True
@@ -1080,8 +1127,17 @@ class FFS:
         else:
             err, svp = yield from self.vget_ino(ent[0])
             if not err and svp is not None:
+                sip: inode = svp.v_data
                 tent = tnames.get(tname)
-                if tent is not None and tent[0] == ent[0]:
+                same = tent is not None and tent[0] == ent[0]
+                if not same:
+                    # ufs_rename: the link count covers the new name before it is entered
+                    # (written with wait), so a failure or a crash half way leaves at least
+                    # as many links counted as there are names, never fewer
+                    sip.d.nlink += 1
+                    sip.dirty = True
+                    yield from self.update(sip, not (self.mp is not None and self.mp.async_))
+                if same:
                     pass                             # rename onto itself
                 elif tent is not None:
                     err, tvp = yield from self.vget_ino(tent[0])
@@ -1096,17 +1152,24 @@ class FFS:
                             err = ENOTEMPTY
                         if not err:
                             err = yield from self.dirrewrite(tdp, tname, ent[0])
+                        if not err:
                             tip: inode = tvp.v_data
                             tip.d.nlink = 0 if tvp.v_type == VDIR else tip.d.nlink - 1
                             tip.dirty = True
+                            self._unlinked(tip)
                             yield from self.update(tip, False)
                         yield from k.vfs.vrele(tvp)
                 else:
                     err = yield from self.direnter(tdp, tname, ent[0])
-                if not err and not (tent is not None and tent[0] == ent[0]):
-                    err = yield from self.dirremove(fdp, fname)
+                if not same:
+                    entered = not err
+                    if entered:
+                        err = yield from self.dirremove(fdp, fname)
+                    if not entered or not err:
+                        sip.d.nlink -= 1             # one name again (or the entry failed)
+                        sip.dirty = True
+                    # else: two names, two links: consistent, and the error is returned
                     if not err and svp.v_type == VDIR and fdp is not tdp:
-                        sip: inode = svp.v_data
                         yield from self.dirrewrite(sip, "..", tdp.ino)
                         fdp.d.nlink -= 1
                         tdp.d.nlink += 1
@@ -1120,6 +1183,12 @@ class FFS:
         yield from k.vfs.vrele(tdvp)
         yield from k.vfs.vrele(fdvp)
         return err
+
+    def _unlinked(self, ip: inode) -> None:
+        """Its last name is gone: what was promised about its data no longer holds."""
+        j = self.k.journal
+        if j is not None and ip.d.nlink <= 0:
+            j.on_unlink(ip.ino, self.m.time())
 
     # ---- vnode life cycle ------------------------------------------------------------------
     def inactive(self, vp: vnode) -> GEN:

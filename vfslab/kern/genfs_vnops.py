@@ -8,7 +8,7 @@ under I/O waits for it; aiodoned re-dirties the pages of a failed write.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,19 @@ class Genfs:
                 run.append(pg)
             if run:
                 clusters.append(run)
+            if sync and pages is None:
+                # 2.0's genfs_putpages walks every page of the range and waits on each busy
+                # one: a clean page under an asynchronous write is not durable until that
+                # write completes (and fails back to dirty if it does not)
+                mine = {id(pg) for c in clusters for pg in c}
+                mine.update(id(pg) for pg in busy)
+                memq = uobj.memq
+                inrange: Iterable[vm_page | None] = (
+                    map(memq.get, range(lo, hi)) if hi - lo < len(memq) else memq.values())
+                for bpg in inrange:
+                    if bpg is not None and bpg.flags & PG_BUSY and id(bpg) not in mine \
+                            and lo <= bpg.offset < hi:
+                        busy.append(bpg)
             n = sum(len(c) for c in clusters)
             uvm.npageout += n
             if pageout:

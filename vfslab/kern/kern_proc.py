@@ -120,25 +120,33 @@ class ProcSyscalls:
         yield from self._leave("lseek", t, rv)
         return rv
 
-    def _journal_fsync(self, fd: int, rv: int, t: int) -> None:
+    def _fsync_mark(self) -> int:
+        j = self.k.journal
+        return j.mark() if j is not None else 0
+
+    def _journal_fsync(self, fd: int, rv: int, mark: int, first: int = 0,
+                       last: int = 1 << 62) -> None:
+        """A completed fsync/fdatasync/msync promises the writes logged before `mark`."""
         j = self.k.journal
         fp = self.fdp.fd_ofiles.get(fd)
         if j is not None and rv == 0 and fp is not None:
-            j.on_fsync(fp.f_vp, t, self.m.time())
+            j.on_fsync(fp.f_vp, mark, self.m.time(), first, last)
 
     def fsync(self, fd: int) -> GEN:
         t = self._enter()
+        mark = self._fsync_mark()
         rv = yield from self.sc.sys_fsync(self.fdp, fd, False)
         self.metrics.fsync_done(self, fd, rv, t)
-        self._journal_fsync(fd, rv, t)
+        self._journal_fsync(fd, rv, mark)
         yield from self._leave("fsync", t, rv)
         return rv
 
     def fdatasync(self, fd: int) -> GEN:
         t = self._enter()
+        mark = self._fsync_mark()
         rv = yield from self.sc.sys_fsync(self.fdp, fd, True)
         self.metrics.fsync_done(self, fd, rv, t)
-        self._journal_fsync(fd, rv, t)
+        self._journal_fsync(fd, rv, mark)
         yield from self._leave("fsync", t, rv)
         return rv
 
@@ -150,9 +158,6 @@ class ProcSyscalls:
 
     def unlink(self, path: str) -> GEN:
         t = self._enter()
-        j = self.k.journal
-        if j is not None:
-            yield from j.before_unlink(self.k, path)
         rv = yield from self.sc.sys_unlink(path)
         yield from self._leave("unlink", t, rv)
         return rv
@@ -227,9 +232,11 @@ class ProcSyscalls:
 
     def msync(self, fd: int, off: int, length: int) -> GEN:
         t = self._enter()
+        mark = self._fsync_mark()
         rv = yield from self.sc.sys_msync(self.fdp, fd, off, length)
         self.metrics.fsync_done(self, fd, rv, t)
-        self._journal_fsync(fd, rv, t)
+        if length > 0:
+            self._journal_fsync(fd, rv, mark, off >> 12, (off + length - 1) >> 12)
         yield from self._leave("fsync", t, rv)
         return rv
 

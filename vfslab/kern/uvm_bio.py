@@ -54,6 +54,7 @@ class Ubc:
         last = (off + n - 1) >> PAGE_SHIFT
         size = vp.v_size
         idx = first
+        dirtied = m.time()
         while idx <= last:
             wend = min(last, idx + WINPAGES - 1)
             s = p.vi_lock(vp)
@@ -95,7 +96,7 @@ class Ubc:
             p.vi_unlock(vp, s)
         j = k.journal
         if j is not None:
-            j.on_write(vp, stamp, first, last, m.time())
+            j.on_write(vp, stamp, first, last, dirtied, m.time())
         nbytes = n
         m.charge(costs.copy_per_kib * nbytes // 1024 + costs.page_lookup * (last - first + 1))
         self.bytes_written += nbytes

@@ -64,6 +64,7 @@ class BioStats:
     brelse: int = 0
     bufs_dirtied: int = 0
     brelvp_in_intr: int = 0
+    brelse_dissociated: int = 0   # invalid or failed buffers brelse took off their vnode
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -408,6 +409,7 @@ class BufCache:
                 flags &= ~(B_DONE | B_DELWRI)
                 bp.b_flags = flags
                 if bp.b_vp is not None:
+                    self.stats.brelse_dissociated += 1
                     if m.cur is not None and m.cur.intr:
                         self.stats.brelvp_in_intr += 1
                     self.k.vfs.reassignbuf(bp, bp.b_vp)

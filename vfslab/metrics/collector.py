@@ -4,6 +4,8 @@ series sampled at a fixed interval by an observer event that charges no emulated
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,17 @@ if TYPE_CHECKING:
 NS = 1_000_000_000
 SERIES = ("t_s", "dirty_pages", "dirty_bytes", "dirty_bufs", "pageout_pages", "oldest_dirty_s",
           "disk_write_bps", "disk_read_bps", "disk_queue", "throttled", "free_pages")
+
+
+def rss_bytes() -> int:
+    """This process's resident set now (Linux /proc; the peak from getrusage elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class Metrics:
@@ -37,6 +50,10 @@ class Metrics:
         self.disk0 = (0, 0, 0)
         self.dirtied0 = 0
         self.bufs_dirtied0 = 0
+        # soak runs: the host process's memory every `memory_every_ns` of emulated time
+        self.memory_every_ns = 0
+        self.memory: list[tuple[float, int, int]] = []   # (t_s, RSS bytes, Python blocks)
+        self._next_mem = 0
 
     # ---- syscall layer hooks ----------------------------------------------------------------
     def syscall(self, op: str, start: int, end: int, rv: int) -> None:
@@ -98,6 +115,9 @@ class Metrics:
         s["disk_queue"].append(disk.queue_length())
         s["throttled"].append(self.throttled)
         s["free_pages"].append(uvm.free)
+        if self.memory_every_ns and now >= self._next_mem:
+            self.memory.append(((now - self.t0) / NS, rss_bytes(), sys.getallocatedblocks()))
+            self._next_mem = now + self.memory_every_ns
         m.at(now + self.interval_ns, self._sample)
 
     def oldest_dirty_ns(self) -> int:

@@ -16,7 +16,7 @@ POLICIES: dict[str, str] = {
 }
 
 
-def make_policy(name: str, k: Kernel, options: dict[str, Any]) -> WritebackPolicy:
+def policy_class(name: str) -> type[WritebackPolicy]:
     import importlib
 
     from vfslab.errors import InputError
@@ -26,8 +26,11 @@ def make_policy(name: str, k: Kernel, options: dict[str, Any]) -> WritebackPolic
         raise InputError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}")
     mod, _, cls = spec.partition(":")
     try:
-        factory = getattr(importlib.import_module(mod), cls)
+        factory: type[WritebackPolicy] = getattr(importlib.import_module(mod), cls)
     except ModuleNotFoundError as e:
         raise InputError(f"policy {name!r} is not available in this build ({e})") from e
-    policy: WritebackPolicy = factory(k, options)
-    return policy
+    return factory
+
+
+def make_policy(name: str, k: Kernel, options: dict[str, Any]) -> WritebackPolicy:
+    return policy_class(name)(k, options)

@@ -51,6 +51,11 @@ class WritebackPolicy:
         """The promised bound on the age of dirty data, in seconds (for loss reports)."""
         return 0.0
 
+    def period_s(self) -> float:
+        """How often the policy's daemon wakes: data dirtied just after a pass waits this
+        long more than the window (a crash may lose up to window + period)."""
+        return 1.0
+
     def buf_dirtied(self, bp: buf) -> None:
         """A buffer became B_DELWRI (called at splbio)."""
 

@@ -58,6 +58,9 @@ class LinuxPolicy(WritebackPolicy):
         o = self.opts
         return (o["dirty_expire_centisecs"] + o["dirty_writeback_centisecs"]) / 100.0
 
+    def period_s(self) -> float:
+        return self.opts["dirty_writeback_centisecs"] / 100.0
+
     # ---- thresholds ---------------------------------------------------------------------------
     def thresholds(self) -> tuple[float, float, float, float]:
         """(background, freerun, setpoint, limit) in pages."""

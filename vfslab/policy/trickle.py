@@ -56,6 +56,9 @@ class TricklePolicy(WritebackPolicy):
     def window_s(self) -> float:
         return float(self.opts["window"])
 
+    def period_s(self) -> float:
+        return 1.0 / float(self.opts["hz"])
+
     def start(self) -> None:
         self.k.uvm.on_object_dirty = self._object_dirty
         self.m.spawn("trickled", self.trickled())

@@ -68,7 +68,7 @@ def protocol() -> Scenario:
                 # (bitmaps, inodes) fail more often, so that asynchronous metadata writes fail
                 # in biodone for vnodes without pages too
                 "faults": [{"kind": "fraction", "fraction": 0.03, "op": "write"},
-                           {"kind": "range", "start": 1, "end": 64, "fraction": 0.2,
+                           {"kind": "range", "start": 1, "end": 64, "fraction": 0.3,
                             "op": "write"}]})
 
 

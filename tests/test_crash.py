@@ -1,0 +1,269 @@
+"""Crash injection, loss reports, image files, fsck repairs and the crash commands."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from crash_helpers import SMALL, crash_many, scenario_of
+from sysharness import run_body
+
+from vfslab.cli import cli
+from vfslab.crash.image import Cutter, decode_block, encode_block, load_image, save_image
+from vfslab.dev.wd import Torn
+from vfslab.fs.fsck import fsck_image
+from vfslab.fs.fsck_repair import Unrepairable, read_dinode, repair_image, write_dinode
+from vfslab.fs.ufs import FFS
+from vfslab.fs.ufs_layout import ROOTINO, Superblock, pack_dirent, read_block
+from vfslab.kern.fcntl import O_CREAT, O_WRONLY
+from vfslab.runner import RunConfig, run_scenario
+
+NS = 1_000_000_000
+PAGE = 4096
+GEN = Generator[Any, Any, Any]
+
+
+def test_recording_for_crashes_does_not_perturb_the_run() -> None:
+    base = RunConfig(scenario="smallfiles", duration_s=3.0, seed=4)
+    plain = run_scenario(base).summary
+    recorded = run_scenario(RunConfig(scenario="smallfiles", duration_s=3.0, seed=4,
+                                      record_crash=True)).summary
+    for s in (plain, recorded):
+        s.pop("wall_s")
+    assert plain == recorded
+
+
+def test_the_cut_image_is_the_disk_at_that_instant() -> None:
+    """At the end of a run, the cutter's image equals the disk's store (nothing torn when
+    nothing is in service), and images grow monotonically towards it."""
+    res = run_scenario(RunConfig(scenario="smallfiles", duration_s=2.0, record_crash=True,
+                                 kernel=dict(SMALL)))
+    disk = res.kernel.disk
+    cutter = Cutter(disk.log)
+    rng = random.Random(0)
+    early = cutter.cut(res.t0_ns + NS // 2, False, rng)
+    late = cutter.cut(res.kernel.m.now + 10 * NS, False, rng)
+    assert late == disk.store
+    assert len(early) < len(late)
+
+
+def _writer(ops: list[tuple[Any, ...]]) -> Any:
+    return scenario_of([ops], 6.0)
+
+
+def test_lost_data_is_reported_with_its_age() -> None:
+    """12 pages written at ~0 s and never synced (syncer delay 30 s): a crash at 3 s loses
+    all of them, 3 s old; an fsync'd file next to it loses nothing."""
+    ops = [("write", 0, 0, 12), ("write", 1, 0, 4), ("fsync", 1, 0, 0), ("sleep", 0, 5000, 0)]
+    cfg = RunConfig(scenario=_writer(ops), policy="syncer")
+    res, (out,) = crash_many(cfg, [0.0])
+    t = res.t0_ns + 3 * NS
+    from vfslab.crash.crashtest import crash_at
+    from vfslab.crash.journal import JournalState
+
+    out = crash_at(res, Cutter(res.kernel.disk.log), JournalState(res.kernel.journal), t,
+                   True, random.Random(0), mount=True)
+    lo = out.loss
+    assert out.mounted and out.unrepairable is None
+    assert lo is not None and lo.fsync_bytes_lost == 0
+    assert lo.lost_pages == 12 and lo.lost_bytes == 12 * PAGE
+    assert 2.9 < lo.max_lost_age_s < 3.0
+    assert lo.files_with_loss == 1 and lo.oldest_losses[0]["path"] == "/a"
+
+
+def test_a_broken_fsync_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An fsync that returns without writing the pages must show up as fsync'd bytes lost."""
+
+    def lazy_fsync(self: FFS, vp: Any, wait: bool, dataonly: bool = False, lazy: bool = False,
+                   locked: bool = False) -> GEN:
+        yield from ()
+        return 0
+
+    monkeypatch.setattr(FFS, "fsync", lazy_fsync)
+    ops = [("write", 0, 0, 6), ("fsync", 0, 0, 0), ("sleep", 0, 3000, 0)]
+    _, outs = crash_many(RunConfig(scenario=_writer(ops), policy="syncer"), [0.5, 0.9])
+    assert all(o.loss.fsync_bytes_lost == 6 * PAGE for o in outs)
+    assert outs[0].bug() == f"{6 * PAGE} fsync'd bytes lost"
+    assert outs[0].loss.fsync_losses[0]["path"] == "/a"
+
+
+def test_a_policy_that_breaks_its_window_is_caught() -> None:
+    """The syncer with a 30 s delay claims (wrongly, here) a 1 s window: lost data older than
+    window + period is counted."""
+    ops = [("write", 0, 0, 4), ("sleep", 0, 5000, 0)]
+    res, outs = crash_many(RunConfig(scenario=_writer(ops), policy="syncer"), [0.9])
+    lo = outs[0].loss
+    assert lo.bound_s == 32.0 and lo.over_bound_bytes == 0 and lo.lost_pages == 4
+    res.kernel.policy.window_s = lambda: 1.0          # type: ignore[method-assign]
+    from vfslab.crash.crashtest import crash_at
+    from vfslab.crash.journal import JournalState
+
+    out = crash_at(res, Cutter(res.kernel.disk.log), JournalState(res.kernel.journal),
+                   res.t0_ns + 4 * NS, False, random.Random(0), mount=False)
+    assert out.loss.bound_s == 2.0 and out.loss.over_bound_bytes == 4 * PAGE
+
+
+def test_crash_after_the_nth_request() -> None:
+    from vfslab.crash.crashtest import instant_after_request
+
+    res = run_scenario(RunConfig(scenario="randfsync", duration_s=1.0, record_crash=True))
+    ends = res.kernel.disk.log.ends
+    t = instant_after_request(res, 20)
+    assert t == next(e[0] for e in ends if e[1] == 20)
+
+
+# ---- image files ---------------------------------------------------------------------------
+def test_blocks_round_trip_through_an_image_file(tmp_path: Path) -> None:
+    meta = bytes(range(256)) * 16
+    blocks: dict[int, Any] = {0: meta, 3: 77 << 24 | 5, 9: Torn(11 << 24 | 5, 12 << 24 | 5, 3),
+                              12: Torn(None, 13 << 24 | 5, 7), 200: b"x" * 4096}
+    for v in blocks.values():
+        back = decode_block(encode_block(v))
+        if isinstance(v, Torn):
+            assert isinstance(back, Torn) and (back.old, back.new, back.sectors) == (
+                v.old, v.new, v.sectors)
+        else:
+            assert back == v
+    img = tmp_path / "x.img"
+    save_image(blocks, 1 << 16, img)
+    store, n = load_image(img)
+    assert n == 1 << 16 and set(store) == set(blocks)
+    assert store[3] == blocks[3] and store[200] == blocks[200]
+
+
+# ---- fsck repairs --------------------------------------------------------------------------
+def _image_with_files() -> dict[int, Any]:
+    def body(sys: Any) -> GEN:
+        yield from sys.mkdir("/d", 0o755)
+        for name, size in (("/d/x", 3 * PAGE), ("/y", 20 * PAGE), ("/z", PAGE)):
+            fd = yield from sys.open(name, O_WRONLY | O_CREAT, 0o644)
+            yield from sys.write(fd, size)
+            yield from sys.close(fd)
+        return 0
+
+    k, _ = run_body(body)
+    store = dict(k.disk.store)
+    assert fsck_image(store) == []
+    return store
+
+
+def _ino_of(store: dict[int, Any], name: str) -> int:
+    from vfslab.fs.fsck import scan_image
+
+    sc = scan_image(store)
+    return next(i for n, i in sc.entries[ROOTINO] if n == name)
+
+
+def test_fsck_repairs_duplicate_blocks_free_entries_orphans_and_counts() -> None:
+    store = _image_with_files()
+    sb = Superblock.unpack(store[0])
+    y, z = _ino_of(store, "y"), _ino_of(store, "z")
+    dz = read_dinode(store, sb, z)
+    dy = read_dinode(store, sb, y)
+    dz.db[0] = dy.db[0]                       # /z claims a block of /y
+    write_dinode(store, sb, z, dz)
+    orphan = 40                               # an allocated inode no directory names
+    write_dinode(store, sb, orphan, dy.__class__(
+        0o100644, 1, PAGE, 0, 0, [sb.nblocks - 5] + [0] * 11))
+    probs = fsck_image(store)
+    assert any("claimed by inodes" in p for p in probs)
+    repairs = repair_image(store)
+    assert fsck_image(store) == []
+    text = "\n".join(repairs)
+    assert f"inode {y}: cleared (duplicate block" in text      # FFS clears both
+    assert f"inode {z}: cleared (duplicate block" in text
+    assert "removed entry 'y'" in text and "removed entry 'z'" in text
+    assert "/lost+found: created" in text
+    assert "bitmap" in text
+    assert f"inode {orphan}: unreferenced file ({PAGE} bytes) reconnected to " \
+           f"/lost+found/#{orphan}" in text
+
+
+def test_fsck_fixes_link_counts_and_dot_entries() -> None:
+    store = _image_with_files()
+    sb = Superblock.unpack(store[0])
+    d = _ino_of(store, "d")
+    dd = read_dinode(store, sb, d)
+    dd.nlink = 7
+    write_dinode(store, sb, d, dd)
+    buf = bytearray(read_block(store, dd.db[0]))
+    pack_dirent(buf, 1, 99, "..")             # '..' pointing somewhere else
+    store[dd.db[0]] = bytes(buf)
+    repairs = repair_image(store)
+    assert fsck_image(store) == []
+    assert any(f"inode {d}: link count 7 set to 2" in r for r in repairs)
+    assert any("'..' pointed to 99" in r for r in repairs)
+
+
+def test_a_lost_superblock_cannot_be_repaired() -> None:
+    store = _image_with_files()
+    store[0] = bytes(4096)
+    with pytest.raises(Unrepairable):
+        repair_image(store)
+
+
+# ---- the commands --------------------------------------------------------------------------
+def test_run_crash_at_then_fsck_the_image(tmp_path: Path) -> None:
+    img = tmp_path / "crash.img"
+    r = CliRunner().invoke(cli, ["run", "smallfiles", "--crash-at", "2s", "--image", str(img),
+                                 "--json", "--set", "machine.fs_blocks=16384",
+                                 "--set", "machine.fs_inodes=4096"])
+    assert r.exit_code == 0, r.output
+    crash = json.loads(r.output)["crash"]
+    assert crash["mounted"] is True and crash["bug"] is None
+    assert crash["loss"]["fsync_bytes_lost"] == 0 and crash["loss"]["lost_bytes"] > 0
+    assert 1.99 < crash["crash_s"] < 2.01
+    check = CliRunner().invoke(cli, ["fsck", str(img), "--json"])
+    assert check.exit_code == 4
+    problems = json.loads(check.output)["problems"]
+    assert problems == crash["problems"]
+    fixed = CliRunner().invoke(cli, ["fsck", "-y", str(img)])
+    assert fixed.exit_code == 1 and "REPAIRED" in fixed.output
+    assert CliRunner().invoke(cli, ["fsck", str(img)]).exit_code == 0
+
+
+def test_crashtest_json_has_the_promised_keys() -> None:
+    r = CliRunner().invoke(cli, ["crashtest", "randfsync", "--policy", "trickle",
+                                 "--crashes", "6", "--per-run", "3", "--duration", "3s",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    for key in ("crashes", "repairs", "fsync_bytes_lost", "max_lost_age_s", "window_s"):
+        assert key in out
+    assert out["crashes"] == 6 and out["runs"] == 2 and out["fsync_bytes_lost"] == 0
+    assert out["window_s"] == 5.0
+
+
+def test_crashtest_is_reproducible_and_independent_of_workers() -> None:
+    args = ["crashtest", "smallfiles", "--policy", "syncer", "--crashes", "4", "--per-run", "2",
+            "--duration", "2s", "--json"]
+    a = json.loads(CliRunner().invoke(cli, args).output)
+    b = json.loads(CliRunner().invoke(cli, [*args, "--jobs", "2"]).output)
+    for x in (a, b):
+        x.pop("wall_s")
+        x.pop("run_wall_s")
+    assert a == b and a["repairs"] > 0
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["run", "stream", "--crash-at", "soon"], "--crash-at: expected a duration"),
+    (["run", "stream", "--crash-at", "1s", "--crash-after-request", "3"], "not both"),
+    (["run", "stream", "--image", "x.img"], "--image: only with"),
+    (["crashtest", "stream", "--policy", "fifo"], "--policy: expected one of"),
+    (["crashtest", "stream", "--crashes", "0"], "--crashes: expected a positive"),
+    (["crashtest", "stream", "--set", "trickle.windoww=3"], "unknown option 'windoww'"),
+])
+def test_bad_crash_options_are_one_clear_error(args: list[str], expected: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from vfslab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

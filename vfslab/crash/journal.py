@@ -1,0 +1,127 @@
+"""What the workload did, as a crash test needs it: every write (which pages of which inode,
+with which version stamp, dirtied when), every fsync that completed (and which writes it
+covered), every truncate and every unlink.
+
+The kernel calls the `on_*` hooks while the run goes on (cheap appends); a crash test replays
+the events up to a crash instant into a `JournalState`, the promises in force at that instant.
+A completed fsync promises the pages as written by every write that completed before the fsync
+began: each such page must be on the disk after a crash with that version or a newer one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vfslab.kern.vnode import vnode
+
+WRITE, FSYNC, TRUNCATE, UNLINK = 0, 1, 2, 3
+ALL_PAGES = 1 << 62
+
+
+def _ino(vp: vnode) -> int:
+    ip = vp.v_data
+    return int(ip.ino) if ip is not None and hasattr(ip, "ino") else -1
+
+
+class Journal:
+    """The event log. An event is (time, kind, ino, a, b, c):
+    WRITE (ino, first page, last page, (stamp seq, dirtied at)), FSYNC (ino, mark, first page,
+    last page), TRUNCATE (ino, pages kept), UNLINK (ino). A mark is the number of events logged
+    when the fsync began: it covers the WRITE events before it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, int, int, int, int, Any]] = []
+
+    def mark(self) -> int:
+        return len(self.events)
+
+    def on_write(self, vp: vnode, stamp: int, first: int, last: int, dirtied: int,
+                 now: int) -> None:
+        self.events.append((now, WRITE, _ino(vp), first, last, (stamp >> 24, dirtied)))
+
+    def on_fsync(self, vp: vnode, mark: int, now: int, first: int = 0,
+                 last: int = ALL_PAGES) -> None:
+        self.events.append((now, FSYNC, _ino(vp), first, last, mark))
+
+    def on_truncate(self, ino: int, keep_pages: int, now: int) -> None:
+        self.events.append((now, TRUNCATE, ino, keep_pages, 0, None))
+
+    def on_unlink(self, ino: int, now: int) -> None:
+        self.events.append((now, UNLINK, ino, 0, 0, None))
+
+    def in_time_order(self) -> list[int]:
+        """Event indices by time (stable): CPUs' clocks run apart by less than a quantum, so
+        the log is nearly sorted already."""
+        ev = self.events
+        return sorted(range(len(ev)), key=lambda i: ev[i][0])
+
+
+@dataclass
+class FileState:
+    """One inode's writes and promises at an instant."""
+
+    pages: dict[int, list[int]] = field(default_factory=dict)   # page -> WRITE event indices
+    full_mark: int = 0                       # the latest whole-file fsync's mark
+    ranges: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
+
+    def promised_mark(self, page: int) -> int:
+        mk = self.full_mark
+        for m, lo, hi in self.ranges:
+            if lo <= page <= hi and m > mk:
+                mk = m
+        return mk
+
+
+class JournalState:
+    """The journal replayed up to an instant; `advance(t)` moves the instant forward."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.j = journal
+        self.order = journal.in_time_order()
+        self.pos = 0
+        self.files: dict[int, FileState] = {}
+        self.now = 0
+
+    def advance(self, t: int) -> None:
+        ev = self.j.events
+        order = self.order
+        files = self.files
+        while self.pos < len(order) and ev[order[self.pos]][0] <= t:
+            i = order[self.pos]
+            self.pos += 1
+            _, kind, ino, a, b, c = ev[i]
+            if kind == WRITE:
+                fs = files.get(ino)
+                if fs is None:
+                    fs = files[ino] = FileState()
+                pages = fs.pages
+                for pg in range(a, b + 1):
+                    lst = pages.get(pg)
+                    if lst is None:
+                        pages[pg] = [i]
+                    else:
+                        lst.append(i)
+            elif kind == FSYNC:
+                fs = files.get(ino)
+                if fs is None:
+                    continue
+                if a == 0 and b == ALL_PAGES:
+                    fs.full_mark = max(fs.full_mark, c)
+                    fs.ranges = [r for r in fs.ranges if r[0] > fs.full_mark]
+                else:
+                    fs.ranges.append((c, a, b))
+            elif kind == TRUNCATE:
+                fs = files.get(ino)
+                if fs is not None:
+                    for pg in [p for p in fs.pages if p >= a]:
+                        del fs.pages[pg]
+            else:
+                files.pop(ino, None)
+        self.now = t
+
+    def write_info(self, i: int) -> tuple[int, int]:
+        """(stamp seq, dirtied at) of WRITE event i."""
+        info: tuple[int, int] = self.j.events[i][5]
+        return info

@@ -1,0 +1,340 @@
+"""fsck -y for vfslab's file system: repair an image the way FFS's fsck repairs one, and say
+what was done, one line a repair.
+
+The phases follow fsck_ffs:
+1. an inode with a bad mode, a block out of range, or a block another inode also claims is
+   cleared (FFS asks "CLEAR?" for every inode of a duplicate pair: both lose their data);
+2. a directory entry naming a free (or just cleared) inode is removed; a wrong "." or ".."
+   is rewritten; a second link to a directory is removed;
+3/4. an unreferenced directory or non-empty file is reconnected to /lost+found as "#ino"
+   (created if missing); an unreferenced empty file is cleared; link counts are set to the
+   references counted;
+5. the block and inode bitmaps are rebuilt from what is in use, the superblock's free counts
+   are set and it is marked clean.
+
+A damaged superblock is not repairable here: FFS would read an alternate superblock, which this
+file system does not keep. Repairs run in passes until a check finds nothing (a repair of one
+phase can expose work for another, as FFS's "RERUN FSCK" does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vfslab.fs.fsck import IFDIR, IFMT, IFREG, Scan, _blocks_of, scan_image
+from vfslab.fs.ufs_layout import (
+    BITS,
+    BSIZE,
+    DIRENTS,
+    INODE_SIZE,
+    INOPB,
+    NDADDR,
+    ROOTINO,
+    Dinode,
+    Superblock,
+    pack_dirent,
+    read_block,
+    unpack_dirents,
+)
+
+LOST_FOUND = "lost+found"
+MAX_PASSES = 8
+
+
+class Unrepairable(Exception):
+    """The image cannot be repaired (its superblock is gone)."""
+
+
+def read_dinode(store: dict[int, Any], sb: Superblock, ino: int) -> Dinode:
+    blk = read_block(store, sb.itable_start + ino // INOPB)
+    return Dinode.unpack_from(blk, (ino % INOPB) * INODE_SIZE)
+
+
+def write_dinode(store: dict[int, Any], sb: Superblock, ino: int, d: Dinode) -> None:
+    b = sb.itable_start + ino // INOPB
+    buf = bytearray(read_block(store, b))
+    d.pack_into(buf, (ino % INOPB) * INODE_SIZE)
+    store[b] = bytes(buf)
+
+
+def _clear_dirent(store: dict[int, Any], blk: int, slot: int) -> None:
+    buf = bytearray(read_block(store, blk))
+    buf[slot * 128:(slot + 1) * 128] = bytes(128)
+    store[blk] = bytes(buf)
+
+
+def _set_dirent(store: dict[int, Any], blk: int, slot: int, ino: int, name: str) -> None:
+    buf = bytearray(read_block(store, blk))
+    pack_dirent(buf, slot, ino, name)
+    store[blk] = bytes(buf)
+
+
+class Repairer:
+    def __init__(self, store: dict[int, Any]) -> None:
+        self.store = store
+        self.repairs: list[str] = []
+        self.before: list[str] = []          # what the first check found
+        self.final: Scan | None = None       # the check of the repaired image
+
+    def note(self, text: str) -> None:
+        self.repairs.append(text)
+
+    # ---- the passes -------------------------------------------------------------------------
+    def run(self) -> list[str]:
+        for npass in range(MAX_PASSES):
+            sc = scan_image(self.store)
+            if npass == 0:
+                self.before = list(sc.problems)
+            if not sc.problems:
+                self.final = sc
+                return self.repairs
+            if any(p.startswith("superblock: unreadable") or "bad magic" in p
+                   or "impossible layout" in p for p in sc.problems):
+                raise Unrepairable("; ".join(sc.problems[:3]))
+            if ROOTINO not in sc.inodes or not sc.inodes[ROOTINO].isdir():
+                raise Unrepairable("root inode missing or not a directory")
+            if self.phase1(sc):
+                continue
+            if self.phase2(sc):
+                continue
+            if self.phase34(sc):
+                continue
+            self.phase5(sc)
+        self.final = scan_image(self.store)
+        left = self.final.problems
+        if left:
+            raise Unrepairable(f"still inconsistent after {MAX_PASSES} passes: {left[0]}")
+        return self.repairs
+
+    def phase1(self, sc: Scan) -> bool:
+        """Clear inodes with a bad mode, a bad block or a duplicate block."""
+        sb = sc.sb
+        why: dict[int, str] = {}
+        for ino, d in sc.inodes.items():
+            if d.mode & IFMT not in (IFDIR, IFREG):
+                why[ino] = f"bad mode {d.mode:#o}"
+        for ino, b in sc.bad:
+            why.setdefault(ino, f"block {b} out of range")
+        for b, ino, other in sc.dup:
+            why.setdefault(ino, f"duplicate block {b} (also in inode {other})")
+            why.setdefault(other, f"duplicate block {b} (also in inode {ino})")
+        why.pop(ROOTINO, None)
+        for ino in sorted(why):
+            write_dinode(self.store, sb, ino, Dinode())
+            self.note(f"inode {ino}: cleared ({why[ino]})")
+        return bool(why)
+
+    def _dir_slots(self, sc: Scan, dino: int) -> list[tuple[int, int, int, str]]:
+        """(block, slot, ino, name) of a directory's entries, in order."""
+        d = sc.inodes[dino]
+        data, _ = _blocks_of(self.store, sc.sb, d)
+        out = []
+        for b in data[: max(0, d.size // BSIZE)] if d.size else data:
+            if sc.sb.data_start <= b < sc.sb.nblocks:
+                for slot, ino, name in unpack_dirents(read_block(self.store, b)):
+                    out.append((b, slot, ino, name))
+        return out
+
+    def phase2(self, sc: Scan) -> bool:
+        """Entries naming free inodes, wrong "." and "..", directories linked twice."""
+        changed = False
+        seen_dirs: set[int] = {ROOTINO}
+        parent: dict[int, int] = {ROOTINO: ROOTINO}
+        stack = [ROOTINO]
+        while stack:
+            dino = stack.pop()
+            slots = self._dir_slots(sc, dino)
+            has_dot = has_dotdot = False
+            for b, slot, ino, name in slots:
+                if name == ".":
+                    has_dot = True
+                    if ino != dino:
+                        _set_dirent(self.store, b, slot, dino, ".")
+                        self.note(f"directory {dino}: '.' pointed to {ino}, fixed")
+                        changed = True
+                    continue
+                if name == "..":
+                    has_dotdot = True
+                    want = parent.get(dino, ROOTINO)
+                    if ino != want:
+                        _set_dirent(self.store, b, slot, want, "..")
+                        self.note(f"directory {dino}: '..' pointed to {ino}, set to {want}")
+                        changed = True
+                    continue
+                if ino not in sc.inodes:
+                    _clear_dirent(self.store, b, slot)
+                    self.note(f"directory {dino}: removed entry {name!r} (free inode {ino})")
+                    changed = True
+                    continue
+                if sc.inodes[ino].isdir():
+                    if ino in seen_dirs:
+                        _clear_dirent(self.store, b, slot)
+                        self.note(f"directory {dino}: removed entry {name!r} (second link "
+                                  f"to directory {ino})")
+                        changed = True
+                        continue
+                    seen_dirs.add(ino)
+                    parent[ino] = dino
+                    stack.append(ino)
+            if slots and (not has_dot or not has_dotdot):
+                b = slots[0][0]
+                free = [s for s in range(DIRENTS)
+                        if all(not (bb == b and ss == s) for bb, ss, _, _ in slots)]
+                if not has_dot and free:
+                    _set_dirent(self.store, b, free.pop(0), dino, ".")
+                    self.note(f"directory {dino}: missing '.', added")
+                    changed = True
+                if not has_dotdot and free:
+                    _set_dirent(self.store, b, free.pop(0), parent.get(dino, ROOTINO), "..")
+                    self.note(f"directory {dino}: missing '..', added")
+                    changed = True
+        return changed
+
+    def phase34(self, sc: Scan) -> bool:
+        """Reconnect or clear unreferenced inodes; fix link counts."""
+        sb = sc.sb
+        changed = False
+        orphans = sorted(ino for ino in sc.inodes
+                         if ino != ROOTINO and ino not in sc.reachable)
+        if orphans:
+            lf = None
+            for ino in orphans:
+                d = sc.inodes[ino]
+                if not d.isdir() and d.size == 0 and not any(d.db) and not d.ib \
+                        and not d.dib:
+                    write_dinode(self.store, sb, ino, Dinode())
+                    self.note(f"inode {ino}: unreferenced empty file cleared")
+                    changed = True
+                    continue
+                if lf is None:
+                    lf = self._lost_found(sc)
+                if lf is None or not self._enter(sc, lf, f"#{ino}", ino):
+                    write_dinode(self.store, sb, ino, Dinode())
+                    self.note(f"inode {ino}: unreferenced, no room in /{LOST_FOUND}: cleared")
+                else:
+                    if d.isdir():
+                        for b, slot, _i, name in self._dir_slots(sc, ino):
+                            if name == "..":
+                                _set_dirent(self.store, b, slot, lf, "..")
+                    self.note(f"inode {ino}: unreferenced {'directory' if d.isdir() else 'file'}"
+                              f" ({d.size} bytes) reconnected to /{LOST_FOUND}/#{ino}")
+                changed = True
+            return changed
+        for ino, want in sorted(sc.links.items()):
+            d = read_dinode(self.store, sb, ino)
+            self.note(f"inode {ino}: link count {d.nlink} set to {want}")
+            d.nlink = want
+            write_dinode(self.store, sb, ino, d)
+            changed = True
+        return changed
+
+    def phase5(self, sc: Scan) -> None:
+        """Rebuild the bitmaps from what is in use; fix the superblock's counts."""
+        sb = sc.sb
+        used = np.zeros(sb.bmap_blocks * BITS, dtype=bool)
+        used[:sb.data_start] = True
+        used[sb.nblocks:] = True
+        if sc.owner:
+            used[np.fromiter(sc.owner, dtype=np.int64)] = True
+        iused = np.zeros(sb.imap_blocks * BITS, dtype=bool)
+        iused[:ROOTINO + 1] = True
+        iused[sb.ninodes:] = True
+        if sc.inodes:
+            iused[np.fromiter(sc.inodes, dtype=np.int64)] = True
+        nfix = self._write_map(sb.bmap_start, sb.bmap_blocks, used)
+        ifix = self._write_map(sb.imap_start, sb.imap_blocks, iused)
+        if nfix:
+            self.note(f"block bitmap: {nfix} bits corrected")
+        if ifix:
+            self.note(f"inode bitmap: {ifix} bits corrected")
+        nfree = int((~used[:sb.nblocks]).sum())
+        ifree = int((~iused[:sb.ninodes]).sum())
+        if sb.free_blocks != nfree or sb.free_inodes != ifree:
+            self.note(f"superblock: free counts {sb.free_blocks}/{sb.free_inodes} set to "
+                      f"{nfree}/{ifree}")
+        sb.free_blocks = nfree
+        sb.free_inodes = ifree
+        sb.clean = 1
+        self.store[0] = sb.pack()
+
+    def _write_map(self, start: int, nblocks: int, bits: np.ndarray) -> int:
+        raw = np.packbits(bits, bitorder="little").tobytes()
+        fixed = 0
+        for i in range(nblocks):
+            new = raw[i * BSIZE:(i + 1) * BSIZE]
+            old = read_block(self.store, start + i)
+            if new != old:
+                a = np.unpackbits(np.frombuffer(old, dtype=np.uint8))
+                b = np.unpackbits(np.frombuffer(new, dtype=np.uint8))
+                fixed += int((a != b).sum())
+                self.store[start + i] = new
+        return fixed
+
+    # ---- lost+found ---------------------------------------------------------------------------
+    def _free_block(self, sc: Scan) -> int:
+        sb = sc.sb
+        for b in range(sb.data_start, sb.nblocks):
+            if b not in sc.owner:
+                sc.owner[b] = -1
+                return b
+        return 0
+
+    def _lost_found(self, sc: Scan) -> int | None:
+        for _b, _s, ino, name in self._dir_slots(sc, ROOTINO):
+            if name == LOST_FOUND and ino in sc.inodes and sc.inodes[ino].isdir():
+                return ino
+        sb = sc.sb
+        ino = next((i for i in range(ROOTINO + 1, sb.ninodes) if i not in sc.inodes), 0)
+        blk = self._free_block(sc)
+        if not ino or not blk:
+            return None
+        d = Dinode(IFDIR | 0o700, 2, BSIZE, 0, sb.generation + ino)
+        d.db[0] = blk
+        buf = bytearray(BSIZE)
+        pack_dirent(buf, 0, ino, ".")
+        pack_dirent(buf, 1, ROOTINO, "..")
+        self.store[blk] = bytes(buf)
+        write_dinode(self.store, sb, ino, d)
+        sc.inodes[ino] = d
+        if not self._enter(sc, ROOTINO, LOST_FOUND, ino):
+            write_dinode(self.store, sb, ino, Dinode())
+            del sc.inodes[ino]
+            return None
+        self.note(f"/{LOST_FOUND}: created (inode {ino})")
+        return ino
+
+    def _enter(self, sc: Scan, dino: int, name: str, ino: int) -> bool:
+        """Add an entry to a directory, growing it by a block if it is full."""
+        sb = sc.sb
+        d = read_dinode(self.store, sb, dino)
+        nblk = max(1, d.size // BSIZE)
+        for lbn in range(min(nblk, NDADDR)):
+            b = d.db[lbn]
+            if not b:
+                continue
+            used = {slot for slot, _, _ in unpack_dirents(read_block(self.store, b))}
+            free = [s for s in range(DIRENTS) if s not in used]
+            if free:
+                _set_dirent(self.store, b, free[0], ino, name)
+                return True
+        if nblk >= NDADDR:
+            return False
+        blk = self._free_block(sc)
+        if not blk:
+            return False
+        buf = bytearray(BSIZE)
+        pack_dirent(buf, 0, ino, name)
+        self.store[blk] = bytes(buf)
+        d.db[nblk] = blk
+        d.size = (nblk + 1) * BSIZE
+        write_dinode(self.store, sb, dino, d)
+        sc.inodes[dino] = d
+        return True
+
+
+def repair_image(store: dict[int, Any]) -> list[str]:
+    """Repair `store` in place; the repairs made, one line each ([] for a clean image).
+    Raises Unrepairable when the superblock or the root directory is gone."""
+    return Repairer(store).run()
