@@ -76,8 +76,13 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input ends in one line naming file, line and what was expected."""
+    args = sys.argv[1:] if argv is None else argv
+    for i, a in enumerate(args):
+        if "\x00" in a:
+            click.echo(f"vfslab: argument {i + 1} ({a!r}) contains a NUL byte", err=True)
+            sys.exit(2)
     try:
-        cli.main(args=argv, prog_name="vfslab", standalone_mode=False)
+        cli.main(args=args, prog_name="vfslab", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("vfslab: aborted", err=True)
         sys.exit(130)

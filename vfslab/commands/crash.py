@@ -38,8 +38,11 @@ def crash_run(cfg: Any, crash_at: str | None, after_request: int | None, tear: b
             at_s = random.Random(f"crash-at:{cfg.seed}").uniform(0.0, dur)
         else:
             at_s = parse_duration_s(crash_at, "--crash-at")
-            if at_s <= 0:
-                raise InputError(f"--crash-at: expected a positive time, got {crash_at!r}")
+            dur = cfg.duration_s if cfg.duration_s is not None else load_scenario(
+                cfg.scenario, cfg.strict, cfg.speed, cfg.no_think).duration_s
+            if not 0 < at_s <= dur:
+                raise InputError(f"--crash-at: expected a time within the run (0 to {dur:g} "
+                                 f"s), got {crash_at!r}")
         cfg = replace(cfg, duration_s=at_s)
     res = recorded_run(cfg)
     if at_s is not None:
@@ -154,10 +157,18 @@ def crashtest(scenario: str, policies: tuple[str, ...], protocol: str, crashes: 
 
     for p in pols:
         policy_class(p).parse_options(pol_opts.get(p, {}))
+    from vfslab.kern.protocols import protocol_class
+
+    protocol_class(protocol)
     rows: list[dict[str, Any]] = []
     wall0 = time.perf_counter()
     engines.execute(points, rows.append, engine, jobs, None, "vfslab.crash.crashtest:run_batch")
     wall = time.perf_counter() - wall0
+    failed = [r for r in rows if r.get("status") == "failed"]
+    if failed:
+        # a batch that raised (a panic before the crash, a bad setting met only at boot)
+        raise InputError(f"{len(failed)} of {len(rows)} crash-test runs failed; the first: "
+                         f"{failed[0]['error']}")
     per_policy = {p: summarize([r for r in rows if r["policy"] == p]) for p in pols}
     result: dict[str, Any]
     if len(pols) == 1:

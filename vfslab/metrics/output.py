@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -14,7 +15,7 @@ from vfslab.metrics.plots import plot_runs
 
 
 def series_table(k: Any) -> pa.Table:
-    return pa.table({name: pa.array(vals) for name, vals in k.metrics.series.items()})
+    return pa.table({name: pa.array(np.asarray(vals)) for name, vals in k.metrics.series.items()})
 
 
 def latency_table(k: Any) -> pa.Table:
