@@ -267,3 +267,31 @@ def test_bad_crash_options_are_one_clear_error(args: list[str], expected: str,
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_disk_without_tearing_loses_the_write_in_service_whole() -> None:
+    """disk_options.tear = false: a power cut never leaves a Torn block."""
+    for tear in (True, False):
+        cfg = RunConfig(scenario="stream", duration_s=2.0, record_crash=True,
+                        kernel={"disk_options.tear": tear, **SMALL})
+        res = run_scenario(cfg)
+        cutter = Cutter(res.kernel.disk.log)
+        torn = 0
+        from vfslab.crash.crashtest import crash_at
+        from vfslab.crash.journal import JournalState
+
+        state = JournalState(res.kernel.journal)
+        rng = random.Random(0)
+        for i in range(40):
+            t = res.t0_ns + i * NS // 20
+            out = crash_at(res, cutter, state, t, True, rng, mount=False, keep_image=True)
+            torn += sum(isinstance(v, Torn) for v in out.image.values())
+        assert (torn > 0) == tear
+
+
+def test_machine_settings_are_type_checked() -> None:
+    from vfslab.errors import InputError
+
+    with pytest.raises(InputError, match="physmem_mb: expected an integer"):
+        run_scenario(RunConfig(scenario="stream", duration_s=0.1,
+                               kernel={"physmem_mb": "lots"}))

@@ -73,15 +73,33 @@ def kernel_config(cfg: RunConfig, sc: Scenario) -> KernelConfig:
     names = {f.name for f in fields(KernelConfig)}
     overrides = {**sc.kernel, **cfg.kernel}
     faults = overrides.pop("faults", None)
+    disk_opts: dict[str, Any] = {}
     for key, val in overrides.items():
+        if key.startswith("disk_options."):          # --set machine.disk_options.tear=false
+            disk_opts[key.partition(".")[2]] = val
+            continue
         if key not in names:
             raise InputError(f"unknown machine setting {key!r}; expected one of "
                              f"{', '.join(sorted(names))}")
-        setattr(kc, key, val)
-    kc.disk_options = dict(kc.disk_options)
+        setattr(kc, key, _typed(key, val, getattr(KernelConfig(), key)))
+    kc.disk_options = {**kc.disk_options, **disk_opts}
     if faults:
         kc.disk_options["faults"] = faults
     return kc
+
+
+def _typed(key: str, val: Any, default: Any) -> Any:
+    """A machine setting checked against the type of its default."""
+    want = type(default)
+    ok = (isinstance(val, bool) if want is bool
+          else isinstance(val, int) and not isinstance(val, bool) if want is int
+          else isinstance(val, (int, float)) and not isinstance(val, bool) if want is float
+          else isinstance(val, want))
+    if not ok:
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                dict: "a table"}.get(want, want.__name__)
+        raise InputError(f"machine setting {key}: expected {kind}, got {val!r}")
+    return float(val) if want is float else val
 
 
 def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:

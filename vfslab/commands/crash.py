@@ -53,7 +53,8 @@ def crash_run(cfg: Any, crash_at: str | None, after_request: int | None, tear: b
     out = do_crash(res, Cutter(res.kernel.disk.log), JournalState(res.kernel.journal), t,
                    tear, random.Random(f"tear:{cfg.seed}"), mount=False, keep_image=True)
     if image_path:
-        save_image(_raw_image(res, t, tear, cfg.seed), res.kernel.cfg.fs_blocks, image_path)
+        save_image(_raw_image(res, t, tear and res.kernel.disk.tears, cfg.seed),
+                   res.kernel.cfg.fs_blocks, image_path)
     # mount the repaired image on a fresh machine, as the reboot after a crash would
     from vfslab.crash.crashtest import remount
 

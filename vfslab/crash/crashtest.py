@@ -93,8 +93,9 @@ def remount(res: RunResult, image: dict[int, Any]) -> bool:
 
 def crash_at(res: RunResult, cutter: Cutter, state: JournalState, t: int, tear: bool,
              rng: random.Random, mount: bool = True, keep_image: bool = False) -> CrashOutcome:
-    """Cut power at absolute instant `t` (instants must increase from call to call)."""
-    image = cutter.cut(t, tear, rng)
+    """Cut power at absolute instant `t` (instants must increase from call to call); the
+    write in service is torn if `tear` and the disk tears (its `tear` option)."""
+    image = cutter.cut(t, tear and res.kernel.disk.tears, rng)
     state.advance(t)
     fsck = Repairer(image)
     repairs: list[str] = []

@@ -17,8 +17,11 @@ __all__ = ["HDD", "SSD", "Disk", "FaultInjector", "FaultRule", "Torn", "make_dis
 
 def make_disk(m: Engine, kind: str = "hdd", iodone: Callable[[Any], None] | None = None,
               queue: str = "disksort", depth: int | None = None, intr_cpu: int = 0,
-              nblocks: int = 1 << 20, faults: Any = None, **params: Any) -> Disk:
-    """A disk of `kind` ("hdd" or "ssd") whose completions call `iodone` (biodone)."""
+              nblocks: int = 1 << 20, faults: Any = None, tear: bool = True,
+              **params: Any) -> Disk:
+    """A disk of `kind` ("hdd" or "ssd") whose completions call `iodone` (biodone).
+    `tear`: whether a power cut tears the write in service at a sector boundary (disks
+    without power-loss protection) or loses it whole."""
     try:
         if kind == "hdd":
             model: Any = HDD(**params)
@@ -37,4 +40,6 @@ def make_disk(m: Engine, kind: str = "hdd", iodone: Callable[[Any], None] | None
         inj = FaultInjector(m.random("disk-faults"))
     if intr_cpu >= len(m.cpus):
         raise InputError(f"intr_cpu {intr_cpu}: the machine has {len(m.cpus)} cpu(s)")
-    return Disk(m, model, iodone or (lambda bp: None), queue, d, intr_cpu, nblocks, inj)
+    disk = Disk(m, model, iodone or (lambda bp: None), queue, d, intr_cpu, nblocks, inj)
+    disk.tears = bool(tear)
+    return disk

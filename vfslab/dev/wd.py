@@ -104,6 +104,7 @@ class Disk:
         self._intrname = f"{name}intr"
         # crash tests: every write started and completed, for images at any past instant
         self.log: WriteLog | None = None
+        self.tears = True             # a power cut tears the write in service (a disk option)
 
     # ---- queue --------------------------------------------------------------------------
     def queue_length(self) -> int:
