@@ -295,3 +295,12 @@ def test_machine_settings_are_type_checked() -> None:
     with pytest.raises(InputError, match="physmem_mb: expected an integer"):
         run_scenario(RunConfig(scenario="stream", duration_s=0.1,
                                kernel={"physmem_mb": "lots"}))
+
+
+def test_a_crash_image_equals_the_disk_of_a_run_stopped_at_that_instant() -> None:
+    """The bench's check: rebuilding images from one recorded run gives, bit for bit, the
+    disk of a machine that ran only up to each crash instant."""
+    r = CliRunner().invoke(cli, ["bench", "crash", "--crashes", "3", "--duration", "2s",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["identical_images"] == 3

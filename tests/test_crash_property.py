@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from vfslab.fs.fsck import fsck_image
 from vfslab.runner import RunConfig
 
-EXAMPLES = int(os.environ.get("VFSLAB_CRASH_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("VFSLAB_CRASH_EXAMPLES", "60"))
 NFILES = len(FILES)
 
 op = st.one_of(

@@ -174,3 +174,30 @@ def test_random_errors_on_the_whole_stack_keep_the_invariants(protocol: str) -> 
     assert res.kernel.disk.stats.errors > 10
     assert res.kernel.bio.stats.biodone_errors > 0
     assert res.summary["syscall_errors"] > 0
+
+
+@protocols
+def test_a_writeback_error_is_reported_once_even_after_a_good_rewrite(protocol: str) -> None:
+    """The page of a failed asynchronous write stays dirty and is written again once the disk
+    heals; the application still learns of the error at its next fsync (as Linux's errseq
+    does), and the one after that is clean."""
+
+    def body(sys: Any) -> GEN:
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        yield from sys.write(fd, 4 * PAGE)
+        rule = fail(sys, "write", DATA)
+        yield from sys.nanosleep(2 * NS)
+        heal(sys, rule)
+        yield from sys.nanosleep(3 * NS)          # rewritten by the policy, successfully
+        vp = sys.fdp.fd_ofiles[fd].f_vp
+        clean = not vp.v_uobj.dirtyq
+        first = yield from sys.fsync(fd)
+        second = yield from sys.fsync(fd)
+        yield from sys.close(fd)
+        return rule.count, clean, first, second
+
+    _, (nfail, clean, first, second) = run_body(
+        body, protocol=protocol, invariants=True, policy="trickle",
+        policy_options={"window": 1.0}, **FS)
+    assert nfail > 0 and clean
+    assert first == -EIO and second == 0

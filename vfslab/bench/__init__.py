@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "check": "vfslab.bench.check:check",
     "policy": "vfslab.bench.policy:policy",
     "sweep": "vfslab.bench.sweep:sweep",
+    "crash": "vfslab.bench.crash:crash",
 }
 
 
