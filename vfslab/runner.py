@@ -56,6 +56,14 @@ class RunResult:
     t0_ns: int = 0                # when the workload started (after setup)
 
 
+class _EndOfRun(Exception):
+    """Raised by the event that ends a run (the engine has no other way to stop)."""
+
+
+def _end_of_run(_: Any) -> None:
+    raise _EndOfRun
+
+
 def load_scenario(spec: str | Scenario, strict: bool = False, speed: float = 1.0,
                   no_think: bool = False) -> Scenario:
     """A built-in name, a scenario .toml, `fio:JOB`, or `strace:LOG`."""
@@ -167,17 +175,17 @@ def run_scenario(cfg: RunConfig) -> RunResult:
         k.metrics.start()
         for ps in sc.processes:
             spawn_process(k, ps.name, ps.body, k.m.random(f"proc:{ps.name}"), ps.start_ns)
+        # the run ends `duration` after the workload starts, whatever setup took
+        k.m.at(state["t0"] + round(duration * NS), _end_of_run)
 
     start_init(k, then)
     panic: Panic | None = None
     m = k.m
     try:
-        while "t0" not in state:
-            m.run(until=m.now + NS)
-            if not m.pending_events():
-                break
-        t_end = state.get("t0", m.now) + int(duration * NS)
-        m.run(until=t_end)
+        try:
+            m.run()
+        except _EndOfRun:
+            m.run(until=m.now)             # what else is due at that very instant
     except Panic as p:
         panic = p
         if checker is not None:

@@ -46,7 +46,7 @@ def crash_run(cfg: Any, crash_at: str | None, after_request: int | None, tear: b
         cfg = replace(cfg, duration_s=at_s)
     res = recorded_run(cfg)
     if at_s is not None:
-        t = res.t0_ns + int(at_s * NS)
+        t = res.t0_ns + round(at_s * NS)
     else:
         assert after_request is not None
         t = instant_after_request(res, after_request)
