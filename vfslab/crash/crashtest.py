@@ -11,6 +11,7 @@ of the repaired image on a fresh machine, and the loss report.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
@@ -186,11 +187,11 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
 
 
 def _repair_kind(text: str) -> str:
-    """A repair line without its numbers: "inode N: cleared (duplicate block ...)" ->
-    "inode cleared (duplicate block)"."""
-    words = [w for w in text.replace(":", " ").replace("(", " (").split()
-             if not any(c.isdigit() for c in w) and not w.startswith(("'", "/#", "#"))]
-    return " ".join(words[:6])
+    """A repair line with its numbers and names taken out, to count repairs by kind:
+    "inode 7: cleared (bad mode 0o1)" -> "inode N: cleared (bad mode N)"."""
+    text = re.sub(r"'[^']*'", "NAME", text)
+    text = re.sub(r"#\d+", "#N", text)
+    return re.sub(r"\d+(/\d+)?", "N", text.replace("0o", ""))
 
 
 def plan(scenario: str, policies: list[str], crashes: int, seed: int, per_run: int,
