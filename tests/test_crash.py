@@ -112,9 +112,12 @@ def test_crash_after_the_nth_request() -> None:
     from vfslab.crash.crashtest import instant_after_request
 
     res = run_scenario(RunConfig(scenario="randfsync", duration_s=1.0, record_crash=True))
-    ends = res.kernel.disk.log.ends
-    t = instant_after_request(res, 20)
-    assert t == next(e[0] for e in ends if e[1] == 20)
+    ends = sorted(e for e in res.kernel.disk.log.ends if e[0] >= res.t0_ns)
+    assert instant_after_request(res, 20) == ends[19][0] > res.t0_ns
+    from vfslab.errors import InputError
+
+    with pytest.raises(InputError, match="completed"):
+        instant_after_request(res, len(ends) + 1)
 
 
 # ---- image files ---------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def print_summary(s: dict[str, Any]) -> None:
               help="cut power T after the workload starts (or at a seeded random instant), "
                    "repair, mount again and report what was lost")
 @click.option("--crash-after-request", type=click.IntRange(1), default=None, metavar="N",
-              help="cut power when disk request N completes")
+              help="cut power when the workload's Nth disk request completes")
 @click.option("--no-tear", is_flag=True, help="with a crash: writes in service are lost "
               "whole instead of torn at a sector")
 @click.option("--image", type=click.Path(dir_okay=False), default=None,

@@ -132,13 +132,13 @@ def crash_instants(res: RunResult, n: int, rng: random.Random) -> list[int]:
 
 
 def instant_after_request(res: RunResult, n: int) -> int:
-    """The instant disk request `n` (counted from the machine's boot) completes."""
-    log = res.kernel.disk.log
-    for t, reqno, _ok in log.ends:
-        if reqno == n:
-            return int(t)
-    raise InputError(f"--crash-after-request {n}: the run completed only "
-                     f"{len(log.ends)} disk requests")
+    """The instant the `n`th disk request of the workload completes (requests made while
+    the scenario's files were set up, before the workload started, are not counted)."""
+    done = sorted(e for e in res.kernel.disk.log.ends if e[0] >= res.t0_ns)
+    if not 1 <= n <= len(done):
+        raise InputError(f"--crash-after-request {n}: the workload completed "
+                         f"{len(done)} disk requests")
+    return int(done[n - 1][0])
 
 
 # ---- batches (one recorded run, many crashes): the unit parallel engines run -----------------
