@@ -469,8 +469,11 @@ class FFS:
         yield from self.meta_write(bp, sync and new)
         return 0
 
-    def balloc_range(self, vp: vnode, off: int, n: int) -> GEN:
-        """ffs_balloc over [off, off+n): data blocks and the indirect blocks they need."""
+    def balloc_range(self, vp: vnode, off: int, n: int, dirop: bool = False) -> GEN:
+        """ffs_balloc over [off, off+n): data blocks and the indirect blocks they need.
+        `dirop` (B_SYNC, as ufs_direnter asks): the updated pointer blocks are written with
+        wait too, not only new ones, so a directory's new block is reachable on disk before
+        entries are put in it."""
         ip: inode = vp.v_data
         sync = not (vp.v_mount is not None and vp.v_mount.async_)
         lbn = off // BSIZE
@@ -493,7 +496,7 @@ class FFS:
             err, blocks = yield from self.balloc_run(pref, end - lbn)
             if err:
                 return err
-            err = yield from self._set_ptrs(ip, lbn, blocks, sync)
+            err = yield from self._set_ptrs(ip, lbn, blocks, sync, dirop)
             if err:
                 return err
             lbn += len(blocks)
@@ -513,7 +516,8 @@ class FFS:
             lbn -= 1
         return lbn
 
-    def _set_ptrs(self, ip: inode, lbn: int, blocks: list[int], sync: bool) -> GEN:
+    def _set_ptrs(self, ip: inode, lbn: int, blocks: list[int], sync: bool,
+                  dirop: bool = False) -> GEN:
         """Point lbn, lbn+1, ... (all in one pointer block) at `blocks`."""
         d = ip.d
         if lbn < NDADDR:
@@ -532,7 +536,7 @@ class FFS:
             ptrs = list((yield from self._ind_ptrs(ip, -1, d.ib)))
             base = lbn - NDADDR
             ptrs[base:base + len(blocks)] = blocks
-            return (yield from self._write_ind(ip, -1, d.ib, ptrs, new, sync))
+            return (yield from self._write_ind(ip, -1, d.ib, ptrs, new or dirop, sync))
         i = lbn - NDADDR - NINDIR
         if i + len(blocks) > NINDIR * NINDIR:
             return ENOSPC
@@ -554,12 +558,12 @@ class FFS:
             mid = got[0]
             top[j] = mid
             ip.ind[-3 - j] = [0] * NINDIR
-            yield from self._write_ind(ip, -2, d.dib, top, False, sync)
+            yield from self._write_ind(ip, -2, d.dib, top, dirop, sync)
             new = True
         ptrs = list((yield from self._ind_ptrs(ip, -3 - j, mid)))
         base = i % NINDIR
         ptrs[base:base + len(blocks)] = blocks
-        return (yield from self._write_ind(ip, -3 - j, mid, ptrs, new, sync))
+        return (yield from self._write_ind(ip, -3 - j, mid, ptrs, new or dirop, sync))
 
     # ---- data ---------------------------------------------------------------------------
     def read(self, vp: vnode, off: int, n: int, ioflag: int = 0) -> GEN:
@@ -825,16 +829,18 @@ class FFS:
             bp.b_data[0] = bytearray(v if isinstance(v, (bytes, bytearray)) else BSIZE)
         return 0, bp
 
-    def direnter(self, dp: inode, name: str, ino: int) -> GEN:
+    def direnter(self, dp: inode, name: str, ino: int, update_dir: bool = True) -> GEN:
         """ufs_direnter: put an entry in a free slot, growing the directory by a block if
-        needed; the block is written synchronously (FFS without soft updates)."""
+        needed; the block is written synchronously (FFS without soft updates), then the
+        directory's inode if it changed (not for a new directory's "." and "..": mkdir
+        writes its inode once both are on disk, as ufs_mkdir's template block)."""
         vp = dp.vp
         assert vp is not None
         names = yield from self._dir_names(dp)
         sync = not (vp.v_mount is not None and vp.v_mount.async_)
         if not dp.free_slots:
             lbn = dp.d.size // BSIZE
-            err = yield from self.balloc_range(vp, lbn * BSIZE, BSIZE)
+            err = yield from self.balloc_range(vp, lbn * BSIZE, BSIZE, dirop=True)
             if err:
                 return err
             daddr = yield from self.bmap(vp, lbn)
@@ -858,7 +864,7 @@ class FFS:
             # is what a later lookup reads, so the name cache must forget it too
             self._dir_write_failed(dp, name, None, (lbn, slot))
             return err
-        if dp.dirty:
+        if dp.dirty and update_dir:
             yield from self.update(dp, sync)
         return err
 
@@ -979,9 +985,9 @@ class FFS:
             ip.names = {}
             ip.free_slots = []
             ip.d.nlink = 2
-            err = yield from self.direnter(ip, ".", ip.ino)
+            err = yield from self.direnter(ip, ".", ip.ino, update_dir=False)
             if not err:
-                err = yield from self.direnter(ip, "..", dp.ino)
+                err = yield from self.direnter(ip, "..", dp.ino, update_dir=False)
             dp.d.nlink += 1
             dp.dirty = True
         yield from self.update(ip, sync)
