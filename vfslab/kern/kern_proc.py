@@ -136,7 +136,6 @@ class ProcSyscalls:
         t = self._enter()
         mark = self._fsync_mark()
         rv = yield from self.sc.sys_fsync(self.fdp, fd, False)
-        self.metrics.fsync_done(self, fd, rv, t)
         self._journal_fsync(fd, rv, mark)
         yield from self._leave("fsync", t, rv)
         return rv
@@ -145,7 +144,6 @@ class ProcSyscalls:
         t = self._enter()
         mark = self._fsync_mark()
         rv = yield from self.sc.sys_fsync(self.fdp, fd, True)
-        self.metrics.fsync_done(self, fd, rv, t)
         self._journal_fsync(fd, rv, mark)
         yield from self._leave("fsync", t, rv)
         return rv
@@ -234,7 +232,6 @@ class ProcSyscalls:
         t = self._enter()
         mark = self._fsync_mark()
         rv = yield from self.sc.sys_msync(self.fdp, fd, off, length)
-        self.metrics.fsync_done(self, fd, rv, t)
         if length > 0:
             self._journal_fsync(fd, rv, mark, off >> 12, (off + length - 1) >> 12)
         yield from self._leave("fsync", t, rv)

@@ -38,7 +38,7 @@ def rss_bytes() -> int:
 
 
 class Metrics:
-    """Per-run measurements. `syscall` and `fsync_done` are called by the syscall layer."""
+    """Per-run measurements. `syscall` is called by the syscall layer."""
 
     def __init__(self, k: Kernel, interval_ns: int = 100_000_000) -> None:
         self.k = k
@@ -51,7 +51,6 @@ class Metrics:
         # samples a series
         self.series: dict[str, array[Any]] = {
             name: array("d" if name in FLOAT_SERIES else "q") for name in SERIES}
-        self.fsyncs: list[tuple[int, int, int, int]] = []   # (pid, fd, rv, start_ns)
         self._last_w = 0
         self._last_r = 0
         self.throttled = 0          # writers currently throttled (set by policies)
@@ -73,16 +72,12 @@ class Metrics:
         if rv < 0:
             self.errors[op] += 1
 
-    def fsync_done(self, sysobj: Any, fd: int, rv: int, start: int) -> None:
-        self.fsyncs.append((sysobj.proc.p_pid, fd, rv, start))
-
     # ---- sampling ---------------------------------------------------------------------------
     def start(self) -> None:
         """Begin the measured run: forget setup's latencies, snapshot counters, sample."""
         k = self.k
         self.lat.clear()
         self.errors.clear()
-        self.fsyncs.clear()
         self.t0 = k.m.time()
         self.disk0 = (k.disk.stats.bytes_read, k.disk.stats.bytes_written,
                       k.disk.stats.reads + k.disk.stats.writes)
