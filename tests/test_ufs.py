@@ -139,3 +139,29 @@ def test_unlinked_files_give_their_blocks_back() -> None:
     sb = k.rootfs.sb
     assert fsck_image(k.disk.store) == []
     assert sb.free_inodes == 64 - 3 - 15
+
+
+def test_the_allocator_wraps_at_the_end_of_the_disk() -> None:
+    """A writer that keeps replacing a file walks the block rotor to the last block and past
+    it; allocation must wrap to the start of the data area, not run into the block after the
+    last bitmap block (the inode bitmap, when the disk is a whole number of bitmap blocks)."""
+    nblocks = 32768                      # exactly one block-bitmap block
+
+    def churn(sys: Any) -> GEN:
+        for i in range(40):              # 160 MiB through a 128 MiB file system
+            fd = yield from sys.open(f"/f{i}", O_WRONLY | O_CREAT, 0o644)
+            assert (yield from sys.write(fd, 4 * MiB)) == 4 * MiB
+            assert (yield from sys.fsync(fd)) == 0
+            yield from sys.close(fd)
+            if i:
+                assert (yield from sys.unlink(f"/f{i - 1}")) == 0
+        return k_rotor(sys)
+
+    def k_rotor(sys: Any) -> int:
+        return int(sys.k.rootfs.rotor)
+
+    k, rotor = run_body(churn, fs_blocks=nblocks, fs_inodes=64)
+    sb = k.rootfs.sb
+    assert sb.data_start <= rotor < nblocks
+    assert max(k.disk.store) < nblocks, "a block was written past the end of the file system"
+    assert fsck_image(k.disk.store) == []

@@ -357,7 +357,9 @@ class FFS:
             return ENOSPC, []
         sb.free_blocks -= len(got)
         self.sb_dirty = True
-        self.rotor = got[-1] + 1
+        # the rotor wraps at the end of the disk: past it, the bitmap block after the last
+        # one is the inode bitmap (found by a one-hour crash test: blocks past the end)
+        self.rotor = got[-1] + 1 if got[-1] + 1 < sb.nblocks else sb.data_start
         return 0, got
 
     def bfree(self, blocks: list[int]) -> GEN:
