@@ -201,3 +201,44 @@ def test_a_writeback_error_is_reported_once_even_after_a_good_rewrite(protocol: 
         policy_options={"window": 1.0}, **FS)
     assert nfail > 0 and clean
     assert first == -EIO and second == 0
+
+
+@protocols
+def test_metadata_read_errors_reach_the_caller_and_leave_no_buffer_behind(
+        protocol: str) -> None:
+    """A failed bread of a directory block (lookup) or an inode block (vget) is EIO to the
+    system call; the failed buffer is invalidated by brelse, and once the disk heals the
+    same calls succeed: nothing stale was cached. (40 files: the last one's inode is in the
+    second inode block, which the mount does not read.)"""
+
+    def make(sys: Any) -> GEN:
+        assert (yield from sys.mkdir("/d", 0o755)) == 0
+        for i in range(40):
+            fd = yield from sys.open(f"/d/f{i}", O_WRONLY | O_CREAT, 0o644)
+            yield from sys.write(fd, 2 * PAGE)
+            yield from sys.close(fd)
+        return 0
+
+    k, _ = run_body(make, protocol=protocol, **FS)
+
+    def read(sys: Any) -> GEN:
+        k = sys.k
+        out = []
+        for span in (DATA, ITABLE):               # the directory's block, then the inode
+            rule = fail(sys, "read", span)
+            out.append((yield from sys.open("/d/f39", O_RDONLY)))
+            heal(sys, rule)
+            out.append(rule.count)
+        fd = yield from sys.open("/d/f39", O_RDONLY)
+        out.append((yield from sys.read(fd, 2 * PAGE)))
+        yield from sys.close(fd)
+        out.append(k.bio.stats.brelse_dissociated)
+        return out
+
+    k2, (dir_err, dir_fails, ino_err, ino_fails, got, dissociated) = run_body(
+        read, store=k.disk.store, protocol=protocol, invariants=True, **FS)
+    assert ino_fails >= 1 and ino_err == -EIO
+    assert dir_fails >= 1 and dir_err == -EIO
+    assert got == 2 * PAGE
+    assert dissociated >= 1
+    k2.invariants.check()

@@ -790,9 +790,14 @@ class FFS:
         return 0
 
     # ---- directories (ufs_lookup) -------------------------------------------------------
-    def _dir_names(self, dp: inode) -> Generator[Any, Any, dict[str, tuple[int, int, int]]]:
+    def _dir_names(self, dp: inode
+                   ) -> Generator[Any, Any, tuple[int, dict[str, tuple[int, int, int]]]]:
+        """(error, the directory's names): every block of the directory is read once and the
+        names kept with the in-core inode (the name cache). A block that cannot be read is
+        EIO and nothing is cached: a partial list would turn the unread names into ENOENT now
+        and into duplicate entries at the next create."""
         if dp.names is not None:
-            return dp.names
+            return 0, dp.names
         names: dict[str, tuple[int, int, int]] = {}
         free: list[tuple[int, int]] = []
         vp = dp.vp
@@ -804,7 +809,7 @@ class FFS:
             err, bp = yield from self.k.bio.bread(vp, lbn, BSIZE, daddr=daddr)
             if err:
                 self.k.bio.brelse(bp)
-                continue
+                return err, {}
             raw = bp.b_data[0]
             if not isinstance(raw, (bytes, bytearray)):
                 raw = bytes(BSIZE)
@@ -816,7 +821,7 @@ class FFS:
             self.k.bio.brelse(bp)
         dp.names = names
         dp.free_slots = free
-        return names
+        return 0, names
 
     def _dir_block(self, dp: inode, lbn: int) -> Generator[Any, Any, tuple[int, buf | None]]:
         vp = dp.vp
@@ -838,7 +843,9 @@ class FFS:
         writes its inode once both are on disk, as ufs_mkdir's template block)."""
         vp = dp.vp
         assert vp is not None
-        names = yield from self._dir_names(dp)
+        err, names = yield from self._dir_names(dp)
+        if err:
+            return err
         sync = not (vp.v_mount is not None and vp.v_mount.async_)
         if not dp.free_slots:
             lbn = dp.d.size // BSIZE
@@ -889,7 +896,9 @@ class FFS:
     def dirremove(self, dp: inode, name: str) -> GEN:
         vp = dp.vp
         assert vp is not None
-        names = yield from self._dir_names(dp)
+        err, names = yield from self._dir_names(dp)
+        if err:
+            return err
         ino, lbn, slot = names.pop(name)
         err, bp = yield from self._dir_block(dp, lbn)
         if err or bp is None:
@@ -903,7 +912,9 @@ class FFS:
         return err
 
     def dirrewrite(self, dp: inode, name: str, ino: int) -> GEN:
-        names = yield from self._dir_names(dp)
+        err, names = yield from self._dir_names(dp)
+        if err:
+            return err
         was = names[name]
         _, lbn, slot = was
         err, bp = yield from self._dir_block(dp, lbn)
@@ -934,11 +945,11 @@ class FFS:
                 yield from k.vfs.vrele(vp)
                 return ENOTDIR, None
             self.m.charge(self.m.costs.fs_op)
-            names = yield from self._dir_names(vp.v_data)
-            ent = names.get(name) if name != ".." else names.get("..")
+            err, names = yield from self._dir_names(vp.v_data)
+            ent = names.get(name)
             if ent is None:
                 yield from k.vfs.vrele(vp)
-                return ENOENT, None
+                return err or ENOENT, None
             err, nvp = yield from self.vget_ino(ent[0])
             yield from k.vfs.vrele(vp)
             if err or nvp is None:
@@ -1014,10 +1025,12 @@ class FFS:
                 return err, rvp
             return err, None
         yield from k.vfs.vn_lock(dvp, LK_EXCLUSIVE)
-        names = yield from self._dir_names(dvp.v_data)
+        err, names = yield from self._dir_names(dvp.v_data)
         ent = names.get(name)
         vp = None
-        if ent is None:
+        if err:
+            pass
+        elif ent is None:
             if not flags & O_CREAT:
                 err = ENOENT
             else:
@@ -1050,8 +1063,10 @@ class FFS:
         if err or dvp is None:
             return EEXIST if err == EINVAL else err
         yield from k.vfs.vn_lock(dvp, LK_EXCLUSIVE)
-        names = yield from self._dir_names(dvp.v_data)
-        if name in names:
+        err, names = yield from self._dir_names(dvp.v_data)
+        if err:
+            pass
+        elif name in names:
             err = EEXIST
         else:
             err, vp = yield from self._make(dvp, name, IFDIR | (mode & 0o7777))
@@ -1071,11 +1086,12 @@ class FFS:
             return EINVAL
         yield from k.vfs.vn_lock(dvp, LK_EXCLUSIVE)
         dp: inode = dvp.v_data
-        names = yield from self._dir_names(dp)
+        err, names = yield from self._dir_names(dp)
         ent = names.get(name)
-        err = 0
         vp = None
-        if ent is None:
+        if err:
+            pass
+        elif ent is None:
             err = ENOENT
         else:
             err, vp = yield from self.vget_ino(ent[0])
@@ -1086,8 +1102,8 @@ class FFS:
             elif not want_dir and vp.v_type == VDIR:
                 err = EISDIR
             elif want_dir:
-                sub = yield from self._dir_names(ip)
-                if any(n not in (".", "..") for n in sub):
+                err, sub = yield from self._dir_names(ip)
+                if not err and any(n not in (".", "..") for n in sub):
                     err = ENOTEMPTY
             if not err:
                 err = yield from self.dirremove(dp, name)
@@ -1126,11 +1142,14 @@ class FFS:
         yield from k.vfs.vn_lock(fdvp, LK_EXCLUSIVE)
         if tdvp is not fdvp:
             yield from k.vfs.vn_lock(tdvp, LK_EXCLUSIVE)
-        fnames = yield from self._dir_names(fdp)
-        tnames = yield from self._dir_names(tdp)
-        err = 0
+        err, fnames = yield from self._dir_names(fdp)
+        tnames: dict[str, tuple[int, int, int]] = {}
+        if not err:
+            err, tnames = yield from self._dir_names(tdp)
         ent = fnames.get(fname)
-        if ent is None or fname in (".", ".."):
+        if err:
+            pass
+        elif ent is None or fname in (".", ".."):
             err = ENOENT if ent is None else EINVAL
         else:
             err, svp = yield from self.vget_ino(ent[0])
@@ -1154,10 +1173,10 @@ class FFS:
                             err = EISDIR
                         elif tvp.v_type != VDIR and svp.v_type == VDIR:
                             err = ENOTDIR
-                        elif tvp.v_type == VDIR and any(
-                                n not in (".", "..")
-                                for n in (yield from self._dir_names(tvp.v_data))):
-                            err = ENOTEMPTY
+                        elif tvp.v_type == VDIR:
+                            err, sub = yield from self._dir_names(tvp.v_data)
+                            if not err and any(n not in (".", "..") for n in sub):
+                                err = ENOTEMPTY
                         if not err:
                             err = yield from self.dirrewrite(tdp, tname, ent[0])
                         if not err:
