@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from vfslab.fs.fsck import fsck_image
 from vfslab.runner import RunConfig
 
-EXAMPLES = int(os.environ.get("VFSLAB_CRASH_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("VFSLAB_CRASH_EXAMPLES", "100"))
 NFILES = len(FILES)
 
 op = st.one_of(
@@ -35,8 +35,10 @@ op = st.one_of(
     st.tuples(st.just("rename"), st.integers(0, NFILES - 1), st.just(0),
               st.integers(0, NFILES - 1)),
 )
-workload = st.lists(st.lists(op, min_size=1, max_size=40), min_size=1, max_size=2)
-instants = st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6)
+# at least a few operations a process and a few crashes a run: hypothesis starts from the
+# smallest examples, and a one-write workload crashed once tests little
+workload = st.lists(st.lists(op, min_size=6, max_size=60), min_size=1, max_size=3)
+instants = st.lists(st.floats(0.0, 1.0), min_size=3, max_size=8)
 
 # short windows, so that a crash test of a few seconds can catch a late write
 POLICY_OPTIONS: dict[str, dict[str, Any]] = {

@@ -258,4 +258,6 @@ def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | 
         "interrupts": sum(r[0] for r in m.intr_latency().values()),
         "panic": panic.report() if panic is not None else None,
     }
+    if k.invariants is not None:
+        out["invariant_checks"] = k.invariants.checks
     return out

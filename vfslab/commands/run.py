@@ -65,6 +65,17 @@ def print_summary(s: dict[str, Any]) -> None:
         rows.append((f"{op} latency p50/p99/max",
                      f"{lat['p50_ms']:.3f} / {lat['p99_ms']:.3f} / {lat['max_ms']:.3f} ms "
                      f"(n={lat['count']:,})"))
+    if "invariant_checks" in s:
+        rows.append(("invariant checks passed", f"{s['invariant_checks']:,}"
+                     if not s.get("panic") else "a check failed (below)"))
+    mem = s.get("memory")
+    if mem:
+        mib = 1 << 20
+        rows.append(("host memory (RSS) peak", f"{mem['peak_rss_bytes'] / mib:,.1f} MiB"))
+        rows.append((f"RSS growth after warm-up ({mem['warm_at_s']:g} s)",
+                     f"{mem['rss_growth_after_warmup_bytes'] / mib:+,.1f} MiB"))
+        rows.append(("Python heap blocks growth after warm-up",
+                     f"{mem['python_blocks_growth_after_warmup']:+,}"))
     for what, val in rows:
         t.add_row(what, val)
     con.print(t)

@@ -1139,9 +1139,13 @@ class FFS:
             return err
         fdp: inode = fdvp.v_data
         tdp: inode = tdvp.v_data
-        yield from k.vfs.vn_lock(fdvp, LK_EXCLUSIVE)
-        if tdvp is not fdvp:
-            yield from k.vfs.vn_lock(tdvp, LK_EXCLUSIVE)
+        # both directories locked, in inode order: two renames in opposite directions
+        # (/a -> /d/c and /d/c -> /a) otherwise each hold one lock and wait for the other
+        # (found by the crash property tests; 2.0's ufs_rename juggled the locks instead)
+        first, second = (fdvp, tdvp) if fdp.ino <= tdp.ino else (tdvp, fdvp)
+        yield from k.vfs.vn_lock(first, LK_EXCLUSIVE)
+        if second is not first:
+            yield from k.vfs.vn_lock(second, LK_EXCLUSIVE)
         err, fnames = yield from self._dir_names(fdp)
         tnames: dict[str, tuple[int, int, int]] = {}
         if not err:

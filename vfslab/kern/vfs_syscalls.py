@@ -27,6 +27,7 @@ from vfslab.kern.fcntl import (
     SEEK_END,
     SEEK_SET,
 )
+from vfslab.kern.lock import LK_EXCLUSIVE
 from vfslab.kern.vnode import VDIR, vnode
 
 if TYPE_CHECKING:
@@ -192,7 +193,14 @@ class Syscalls:
         fp = self._get(fdp, fd)
         if fp is None:
             return -EBADF
-        err: int = yield from self._fs().fsync(fp.f_vp, wait=True, dataonly=dataonly)
+        # as 2.0's sys_fsync, under the vnode lock: a write(2) in progress (its O_SYNC inode
+        # update above all) finishes first, or this fsync could return while the inode block
+        # that write is putting on the disk is still in flight (found by the crash tests)
+        vp = fp.f_vp
+        vfs = self.k.vfs
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        err: int = yield from self._fs().fsync(vp, wait=True, dataonly=dataonly)
+        yield from vfs.vn_unlock(vp)
         return -err if err else 0
 
     def sys_sync(self) -> GEN:
