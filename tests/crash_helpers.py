@@ -87,12 +87,15 @@ def scenario_of(ops: list[list[tuple[Any, ...]]], duration_s: float,
 
 def crash_many(cfg: RunConfig, fractions: list[float], tear: bool = True,
                mount: bool = False) -> tuple[Any, list[Any]]:
-    """Record a run and crash it at the given fractions of its busy part (until half a second
-    after the workload's last write, fsync, truncate or unlink)."""
+    """Record a run and crash it at the given fractions of its busy part: until the policy's
+    bound has passed since the workload's last write, fsync, truncate or unlink, so that data
+    (and the metadata that makes it reachable) written late by the policy is crashed too."""
     res = recorded_run(cfg)
     t0 = res.t0_ns
     last = max((e[0] for e in res.kernel.journal.events), default=t0)
-    span = min(res.kernel.m.now, last + NS // 2) - t0
+    pol = res.kernel.policy
+    tail = int((pol.window_s() + 2 * pol.period_s()) * NS)
+    span = min(res.kernel.m.now, last + tail) - t0
     cutter = Cutter(res.kernel.disk.log)
     state = JournalState(res.kernel.journal)
     rng = random.Random(1)

@@ -76,7 +76,7 @@ RENAME_ABBA = [
 @given(ops=workload, fractions=instants, seed=st.integers(0, 1000))
 def test_no_promise_is_broken(policy: str, ops: list[list[tuple[Any, ...]]],
                               fractions: list[float], seed: int) -> None:
-    cfg = RunConfig(scenario=scenario_of(ops, 6.0), policy=policy, seed=seed,
+    cfg = RunConfig(scenario=scenario_of(ops, 10.0), policy=policy, seed=seed,
                     policy_options=POLICY_OPTIONS[policy])
     _, outs = crash_many(cfg, fractions, mount=True)
     for out in outs:

@@ -76,6 +76,8 @@ def print_summary(s: dict[str, Any]) -> None:
                      f"{mem['rss_growth_after_warmup_bytes'] / mib:+,.1f} MiB"))
         rows.append(("Python heap blocks growth after warm-up",
                      f"{mem['python_blocks_growth_after_warmup']:+,}"))
+        rows.append(("emulated disk blocks held (growth)",
+                     f"{mem['disk_blocks_held']:,} ({mem['disk_blocks_growth_after_warmup']:+,})"))
     for what, val in rows:
         t.add_row(what, val)
     con.print(t)

@@ -265,7 +265,10 @@ class FFS:
             raise self.k.vfs.panic(f"ffs_update: inode {ip.ino} was freed")
         blk, off = self.iblock(ip.ino)
         err, bp = yield from self.meta_read(blk)
-        if err:
+        if err or ip.d.nlink < 0:
+            # freed while bread slept: a writeback policy updates inodes without the vnode
+            # lock, and an unlink's inactive may have freed this one (and ialloc reused the
+            # number) meanwhile; writing it now would overwrite the slot (crash property tests)
             self.k.bio.brelse(bp)
             return err
         ip.d.pack_into(bp.b_data[0], off)
@@ -666,6 +669,13 @@ class FFS:
             e = yield from self.update(ip, wait)
             err = err or e
         return err
+
+    def inode_buf(self, vp: vnode) -> buf | None:
+        """The cached buffer of a vnode's inode block, if any."""
+        ip: inode | None = vp.v_data
+        if ip is None:
+            return None
+        return self.k.bio.incore(self.devvp, self.iblock(ip.ino)[0] * SECTORS)
 
     def _inode_delayed(self, ip: inode) -> bool:
         """Is the inode's block a delayed write (an earlier update without wait, by the

@@ -465,6 +465,20 @@ class BufCache:
         m.splx(s)
         return True
 
+    def bbackdate(self, bp: buf, when: int) -> None:
+        """A delayed-write buffer now carries a change made at `when` (an inode block taking
+        the block pointers of data dirtied then): it is as old as that change, so a policy
+        keyed on age writes it when that data is due, not a whole window later."""
+        m = self.m
+        s = m.splbio()
+        self.simple_lock(bp.b_interlock)
+        older = bp.b_flags & B_DELWRI and 0 <= when < bp.b_dirtied_at
+        if older:
+            bp.b_dirtied_at = when
+            self.k.policy.buf_dirtied(bp)
+        self.simple_unlock(bp.b_interlock)
+        m.splx(s)
+
     # ---- completion -------------------------------------------------------------------------
     def biowait(self, bp: buf) -> Generator[Any, Any, int]:
         m = self.m

@@ -63,7 +63,10 @@ class Metrics:
         self.bufs_dirtied0 = 0
         # soak runs: the host process's memory every `memory_every_ns` of emulated time
         self.memory_every_ns = 0
-        self.memory: list[tuple[float, int, int]] = []   # (t_s, RSS bytes, Python blocks)
+        # (t_s, RSS bytes, Python blocks, blocks the emulated disk holds): the disk's content
+        # is kept in memory and grows until every block has been written once, which is
+        # growth a soak must tell apart from a leak
+        self.memory: list[tuple[float, int, int, int]] = []
         self._next_mem = 0
 
     # ---- syscall layer hooks ----------------------------------------------------------------
@@ -123,7 +126,8 @@ class Metrics:
         s["throttled"].append(self.throttled)
         s["free_pages"].append(uvm.free)
         if self.memory_every_ns and now >= self._next_mem:
-            self.memory.append(((now - self.t0) / NS, rss_bytes(), sys.getallocatedblocks()))
+            self.memory.append(((now - self.t0) / NS, rss_bytes(), sys.getallocatedblocks(),
+                                len(disk.store)))
             self._next_mem = now + self.memory_every_ns
         m.at(now + self.interval_ns, self._sample)
 

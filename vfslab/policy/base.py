@@ -66,9 +66,17 @@ class WritebackPolicy:
         """Throttle a writer that has just dirtied `npages` (only if `throttles`)."""
         yield from ()
 
-    def update_inode(self, vp: vnode) -> Generator[Any, Any, None]:
+    def update_inode(self, vp: vnode, since: int = -1) -> Generator[Any, Any, None]:
         """After writing a vnode's pages, write its inode (VOP_UPDATE): its block becomes a
-        dirty buffer that the policy's buffer pass writes in turn."""
+        dirty buffer that the policy's buffer pass writes in turn. With `since` (when the
+        oldest of those pages was dirtied) the block is dated back to then: the data is
+        reachable on disk only once the inode block holding its pointers is there, so the
+        promise on the data's age holds only if the block is due when the data is."""
         fs = self.k.fs_of(vp)
-        if fs is not None:
-            yield from fs.update_vnode(vp)
+        if fs is None:
+            return
+        yield from fs.update_vnode(vp)
+        if since >= 0:
+            bp = fs.inode_buf(vp)
+            if bp is not None:
+                self.k.bio.bbackdate(bp, since)

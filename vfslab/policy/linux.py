@@ -55,8 +55,12 @@ class LinuxPolicy(WritebackPolicy):
         self.paused_ns = 0
 
     def window_s(self) -> float:
+        """Data expires after dirty_expire and is written by the next pass; write_inode then
+        only dirties the inode's block on the device (as ext2's does without WB_SYNC_ALL),
+        and that buffer expires and is written in turn: appended data is reachable on disk
+        after twice that (found by the crash tests)."""
         o = self.opts
-        return (o["dirty_expire_centisecs"] + o["dirty_writeback_centisecs"]) / 100.0
+        return 2 * (o["dirty_expire_centisecs"] + o["dirty_writeback_centisecs"]) / 100.0
 
     def period_s(self) -> float:
         return self.opts["dirty_writeback_centisecs"] / 100.0

@@ -4,8 +4,10 @@ several times a second, over a window keyed on when each became dirty.
 Pages: each vnode object keeps its dirty pages in dirtying order (uvm_page: `dirtyq`); the
 daemon keeps the dirty objects in a heap keyed by their oldest dirty page (revalidated lazily
 when popped), so a wake-up looks only at what it writes, never at the dirty pages that are not
-due: its cost does not grow with the backlog. Buffers: the policy's own queue in dirtying order,
-fed by the buffer cache's hooks.
+due: its cost does not grow with the backlog. Buffers: a heap of the same kind keyed by when
+each became dirty, fed by the buffer cache's hooks. After writing a file's pages the daemon
+updates its inode and dates the inode block back to the oldest page written (bbackdate): the
+data is reachable on disk only with the block pointers, so the block is due when the data is.
 
 Each wake-up (every 1/hz seconds) writes
   - everything whose age will pass the window before the next wake-up, and
@@ -47,7 +49,9 @@ class TricklePolicy(WritebackPolicy):
             raise InputError("trickle: window and hz must be positive")
         self.heap: list[tuple[int, int, uvm_object]] = []
         self.seq = 0
-        self.bufs: dict[buf, None] = {}
+        # (dirtied at, seq, buffer); an entry whose key no longer matches the buffer's
+        # b_dirtied_at (written, re-dirtied, dated back) is dropped when it surfaces
+        self.bufs: list[tuple[int, int, buf]] = []
         self.wakeups = 0
         self.pages_written = 0
         self.bufs_written = 0
@@ -69,10 +73,8 @@ class TricklePolicy(WritebackPolicy):
         heapq.heappush(self.heap, (now, self.seq, uobj))
 
     def buf_dirtied(self, bp: buf) -> None:
-        self.bufs[bp] = None
-
-    def buf_cleaned(self, bp: buf) -> None:
-        self.bufs.pop(bp, None)
+        self.seq += 1
+        heapq.heappush(self.bufs, (bp.b_dirtied_at, self.seq, bp))
 
     # ---- the daemon ---------------------------------------------------------------------------
     def trickled(self) -> Generator[Any, Any, None]:
@@ -97,7 +99,7 @@ class TricklePolicy(WritebackPolicy):
         # pages, oldest objects first
         heap = self.heap
         written = 0
-        flushed: list[Any] = []
+        flushed: dict[Any, int] = {}            # vnode -> oldest page written (dirtied at)
         while heap:
             t, _, uobj = heap[0]
             dq = uobj.dirtyq
@@ -118,33 +120,41 @@ class TricklePolicy(WritebackPolicy):
             batch = self._batch(uobj, due, max(quota - written, 1))
             k.proto.vi_unlock(vp, s)
             if batch:
+                oldest = min(pg.dirtied_at for pg in batch)
                 yield from k.genfs.putpages(vp, 0, 0, clean=True, sync=False, pages=batch)
                 written += len(batch)
                 self.pages_written += len(batch)
-                flushed.append(vp)
+                flushed[vp] = min(oldest, flushed.get(vp, oldest))
             if uobj.dirtyq:
                 h = next(iter(uobj.dirtyq))
                 self.seq += 1
                 heapq.heappush(heap, (h.dirtied_at, self.seq, uobj))
-        # the inodes of what we flushed (their blocks become dirty buffers, trickled later)
-        for vp in flushed:
-            yield from self.update_inode(vp)
+        # the inodes of what we flushed: their blocks become dirty buffers as old as the
+        # oldest data they make reachable
+        for vp, oldest in flushed.items():
+            yield from self.update_inode(vp, oldest)
         # buffers, oldest first (chosen before writing: writing changes the queue)
         bio = k.bio
-        chosen: list[buf] = []
+        bufs = self.bufs
+        chosen: list[tuple[int, int, buf]] = []
         n = written
-        for bp in self.bufs:
+        while bufs:
+            t, _, bp = bufs[0]
             self.examined += 1
-            if n >= quota and (bp.b_dirtied_at < 0 or bp.b_dirtied_at > due):
+            if not bp.b_flags & B_DELWRI or bp.b_dirtied_at != t:
+                heapq.heappop(bufs)              # stale: written, re-dirtied or dated back
+                continue
+            if n >= quota and t > due:
                 break
-            chosen.append(bp)
+            chosen.append(heapq.heappop(bufs))
             n += 1
-        for bp in chosen:
+        for entry in chosen:
+            bp = entry[2]
             if not bio.btrybusy(bp):
+                heapq.heappush(bufs, entry)      # busy elsewhere: still ours to write
                 continue
             if not bp.b_flags & B_DELWRI:
                 bio.brelse(bp)
-                self.bufs.pop(bp, None)
                 continue
             bio.bawrite(bp)
             written += 1
