@@ -673,15 +673,16 @@ class FFS:
     def inode_buf(self, vp: vnode) -> buf | None:
         """The cached buffer of a vnode's inode block, if any."""
         ip: inode | None = vp.v_data
-        if ip is None:
-            return None
+        return None if ip is None else self._inode_bp(ip)
+
+    def _inode_bp(self, ip: inode) -> buf | None:
         return self.k.bio.incore(self.devvp, self.iblock(ip.ino)[0] * SECTORS)
 
     def _inode_delayed(self, ip: inode) -> bool:
         """Is the inode's block a delayed write (an earlier update without wait, by the
         syncer, a policy or inactive)? Then fsync must write it, or the size and block
         pointers it promised stay in memory (found by the crash tests)."""
-        bp = self.k.bio.incore(self.devvp, self.iblock(ip.ino)[0] * SECTORS)
+        bp = self._inode_bp(ip)
         return bp is not None and bool(bp.b_flags & B_DELWRI)
 
     def truncate(self, vp: vnode, length: int) -> GEN:
