@@ -105,15 +105,14 @@ class Mount:
 def make_kernel(**kw: Any) -> tuple[Kernel, MemDisk]:
     cfg = KernelConfig(**kw)
     k = Kernel(cfg)
-    k.genfs = Genfs(k)
-    k.ubc = Ubc(k)
-    k.aiodone = AioDone(k)
     k.aiodone.start()
     k.metrics = Metrics(k)
+    k.notify.attach(k.metrics)
     k.policy = SyncerPolicy(k, {})
+    k.notify.attach(k.policy)
     disk = MemDisk(k)
     k.disk = disk
-    k.bio.strategy = disk.strategy
+    k.bio.bdev_strategy = disk.strategy
     return k, disk
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from vfslab.kern.init_main import Kernel, KernelConfig
 from vfslab.kern.kern_proc import Proc, ProcSyscalls
-from vfslab.kern.machine import boot
+from vfslab.machine import boot
 
 NS = 1_000_000_000
 

@@ -9,7 +9,7 @@ from collections.abc import Generator
 from typing import Any
 
 from vfslab.check.checker import Checker
-from vfslab.check.guards import REGISTRY, declare_guards, resolve
+from vfslab.kern.guards import REGISTRY, declare_guards, resolve
 from vfslab.check.report import text_report, to_json
 from vfslab.kern.lock import LockOps, simplelock
 from vfslab.sim.engine import Engine

@@ -22,7 +22,7 @@ def test_scenarios_hold_the_invariants(name: str) -> None:
 
 def test_a_broken_invariant_stops_the_run_with_its_name() -> None:
     from vfslab.kern.init_main import KernelConfig
-    from vfslab.kern.machine import boot
+    from vfslab.machine import boot
 
     k = boot(KernelConfig(invariants=True, fs_blocks=1 << 14, disk="ssd"))
     k.m.run(until=100_000_000)

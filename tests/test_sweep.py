@@ -37,7 +37,7 @@ def test_expansion_scopes_tunables_to_their_policy() -> None:
 
 @pytest.mark.parametrize("grid, expected", [
     ('"trickle.windw" = [1]', r"s.toml:3: trickle: unknown option 'windw'"),
-    ('"trickle.window" = ["soon"]', r"s.toml:3: trickle.window: expected float"),
+    ('"trickle.window" = ["soon"]', r"s.toml:3: trickle.window: expected a number"),
 ])
 def test_a_bad_tunable_fails_the_file_before_any_run(grid: str, expected: str) -> None:
     with pytest.raises(InputError) as e:
@@ -53,7 +53,7 @@ def test_random_samples_are_seeded() -> None:
 
 
 @pytest.mark.parametrize("text,line,words", [
-    ('[grid]\npolicy = ["lazy"]\n', 2, "policy: expected"),
+    ('[grid]\npolicy = ["lazy"]\n', 2, "policy: unknown policy"),
     ('[grid]\nfoo = [1]\n', 2, "unknown sweep parameter"),
     ('[grid]\n"trickle.window" = 3\n', 2, "non-empty list"),
     ('[sweep]\nseeds = 0\n', 2, "seeds"),

@@ -14,7 +14,7 @@ from vfslab.errors import InputError
 from vfslab.kern.fcntl import O_CREAT, O_TRUNC, O_WRONLY
 from vfslab.kern.init_main import Kernel, KernelConfig
 from vfslab.kern.kern_proc import Proc, ProcSyscalls, spawn_process
-from vfslab.kern.machine import attach, start_init
+from vfslab.machine import attach, start_init
 from vfslab.metrics.summary import figures, protocol_costs
 from vfslab.scenario import Scenario
 from vfslab.sim.panic import Panic
@@ -156,11 +156,12 @@ def run_scenario(cfg: RunConfig) -> RunResult:
         from vfslab.dev.wd import WriteLog
 
         k.journal = Journal()
+        k.notify.attach(k.journal)
         k.disk.log = WriteLog(k.disk.store)
     checker = None
     if cfg.check:
         from vfslab.check.checker import Checker
-        from vfslab.check.guards import resolve
+        from vfslab.kern.guards import resolve
 
         checker = Checker(k.m)
         glocks = {**k.vfs.global_locks(), **k.proto.global_locks(),

@@ -21,7 +21,7 @@ NS = 1_000_000_000
 
 def _machine(not_due_pages: int, due_pages: int) -> tuple[Any, Any]:
     """A kernel with trickle, `due_pages` dirtied long ago and `not_due_pages` just now."""
-    from vfslab.kern.machine import boot
+    from vfslab.machine import boot
     from vfslab.policy.trickle import TricklePolicy
 
     nfiles = 64

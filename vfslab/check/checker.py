@@ -15,7 +15,7 @@ from typing import Any
 
 from vfslab.check.fields import FieldDescriptor, install_descriptors, uninstall_descriptors
 from vfslab.check.findings import KINDS, Finding
-from vfslab.check.guards import Guard, StructGuards
+from vfslab.kern.guards import Guard, StructGuards
 from vfslab.sim.context import Context, Thread
 from vfslab.sim.ipl import IPL_BIO, IPL_NONE, SPL_NAMES, ipl_name
 from vfslab.sim.panic import Deadlock, Panic
@@ -391,7 +391,7 @@ class Checker:
                 ok = False
             if ok and guard.locks:
                 for name in guard.locks:
-                    lk = getattr(obj, name, None)
+                    lk = _instance_lock(obj, name)
                     if lk is None:
                         lk = self.global_locks.get(name)
                     if lk is None or lk.holder is not ctx:
@@ -411,7 +411,7 @@ class Checker:
         what = "writes" if write else "reads"
         missing = []
         for name in guard.locks:
-            lk = getattr(obj, name, None) or self.global_locks.get(name)
+            lk = _instance_lock(obj, name) or self.global_locks.get(name)
             if lk is None or lk.holder is not ctx:
                 missing.append(name)
         if guard.spl and ctx.cpu.ipl < guard.spl:
@@ -491,3 +491,12 @@ class Checker:
 
 # Report helpers live in report.py; keep the level constant visible for users of the module.
 __all__ = ["Checker", "IPL_BIO"]
+
+
+def _instance_lock(obj: Any, name: str) -> Any:
+    """An instance lock named in a guard: the object's attribute of that name, or that of the
+    protocol's state the object carries (v_proto: a protocol's own per-vnode locks)."""
+    lk = getattr(obj, name, None)
+    if lk is None:
+        lk = getattr(getattr(obj, "v_proto", None), name, None)
+    return lk

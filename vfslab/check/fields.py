@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vfslab.check.guards import Guard, StructGuards
+from vfslab.kern.guards import Guard, StructGuards
 
 if TYPE_CHECKING:
     from vfslab.check.checker import Checker

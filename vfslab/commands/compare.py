@@ -106,7 +106,8 @@ def compare(scenario: str, policies: str | None, protocols: str | None, seed: in
         for pol in pols:
             label = pol if len(protos) == 1 else (proto if len(pols) == 1 else f"{pol}/{proto}")
             cfg = build_config(scenario, proto, pol, seed, duration, cpus, sets, config,
-                               irq_stress, invariants, False, strict, speed, no_think)
+                               irq_stress, invariants, False, strict, speed, no_think,
+                               selected=pols)
             if not as_json:
                 click.echo(f"running {scenario} with policy {pol}, protocol {proto} ...",
                            err=True)

@@ -138,29 +138,21 @@ def crashtest(scenario: str, policies: tuple[str, ...], protocol: str, crashes: 
     from vfslab.crash.crashtest import plan, summarize
     from vfslab.sweep import engines
 
-    pols = list(policies) or list(POLICIES)
-    for p in pols:
-        if p not in POLICIES:
-            raise InputError(f"--policy: expected one of {', '.join(POLICIES)}, got {p!r}")
+    from vfslab.kern.protocols import protocol_class
+    from vfslab.plugins import canonical, check_policy_sets, options_for
+
+    pols = [canonical(p) for p in policies] or list(POLICIES)
+    protocol = canonical(protocol)
+    protocol_class(protocol)
     pol_opts, machine, cost = parse_sets(sets)
     if cost:
         raise InputError("--set cost.*: not supported by crashtest")
-    for name in pol_opts:
-        if name not in POLICIES:
-            raise InputError(f"--set {name}.*: unknown scope {name!r}; expected a policy or "
-                             "machine")
+    pol_opts = check_policy_sets(pol_opts, pols)
     dur = parse_duration_s(duration, "--duration") if duration is not None else None
     points = plan(scenario, pols, crashes, seed, per_run, dur, protocol, not no_tear,
                   not no_mount, machine)
     for pt in points:
-        pt["policy_options"] = pol_opts.get(pt["policy"], {})
-    from vfslab.policy import policy_class
-
-    for p in pols:
-        policy_class(p).parse_options(pol_opts.get(p, {}))
-    from vfslab.kern.protocols import protocol_class
-
-    protocol_class(protocol)
+        pt["policy_options"] = options_for(pt["policy"], pol_opts)
     rows: list[dict[str, Any]] = []
     wall0 = time.perf_counter()
     engines.execute(points, rows.append, engine, jobs, None, "vfslab.crash.crashtest:run_batch")

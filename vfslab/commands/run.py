@@ -15,14 +15,18 @@ from vfslab.sim.costs import CostModel
 def build_config(scenario: str, protocol: str, policy: str, seed: int, duration: str | None,
                  cpus: int, sets: tuple[str, ...], config: str | None, irq_stress: float,
                  invariants: bool, check: bool, strict: bool = False, speed: float = 1.0,
-                 no_think: bool = False) -> Any:
+                 no_think: bool = False, selected: list[str] | None = None) -> Any:
+    """The RunConfig of one run. `selected`: every policy the command runs (compare), so
+    that `--set` keys for any of them are accepted and checked."""
+    from vfslab.kern.protocols import protocol_class
+    from vfslab.plugins import canonical, check_policy_sets, options_for
     from vfslab.runner import RunConfig
 
+    policy = canonical(policy)
+    protocol = canonical(protocol)
+    protocol_class(protocol)
     pol_opts, machine, cost = parse_sets(sets, config)
-    for name in pol_opts:
-        if name not in ("syncer", "trickle", "linux"):
-            raise InputError(f"--set {name}.*: unknown scope {name!r}; expected a policy "
-                             "(syncer, trickle, linux), machine or cost")
+    pol_opts = check_policy_sets(pol_opts, [canonical(p) for p in selected or [policy]])
     kernel: dict[str, Any] = dict(machine)
     if cost:
         cm = CostModel()
@@ -34,7 +38,7 @@ def build_config(scenario: str, protocol: str, policy: str, seed: int, duration:
         kernel["costs"] = cm
     dur = parse_duration_s(duration, "--duration") if duration is not None else None
     return RunConfig(scenario=scenario, protocol=protocol, policy=policy,
-                     policy_options=pol_opts.get(policy, {}), seed=seed, ncpus=cpus,
+                     policy_options=options_for(policy, pol_opts), seed=seed, ncpus=cpus,
                      check=check, irq_stress=irq_stress, duration_s=dur,
                      invariants=invariants, kernel=kernel, strict=strict, speed=speed,
                      no_think=no_think)

@@ -69,8 +69,8 @@ def policy_bound(res: RunResult) -> tuple[float, float]:
 def remount(res: RunResult, image: dict[int, Any]) -> bool:
     """Boot a fresh machine of the same configuration on `image` and mount it: the step after
     a real crash. True if the mount and a walk of the root directory succeed."""
-    from vfslab.kern.init_main import Kernel
-    from vfslab.kern.machine import attach, mount_root
+    from vfslab.kern.init_main import Kernel, vfs_mountroot
+    from vfslab.machine import attach
 
     kc = replace(res.kernel.cfg, invariants=False, disk_options={
         k: v for k, v in res.kernel.cfg.disk_options.items() if k != "faults"})
@@ -78,8 +78,10 @@ def remount(res: RunResult, image: dict[int, Any]) -> bool:
     attach(k, store=dict(image))
     out: dict[str, int] = {}
 
+    k.proto.start()        # a protocol's own threads (biodoned) complete the mount's I/O
+
     def init() -> Generator[Any, Any, None]:
-        err = yield from mount_root(k)
+        err = yield from vfs_mountroot(k)
         if not err:
             err, vp = yield from k.rootfs.lookup_path("/")
             if not err:

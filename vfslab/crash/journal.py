@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from vfslab.kern.notify import KernelObserver
+
 if TYPE_CHECKING:
     from vfslab.kern.vnode import vnode
 
@@ -25,30 +27,31 @@ def _ino(vp: vnode) -> int:
     return int(ip.ino) if ip is not None and hasattr(ip, "ino") else -1
 
 
-class Journal:
-    """The event log. An event is (time, kind, ino, a, b, c):
-    WRITE (ino, first page, last page, (stamp seq, dirtied at)), FSYNC (ino, mark, first page,
-    last page), TRUNCATE (ino, pages kept), UNLINK (ino). A mark is the number of events logged
-    when the fsync began: it covers the WRITE events before it."""
+class Journal(KernelObserver):
+    """The event log, an observer of the kernel from boot. An event is (time, kind, ino, a,
+    b, c): WRITE (ino, first page, last page, (stamp seq, dirtied at)), FSYNC (ino, mark,
+    first page, last page), TRUNCATE (ino, pages kept), UNLINK (ino). A mark is the number of
+    events logged when the fsync began: it covers the WRITE events before it. (The kernel's
+    mark counts its data_written events; `write_at` turns one into the other.)"""
 
     def __init__(self) -> None:
         self.events: list[tuple[int, int, int, int, int, Any]] = []
+        self.write_at: list[int] = []      # the event index of each WRITE
 
-    def mark(self) -> int:
-        return len(self.events)
-
-    def on_write(self, vp: vnode, stamp: int, first: int, last: int, dirtied: int,
-                 now: int) -> None:
+    def data_written(self, vp: vnode, stamp: int, first: int, last: int, dirtied: int,
+                     now: int) -> None:
+        self.write_at.append(len(self.events))
         self.events.append((now, WRITE, _ino(vp), first, last, (stamp >> 24, dirtied)))
 
-    def on_fsync(self, vp: vnode, mark: int, now: int, first: int = 0,
-                 last: int = ALL_PAGES) -> None:
-        self.events.append((now, FSYNC, _ino(vp), first, last, mark))
+    def data_synced(self, vp: vnode, mark: int, now: int, first: int = 0,
+                    last: int = ALL_PAGES) -> None:
+        at = self.write_at[mark] if mark < len(self.write_at) else len(self.events)
+        self.events.append((now, FSYNC, _ino(vp), first, last, at))
 
-    def on_truncate(self, ino: int, keep_pages: int, now: int) -> None:
+    def truncated(self, ino: int, keep_pages: int, now: int) -> None:
         self.events.append((now, TRUNCATE, ino, keep_pages, 0, None))
 
-    def on_unlink(self, ino: int, now: int) -> None:
+    def unlinked(self, ino: int, now: int) -> None:
         self.events.append((now, UNLINK, ino, 0, 0, None))
 
     def in_time_order(self) -> list[int]:

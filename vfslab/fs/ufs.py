@@ -613,12 +613,11 @@ class FFS:
                                                 sync=True)
                 err = err or e
             if ioflag & (IO_SYNC | IO_DSYNC):
-                j = k.journal
-                mark = j.mark() if j is not None else 0
+                mark = k.notify.writes
                 e = yield from self.fsync(vp, wait=True, dataonly=bool(ioflag & IO_DSYNC),
                                           locked=True)
-                if j is not None and not e:
-                    j.on_fsync(vp, mark, self.m.time(), off >> 12, (off + done - 1) >> 12)
+                if not e:
+                    k.notify.synced(vp, mark, self.m.time(), off >> 12, (off + done - 1) >> 12)
                 err = err or e
             # else: as ffs_write, only IN_CHANGE|IN_UPDATE: the inode goes out with the next
             # fsync, sync or inactive
@@ -712,8 +711,8 @@ class FFS:
         tsync = not (self.mp is not None and self.mp.async_)
         k.genfs.truncate_pages(vp, length)
         keep = (length + BSIZE - 1) // BSIZE
-        if k.journal is not None:
-            k.journal.on_truncate(ip.ino, keep, self.m.time())
+        for f in k.notify.truncated:
+            f(ip.ino, keep, self.m.time())
         freed: list[int] = []
         for lbn in range(keep, NDADDR):
             if d.db[lbn]:
@@ -1228,9 +1227,9 @@ class FFS:
 
     def _unlinked(self, ip: inode) -> None:
         """Its last name is gone: what was promised about its data no longer holds."""
-        j = self.k.journal
-        if j is not None and ip.d.nlink <= 0:
-            j.on_unlink(ip.ino, self.m.time())
+        if ip.d.nlink <= 0:
+            for f in self.k.notify.unlinked:
+                f(ip.ino, self.m.time())
 
     # ---- vnode life cycle ------------------------------------------------------------------
     def inactive(self, vp: vnode) -> GEN:
@@ -1258,6 +1257,22 @@ class FFS:
         vp.v_data = None
 
 
+class FfsVfsOps:
+    """ffs_vfsops: the file-system type the kernel mounts by name ("ffs")."""
+
+    name = "ffs"
+
+    def mountroot(self, k: Kernel, devvp: vnode, async_: bool
+                  ) -> Generator[Any, Any, tuple[int, FFS | None]]:
+        """ffs_mountroot: mount the root file system on the root device's vnode."""
+        fs = FFS(k, devvp, k.cfg.fs_blocks)
+        err: int = yield from fs.mount(async_)
+        return (err, None) if err else (0, fs)
+
+
+ffs_vfsops = FfsVfsOps()
+
+
 def _find_clear(data: Any, lo: int, hi: int) -> int:
     """The first clear bit in [lo, hi) of a bitmap block, or -1."""
     byte = lo >> 3
@@ -1274,4 +1289,4 @@ def _find_clear(data: Any, lo: int, hi: int) -> int:
     return -1
 
 
-__all__ = ["FFS", "IO_APPEND", "IO_DSYNC", "IO_MMAP", "IO_SYNC", "inode"]
+__all__ = ["FFS", "ffs_vfsops", "IO_APPEND", "IO_DSYNC", "IO_MMAP", "IO_SYNC", "inode"]

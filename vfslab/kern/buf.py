@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vfslab.check.guards import declare_guards
+from vfslab.kern.guards import declare_guards
 from vfslab.kern.lock import simplelock
 
 if TYPE_CHECKING:

@@ -113,9 +113,10 @@ class Invariants:
             if fl == ON_HOLD_LIST and vp not in k.vfs.vnode_hold_list:
                 fail(f"vnode {vp.v_id} marked on the hold list but not there")
             on_wheel = vp.v_synclist >= 0 and vp in k.syncer.syncer_workitem_pending[vp.v_synclist]
-            if k.cfg.protocol == "netbsd-2.0" and bool(vp.v_flag & VONWORKLST) != on_wheel:
-                fail(f"vnode {vp.v_id}: VONWORKLST={bool(vp.v_flag & VONWORKLST)} but on the "
-                     f"syncer wheel: {on_wheel}")
+            if not k.proto.worklist_consistent(vp, on_wheel):
+                fail(f"vnode {vp.v_id}: on the worklist by the protocol "
+                     f"({k.proto.on_worklist(vp)}, VONWORKLST={bool(vp.v_flag & VONWORKLST)}) "
+                     f"but on the syncer wheel: {on_wheel}")
             uobj = vp.v_uobj
             if uobj.uo_npages != len(uobj.memq):
                 fail(f"vnode {vp.v_id}: uo_npages {uobj.uo_npages} != {len(uobj.memq)} pages")

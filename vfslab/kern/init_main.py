@@ -7,13 +7,41 @@ attach the disk, mount the file system and start the kernel threads.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vfslab.kern.lock import LockOps
+from vfslab.kern.notify import Notify
 from vfslab.kern.vnode import vnode
 from vfslab.sim.costs import CostModel
 from vfslab.sim.engine import Engine
+
+if TYPE_CHECKING:
+    from vfslab.kern.buf import buf
+    from vfslab.kern.diagnostic import Invariants
+    from vfslab.kern.genfs_vnops import Genfs
+    from vfslab.kern.uvm_bio import Ubc
+    from vfslab.kern.uvm_pager import AioDone
+    from vfslab.kern.uvm_pdaemon import PageDaemon
+    from vfslab.kern.vfs_syscalls import Syscalls
+
+
+class DiskStats(Protocol):
+    bytes_read: int
+    bytes_written: int
+    reads: int
+    writes: int
+
+
+class BlockDevice(Protocol):
+    """What the kernel needs of a disk driver (bdevsw): a strategy routine whose completion
+    interrupt calls biodone, and its counters."""
+
+    stats: DiskStats
+    store: dict[int, Any]
+
+    def strategy(self, bp: buf) -> None: ...
 
 
 @dataclass
@@ -45,6 +73,12 @@ class KernelConfig:
     metadelay: int = 28
 
 
+class VfsOps(Protocol):
+    """struct vfsops, as much of it as mounting the root needs: VFS_MOUNTROOT."""
+
+    def mountroot(self, k: Kernel, devvp: vnode, async_: bool) -> Any: ...
+
+
 class mount:  # noqa: N801  (struct mount)
     """struct mount: one mounted file system."""
 
@@ -69,27 +103,45 @@ class Kernel:
                         irq_stress=cfg.irq_stress, hz=cfg.hz)
         self.locks = LockOps(self.m)
         self.lbolt = object()         # &lbolt: woken once a second by the clock
+        self.notify = Notify()        # the observers' vector (bioops): policies, journal, metrics
+        self.nthrottled = 0           # writers paused at their throttle point now
         self.vfs = VfsSubr(self, cfg.maxvnodes)
         self.proto = make_protocol(cfg.protocol, self)
         physmem_pages = cfg.physmem_mb * 256
         self.uvm = Uvm(self, physmem_pages)
         self.bio = BufCache(self, physmem_pages, cfg.bufcache_pct)
         self.syncer = Syncer(self, cfg.syncdelay, cfg.filedelay, cfg.dirdelay, cfg.metadelay)
-        # attached by machine.attach():
-        self.policy: Any = None
-        self.disk: Any = None
-        self.genfs: Any = None
-        self.ubc: Any = None
-        self.aiodone: Any = None
-        self.pdaemon: Any = None
-        self.syscalls: Any = None
-        self.metrics: Any = None
-        self.invariants: Any = None
-        self.journal: Any = None      # crash tests: what the workload wrote and fsync'd
+        # attached by vfslab.machine (the kernel calls none of the observers among them: it
+        # reaches them through self.notify; they are kept here for whoever assembled them)
+        self.disk: BlockDevice | None = None
+        self.invariants: Invariants | None = None
+        self.policy: Any = None       # the writeback policy (an observer; vfslab.policy)
+        self.metrics: Any = None      # the run's measurements (an observer; vfslab.metrics)
+        self.journal: Any = None      # crash tests: what was written and promised (an observer)
         self.rootfs: Any = None
         self.mounts: list[mount] = []
+        # the file systems this kernel knows (vfs_init.c's vfs_list), by name
+        self.vfs_list: dict[str, VfsOps] = {}
+        self.rootfstype = "ffs"
+        # kernel threads the assembly adds to main()'s kthread_create list (policy daemons)
+        self.boot_kthreads: list[Callable[[], None]] = []
         self._stamp = 0
         self.procs: list[Any] = []
+        from vfslab.kern.genfs_vnops import Genfs
+        from vfslab.kern.uvm_bio import Ubc
+        from vfslab.kern.uvm_pager import AioDone
+        from vfslab.kern.uvm_pdaemon import PageDaemon
+        from vfslab.kern.vfs_syscalls import Syscalls
+
+        self.genfs = Genfs(self)
+        self.ubc = Ubc(self)
+        self.aiodone = AioDone(self)
+        self.pdaemon = PageDaemon(self)
+        self.syscalls = Syscalls(self)
+        if cfg.invariants:
+            from vfslab.kern.diagnostic import Invariants
+
+            self.invariants = Invariants(self)
 
     def fs_of(self, vp: vnode) -> Any:
         """The file system whose vnode operations serve vp (spec_fsync for the device vnode
@@ -110,3 +162,57 @@ class Kernel:
     @staticmethod
     def stamp_seq(stamp: int) -> int:
         return stamp >> 24
+
+
+NS = 1_000_000_000
+
+
+def kernel_main(k: Kernel, then: Callable[[Kernel], Generator[Any, Any, Any]] | None) -> None:
+    """main() of init_main.c, from the point the machine is attached: start the protocol's
+    own threads, then an init thread that mounts the root (vfs_mountroot), starts the kernel
+    threads and runs `then(k)`."""
+    from vfslab.sim.callout import periodic
+
+    k.proto.start()         # biodoned must run before the first I/O completes
+
+    def init() -> Generator[Any, Any, None]:
+        err = yield from vfs_mountroot(k)
+        if err:
+            raise k.vfs.panic(f"cannot mount root: error {err}")
+        k.aiodone.start()
+        k.pdaemon.start()
+        for start in k.boot_kthreads:
+            start()
+        periodic(k.m, NS, lambda _: k.m.wakeup(k.lbolt), name="lbolt")
+        periodic(k.m, NS // 10, lambda _: roundrobin(k), name="roundrobin")
+        if then is not None:
+            yield from then(k)
+
+    k.m.spawn("init", init())
+
+
+def vfs_mountroot(k: Kernel) -> Generator[Any, Any, int]:
+    """Create the root device's vnode (bdevvp) and mount the root file system on it
+    (vfs_mountroot, kern/vfs_subr.c 1.218: each vfsops' mountroot in turn; here the one named
+    by `rootfstype`)."""
+    from vfslab.kern.vnode import VBLK
+
+    ops = k.vfs_list.get(k.rootfstype)
+    if ops is None:
+        raise k.vfs.panic(f"vfs_mountroot: no file system {k.rootfstype!r} configured")
+    devvp = yield from k.vfs.getnewvnode("spec", None)
+    devvp.v_type = VBLK
+    err, fs = yield from ops.mountroot(k, devvp, k.cfg.mount_async)
+    if err:
+        return int(err)
+    k.rootfs = fs
+    return 0
+
+
+def roundrobin(k: Kernel) -> None:
+    """hardclock's roundrobin(): every 100 ms, a CPU-bound process yields to runnable ones at
+    its next return to user mode."""
+    if k.m.runq:
+        for cpu in k.m.cpus:
+            if cpu.running is not None:
+                cpu.want_resched = True

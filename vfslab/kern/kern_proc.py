@@ -45,7 +45,7 @@ class ProcSyscalls:
         self.proc = proc
         self.sc = k.syscalls
         self.fdp = proc.p_fd
-        self.metrics = k.metrics
+        self.notify = k.notify
 
     def now(self) -> int:
         return self.m.time()
@@ -60,7 +60,9 @@ class ProcSyscalls:
         m = self.m
         if rv < 0:
             self.proc.errors += 1
-        self.metrics.syscall(op, start, m.time(), rv)
+        end = m.time()
+        for f in self.notify.syscall_done:
+            f(op, start, end, rv)
         inv = self.k.invariants
         if inv is not None:
             inv.after_syscall()
@@ -121,16 +123,14 @@ class ProcSyscalls:
         return rv
 
     def _fsync_mark(self) -> int:
-        j = self.k.journal
-        return j.mark() if j is not None else 0
+        return self.notify.writes
 
     def _journal_fsync(self, fd: int, rv: int, mark: int, first: int = 0,
                        last: int = 1 << 62) -> None:
-        """A completed fsync/fdatasync/msync promises the writes logged before `mark`."""
-        j = self.k.journal
+        """A completed fsync/fdatasync/msync promises the writes made before `mark`."""
         fp = self.fdp.fd_ofiles.get(fd)
-        if j is not None and rv == 0 and fp is not None:
-            j.on_fsync(fp.f_vp, mark, self.m.time(), first, last)
+        if rv == 0 and fp is not None:
+            self.notify.synced(fp.f_vp, mark, self.m.time(), first, last)
 
     def fsync(self, fd: int) -> GEN:
         t = self._enter()

@@ -45,6 +45,17 @@ class Protocol:
     def start(self) -> None:
         """Start the protocol's own threads, if any (after the kernel is wired)."""
 
+    def vnode_state(self, vp: vnode) -> object | None:
+        """The protocol's own state for a new vnode, kept in vp.v_proto (its locks, its
+        flags). A class decorated with @declare_guards gets its fields checked; a guard on a
+        vnode field may name a lock in it as if it were the vnode's (the validator looks in
+        v_proto too)."""
+        return None
+
+    def worklist_consistent(self, vp: vnode, on_wheel: bool) -> bool:
+        """DIAGNOSTIC: does the protocol's idea of worklist membership match the wheel?"""
+        return self.on_worklist(vp) == on_wheel
+
     def global_locks(self) -> dict[str, Any]:
         return {}
 

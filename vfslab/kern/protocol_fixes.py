@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from vfslab.kern.guards import declare_guards
 from vfslab.kern.lock import simplelock
 from vfslab.kern.protocol import Protocol, numoutput_ident
 from vfslab.kern.vnode import VBWAIT, vnode
@@ -41,8 +42,10 @@ _SYNCER_GUARDS = {
 }
 
 
-class _WorklistLock(Protocol):
-    """The syncer worklist under syncer_data_lock, membership read from v_synclist."""
+class WorklistLock(Protocol):
+    """The syncer worklist under syncer_data_lock, membership read from v_synclist: the
+    mail's "new interlock to protect syncer_workitem_pending/v_synclist", which each fix
+    adds. Subclass it for a variant that changes only that (docs/extending.md)."""
 
     syncer_prunes = True
 
@@ -75,7 +78,7 @@ class _WorklistLock(Protocol):
         """Likewise."""
 
 
-class SplbioAlways(_WorklistLock):
+class SplbioAlways(WorklistLock):
     name = "splbio-always"
     description = "option 1: every v_interlock taker raises to splbio first"
     guard_overrides = {
@@ -155,14 +158,25 @@ class SplbioAlways(_WorklistLock):
         self.vi_unlock(vp, s)
 
 
-class SplitInterlock(_WorklistLock):
+@declare_guards("vnode_bio", {"v_bioflag": "v_bio_interlock+splbio"})
+class VnodeBio:
+    """split-interlock's per-vnode state (vp.v_proto): the interrupt-side interlock and the
+    flags moved under it."""
+
+    __slots__ = ("v_bio_interlock", "v_bioflag", "__weakref__")
+
+    def __init__(self) -> None:
+        self.v_bio_interlock = simplelock("v_bio_interlock")
+        self.v_bioflag = 0
+
+
+class SplitInterlock(WorklistLock):
     name = "split-interlock"
     description = "option 2: v_bio_interlock (always at splbio) for what biodone touches"
     hold_moves_lists = False
     guard_overrides = {
         "vnode": {
             "v_numoutput": "v_bio_interlock+splbio",
-            "v_bioflag": "v_bio_interlock+splbio",
             "v_dirtyblkhd": "v_bio_interlock+splbio",
             "v_cleanblkhd": "v_bio_interlock+splbio",
             "v_holdcnt": "v_bio_interlock+splbio",
@@ -171,13 +185,16 @@ class SplitInterlock(_WorklistLock):
         "syncer": _SYNCER_GUARDS["syncer"],
     }
 
+    def vnode_state(self, vp: vnode) -> VnodeBio:
+        return VnodeBio()
+
     def _bio_lock(self, vp: vnode) -> int:
         s = self.m.splbio()
-        self.simple_lock(vp.v_bio_interlock)
+        self.simple_lock(vp.v_proto.v_bio_interlock)
         return s
 
     def _bio_unlock(self, vp: vnode, s: int) -> None:
-        self.simple_unlock(vp.v_bio_interlock)
+        self.simple_unlock(vp.v_proto.v_bio_interlock)
         self.m.splx(s)
 
     def buflist_lock(self, vp: vnode) -> int:
@@ -209,20 +226,22 @@ class SplitInterlock(_WorklistLock):
         if vp.v_numoutput < 0:
             self._bio_unlock(vp, s)
             raise vfs.panic(f"vwakeup: neg numoutput, vp {vp.v_id}")
-        if vp.v_bioflag & VBWAIT and vp.v_numoutput <= 0:
-            vp.v_bioflag &= ~VBWAIT
+        st: VnodeBio = vp.v_proto
+        if st.v_bioflag & VBWAIT and vp.v_numoutput <= 0:
+            st.v_bioflag &= ~VBWAIT
             self.m.wakeup(numoutput_ident(vp))
         self._bio_unlock(vp, s)
 
     def wait_numoutput(self, vfs: VfsSubr, vp: vnode, wmesg: str) -> Generator[Any, Any, None]:
         s = self._bio_lock(vp)
+        st: VnodeBio = vp.v_proto
         while vp.v_numoutput > 0:
-            vp.v_bioflag |= VBWAIT
-            yield from self.ltsleep(numoutput_ident(vp), wmesg, 0, vp.v_bio_interlock, True)
+            st.v_bioflag |= VBWAIT
+            yield from self.ltsleep(numoutput_ident(vp), wmesg, 0, st.v_bio_interlock, True)
         self._bio_unlock(vp, s)
 
 
-class Biodoned(_WorklistLock):
+class Biodoned(WorklistLock):
     name = "biodoned"
     description = "option 3: biodone's work in a kernel thread, free to take v_interlock"
     guard_overrides = {

@@ -94,16 +94,13 @@ class Ubc:
                 uvm.page_dirty(pg, now)
                 idx += 1
             p.vi_unlock(vp, s)
-        j = k.journal
-        if j is not None:
-            j.on_write(vp, stamp, first, last, dirtied, m.time())
+        k.notify.wrote(vp, stamp, first, last, dirtied, m.time())
         nbytes = n
         m.charge(costs.copy_per_kib * nbytes // 1024 + costs.page_lookup * (last - first + 1))
         self.bytes_written += nbytes
         k.syncer.add_if_absent(vp, k.syncer.filedelay)
-        pol = k.policy
-        if pol.throttles:
-            yield from pol.balance_dirty_pages(vp, last - first + 1)
+        for throttle in k.notify.write_throttle:
+            yield from throttle(vp, last - first + 1)
         return 0
 
     def read(self, vp: vnode, off: int, n: int) -> Generator[Any, Any, int]:

@@ -13,7 +13,7 @@ free, and the page daemon (uvm_pdaemon.py) cleans and frees pages to wake them.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,8 +88,7 @@ class Uvm:
         self.pdwait_ident = object()      # the page daemon waiting for its pageouts
         self.stats = UvmStats()
         self.nwaiting = 0
-        # a writeback policy may want to know when an object gets its first dirty page
-        self.on_object_dirty: Callable[[uvm_object, int], None] | None = None
+        self.notify = k.notify
 
     # ---- allocation -------------------------------------------------------------------------
     def uvm_pagealloc(self, uobj: uvm_object, off: int) -> vm_page | None:
@@ -173,12 +172,13 @@ class Uvm:
             dq = uobj.dirtyq
             if not dq:
                 self.dirty_objects[uobj] = None
-                hook = self.on_object_dirty
-                if hook is not None:
-                    hook(uobj, now)
+                for f in self.notify.object_dirtied:
+                    f(uobj, now)
             dq[pg] = None
             self.ndirty += 1
             self.stats.pagesdirtied += 1
+            for g in self.notify.page_dirtied:
+                g(pg, now)
 
     def page_clean(self, pg: vm_page) -> None:
         """The page is being written (or was discarded): it leaves the dirty lists."""
@@ -192,6 +192,8 @@ class Uvm:
                 del self.dirty_objects[uobj]
             self.ndirty -= 1
             self.stats.pagescleaned += 1
+            for f in self.notify.page_cleaned:
+                f(pg)
 
     def oldest_dirty_ns(self) -> int:
         """When the oldest dirty page was dirtied (-1 if none): the data most at risk."""

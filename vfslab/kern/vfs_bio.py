@@ -91,7 +91,15 @@ class BufCache:
         self.needbuffer = False
         self.ndirty = 0          # B_DELWRI buffers (metrics)
         self.stats = BioStats()
-        self.strategy: Callable[[buf], None] = self._nostrategy
+        # the block device's strategy routine (bdevsw[major].d_strategy), set at attach
+        self.bdev_strategy: Callable[[buf], None] = self._nostrategy
+        self.notify = k.notify
+
+    def strategy(self, bp: buf) -> None:
+        """Hand a request to the disk driver (VOP_STRATEGY of the device vnode)."""
+        for f in self.notify.io_started:
+            f(bp)
+        self.bdev_strategy(bp)
 
     def _nostrategy(self, bp: buf) -> None:
         raise Panic("no disk attached", "", [], self.m.time())
@@ -326,7 +334,8 @@ class BufCache:
             bp.b_dirtied_at = -1
             if vp is not None:
                 self.k.vfs.reassignbuf(bp, vp)
-                self.k.policy.buf_cleaned(bp)
+                for f in self.k.notify.buf_cleaned:
+                    f(bp)
         if vp is not None:
             self.k.vfs.numoutput_incr(vp)
         self.simple_unlock(bp.b_interlock)
@@ -405,7 +414,8 @@ class BufCache:
             if bp.b_bufsize <= 0 or flags & B_INVAL:
                 if flags & B_DELWRI:
                     self.ndirty -= 1
-                    self.k.policy.buf_cleaned(bp)
+                    for f in self.k.notify.buf_cleaned:
+                        f(bp)
                 flags &= ~(B_DONE | B_DELWRI)
                 bp.b_flags = flags
                 if bp.b_vp is not None:
@@ -475,7 +485,8 @@ class BufCache:
         older = bp.b_flags & B_DELWRI and 0 <= when < bp.b_dirtied_at
         if older:
             bp.b_dirtied_at = when
-            self.k.policy.buf_dirtied(bp)
+            for f in self.k.notify.buf_dirtied:
+                f(bp)
         self.simple_unlock(bp.b_interlock)
         m.splx(s)
 
@@ -496,6 +507,8 @@ class BufCache:
 
     def biodone(self, bp: buf) -> None:
         """Mark I/O complete (the disk's completion interrupt calls this at IPL_BIO)."""
+        for f in self.notify.io_done:
+            f(bp)
         self.k.proto.biodone(self, bp)
 
     def biodone_work(self, bp: buf) -> None:

@@ -76,6 +76,7 @@ class VfsSubr:
                 self.numvnodes += 1
                 p.freelist_unlock(s)
                 vp = vnode(len(self.all_vnodes) + 1)
+                vp.v_proto = p.vnode_state(vp)
                 self.all_vnodes.append(vp)
                 break
             vp2 = yield from self.getcleanvnode(s)
@@ -377,7 +378,8 @@ class VfsSubr:
             mp = newvp.v_mount
             if mp is None or not mp.async_:
                 syncer.add_if_absent(newvp, delay)
-            self.k.policy.buf_dirtied(bp)
+            for f in self.k.notify.buf_dirtied:
+                f(bp)
         p.buflist_unlock(newvp, s)
 
     def vflushbuf(self, vp: vnode, sync: bool) -> Generator[Any, Any, int]:

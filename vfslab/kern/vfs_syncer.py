@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from vfslab.check.guards import declare_guards
+from vfslab.kern.guards import declare_guards
 from vfslab.kern.lock import LK_EXCLUSIVE, LK_NOWAIT
 from vfslab.kern.vnode import vnode
 

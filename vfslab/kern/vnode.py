@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vfslab.check.guards import declare_guards
+from vfslab.kern.guards import declare_guards
 from vfslab.kern.lock import lock, simplelock
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class vnode:  # noqa: N801
     __slots__ = ("v_id", "v_type", "v_flag", "v_usecount", "v_holdcnt", "v_writecount",
                  "v_numoutput", "v_interlock", "v_lock", "v_uobj", "v_size", "v_dirtyblkhd",
                  "v_cleanblkhd", "v_synclist", "v_freelist", "v_mount", "v_data",
-                 "v_specmountpoint", "v_tag", "v_bio_interlock", "v_bioflag", "v_dirtied_at",
+                 "v_specmountpoint", "v_tag", "v_proto", "v_dirtied_at",
                  "__weakref__")
 
     def __init__(self, v_id: int) -> None:
@@ -105,9 +105,9 @@ class vnode:  # noqa: N801
         self.v_data: Any = None       # the inode
         self.v_specmountpoint: Any = None
         self.v_tag = ""
-        # Used by the split-interlock protocol only: the interrupt-side interlock and flags.
-        self.v_bio_interlock = simplelock("v_bio_interlock")
-        self.v_bioflag = 0
+        # the locking protocol's own per-vnode state (Protocol.vnode_state), as v_data is
+        # the file system's: a protocol adds locks and fields here, not to struct vnode
+        self.v_proto: Any = None
         self.v_dirtied_at = -1        # when it last went from clean to dirty (policies, metrics)
 
     def __repr__(self) -> str:

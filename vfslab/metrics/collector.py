@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vfslab.kern.notify import KernelObserver
+
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
 
@@ -37,7 +39,7 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class Metrics:
+class Metrics(KernelObserver):
     """Per-run measurements. `syscall` is called by the syscall layer."""
 
     def __init__(self, k: Kernel, interval_ns: int = 100_000_000) -> None:
@@ -53,7 +55,6 @@ class Metrics:
             name: array("d" if name in FLOAT_SERIES else "q") for name in SERIES}
         self._last_w = 0
         self._last_r = 0
-        self.throttled = 0          # writers currently throttled (set by policies)
         self.max_dirty_age_ns = 0
         self.max_dirty_bytes = 0
         self._stopped = False
@@ -70,7 +71,7 @@ class Metrics:
         self._next_mem = 0
 
     # ---- syscall layer hooks ----------------------------------------------------------------
-    def syscall(self, op: str, start: int, end: int, rv: int) -> None:
+    def syscall_done(self, op: str, start: int, end: int, rv: int) -> None:
         self.lat[op].append(end - start)
         if rv < 0:
             self.errors[op] += 1
@@ -123,7 +124,7 @@ class Metrics:
         self._last_w = w
         self._last_r = r
         s["disk_queue"].append(disk.queue_length())
-        s["throttled"].append(self.throttled)
+        s["throttled"].append(k.nthrottled)
         s["free_pages"].append(uvm.free)
         if self.memory_every_ns and now >= self._next_mem:
             self.memory.append(((now - self.t0) / NS, rss_bytes(), sys.getallocatedblocks(),

@@ -1,36 +1,26 @@
-"""Writeback policies behind one small interface (base.WritebackPolicy), chosen by name."""
+"""Writeback policies behind one interface (base.WritebackPolicy), chosen by spec: a built-in
+name, an installed entry point, `module:Class` or `file.py:Class` (see vfslab.plugins)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from vfslab.plugins import BUILTIN
+
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
     from vfslab.policy.base import WritebackPolicy
 
-# name -> "module:class"
-POLICIES: dict[str, str] = {
-    "syncer": "vfslab.policy.syncer:SyncerPolicy",
-    "trickle": "vfslab.policy.trickle:TricklePolicy",
-    "linux": "vfslab.policy.linux:LinuxPolicy",
-}
+# the built-in names (name -> "module:Class")
+POLICIES: dict[str, str] = BUILTIN["policy"]
 
 
-def policy_class(name: str) -> type[WritebackPolicy]:
-    import importlib
+def policy_class(spec: str) -> type[WritebackPolicy]:
+    from vfslab.plugins import resolve
 
-    from vfslab.errors import InputError
-
-    spec = POLICIES.get(name)
-    if spec is None:
-        raise InputError(f"unknown policy {name!r}: expected one of {', '.join(POLICIES)}")
-    mod, _, cls = spec.partition(":")
-    try:
-        factory: type[WritebackPolicy] = getattr(importlib.import_module(mod), cls)
-    except ModuleNotFoundError as e:
-        raise InputError(f"policy {name!r} is not available in this build ({e})") from e
-    return factory
+    cls: type[WritebackPolicy] = resolve("policy", spec)
+    return cls
 
 
-def make_policy(name: str, k: Kernel, options: dict[str, Any]) -> WritebackPolicy:
-    return policy_class(name)(k, options)
+def make_policy(spec: str, k: Kernel, options: dict[str, Any]) -> WritebackPolicy:
+    return policy_class(spec)(k, options)

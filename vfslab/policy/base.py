@@ -1,29 +1,96 @@
 """The writeback-policy interface: how dirty pages and buffers reach the disk.
 
-A policy starts its daemons in `start`, and may throttle writers in `balance_dirty_pages`
-(only called when `throttles` is True, so policies that do not throttle cost nothing).
-The kernel tells it when buffers become dirty or clean; dirty pages it reads from the page
-cache's own queues (uvm.dirty_objects, each object's dirtyq), in the order they were dirtied.
+A policy is an observer of the kernel (`KernelObserver`: override the events you need) with
+daemons of its own, and this class is the whole API it needs; none of it reaches past the
+kernel's interfaces (VOP_PUTPAGES, bawrite, VOP_UPDATE, the page cache's dirty queues):
+
+    what is dirty      dirty_vnodes(), dirty_pages(vp), dirty_buffers(), ndirty_pages(),
+                       ndirty_buffers(), npages(); each page has .offset (page index) and
+                       .dirtied_at, each buffer .b_dirtied_at (ns), in dirtying order
+    writing            flush_pages(vp, pages=..., start=, end=, sync=) (clustered into 64 KiB
+                       I/Os), flush_buffer(bp), flush_vnode_buffers(vp), update_inode(vp)
+    time and threads   now(), spawn(name, body), sleep(ns, wmesg), callout(period_ns, fn)
+    throttling         override write_throttle(vp, npages) (a generator run by the writer) and
+                       pause in it with `yield from self.pause(vp, ns)`
+    the disk           disk_bytes_written()
+    its promise        window_s() and period_s(): data older than window + period may be lost
+                       in a crash (the crash tests hold the policy to it)
+
+Tunables are declared (`TUNABLES`), and `--set NAME.key=value`, TOML `[NAME]` tables and
+sweep grids are checked against the declaration: type, range, and the key itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import math
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vfslab.errors import InputError
+from vfslab.kern.buf import B_DELWRI
+from vfslab.kern.notify import KernelObserver
+from vfslab.sim.callout import periodic
 
 if TYPE_CHECKING:
     from vfslab.kern.buf import buf
     from vfslab.kern.init_main import Kernel
+    from vfslab.kern.uvm_page import vm_page
     from vfslab.kern.vnode import vnode
 
+GEN = Generator[Any, Any, Any]
 
-class WritebackPolicy:
+
+@dataclass(frozen=True)
+class Tunable:
+    """One declared setting of a policy."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    unit: str = ""
+    min: float | None = None         # inclusive
+    max: float | None = None         # inclusive
+    positive: bool = False           # strictly greater than 0
+
+    def check(self, owner: str, value: Any) -> Any:
+        """The value converted to the declared type, or an InputError naming the key."""
+        key = f"{owner}.{self.name}"
+        t = self.type
+        if t is bool:
+            if not isinstance(value, bool):
+                raise InputError(f"{key}: expected true or false, got {value!r}")
+            return value
+        if t in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InputError(f"{key}: expected {'an integer' if t is int else 'a number'}"
+                                 f"{' (' + self.unit + ')' if self.unit else ''}, got {value!r}")
+            if t is int and float(value) != int(value):
+                raise InputError(f"{key}: expected an integer, got {value!r}")
+            v = t(value)
+            if not math.isfinite(float(v)):
+                raise InputError(f"{key}: expected a finite number, got {value!r}")
+            if self.positive and v <= 0:
+                raise InputError(f"{key}: must be greater than 0, got {value!r}")
+            if self.min is not None and v < self.min or self.max is not None and v > self.max:
+                raise InputError(f"{key}: must be within {self.range_text()}, got {value!r}")
+            return v
+        if not isinstance(value, t):
+            raise InputError(f"{key}: expected {t.__name__}, got {value!r}")
+        return value
+
+    def range_text(self) -> str:
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f"[{lo}, {hi}]" + (f" {self.unit}" if self.unit else "")
+
+
+class WritebackPolicy(KernelObserver):
+    """Subclass this; set `name` (the prefix of its `--set` keys) and `TUNABLES`."""
+
     name = "base"
-    throttles = False
-    # option name -> (type, default, help)
-    OPTIONS: dict[str, tuple[type, Any, str]] = {}
+    TUNABLES: tuple[Tunable, ...] = ()
 
     def __init__(self, k: Kernel, options: dict[str, Any]) -> None:
         self.k = k
@@ -31,21 +98,29 @@ class WritebackPolicy:
         self.opts = self.parse_options(options)
 
     @classmethod
+    def tunables(cls) -> dict[str, Tunable]:
+        return {t.name: t for t in cls.TUNABLES}
+
+    @classmethod
     def parse_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        out = {name: default for name, (_, default, _) in cls.OPTIONS.items()}
+        decl = cls.tunables()
+        out = {name: t.default for name, t in decl.items()}
         for key, val in options.items():
-            if key not in cls.OPTIONS:
+            t = decl.get(key)
+            if t is None:
                 raise InputError(f"{cls.name}: unknown option {key!r}; expected one of "
-                                 f"{', '.join(sorted(cls.OPTIONS)) or '(none)'}")
-            typ = cls.OPTIONS[key][0]
-            try:
-                out[key] = typ(val)
-            except (TypeError, ValueError) as e:
-                raise InputError(f"{cls.name}.{key}: expected {typ.__name__}, got {val!r}") from e
+                                 f"{', '.join(sorted(decl)) or '(none)'}")
+            out[key] = t.check(cls.name, val)
+        cls.check_options(out)
         return out
 
+    @classmethod
+    def check_options(cls, opts: dict[str, Any]) -> None:
+        """Constraints between tunables (raise InputError); each alone is checked already."""
+
+    # ---- what the kernel asks of a policy -----------------------------------------------------
     def start(self) -> None:
-        """Start the policy's daemons."""
+        """Start the policy's daemons (at boot, once the root is mounted)."""
 
     def window_s(self) -> float:
         """The promised bound on the age of dirty data, in seconds (for loss reports)."""
@@ -56,17 +131,89 @@ class WritebackPolicy:
         long more than the window (a crash may lose up to window + period)."""
         return 1.0
 
-    def buf_dirtied(self, bp: buf) -> None:
-        """A buffer became B_DELWRI (called at splbio)."""
+    # ---- time and threads -------------------------------------------------------------------
+    def now(self) -> int:
+        """The emulated time, in ns."""
+        return self.m.time()
 
-    def buf_cleaned(self, bp: buf) -> None:
-        """A B_DELWRI buffer was written or invalidated (called at splbio)."""
+    def spawn(self, name: str, body: GEN) -> None:
+        """Start a kernel thread running the generator `body`."""
+        self.m.spawn(name, body)
 
-    def balance_dirty_pages(self, vp: vnode, npages: int) -> Generator[Any, Any, None]:
-        """Throttle a writer that has just dirtied `npages` (only if `throttles`)."""
-        yield from ()
+    def sleep(self, ns: int, wmesg: str = "policy") -> GEN:
+        """Sleep (in a thread of the policy) for `ns`."""
+        yield from self.m.tsleep(self, wmesg, max(1, int(ns)))
 
-    def update_inode(self, vp: vnode, since: int = -1) -> Generator[Any, Any, None]:
+    def callout(self, period_ns: int, fn: Callable[[], None], name: str = "") -> None:
+        """Call `fn()` every `period_ns` from the clock interrupt (no sleeping in it)."""
+        periodic(self.m, int(period_ns), lambda _: fn(), name=name or f"{self.name}-callout")
+
+    # ---- what is dirty ----------------------------------------------------------------------
+    def npages(self) -> int:
+        """Page frames of the machine."""
+        return int(self.k.uvm.npages)
+
+    def ndirty_pages(self) -> int:
+        return int(self.k.uvm.ndirty)
+
+    def ndirty_buffers(self) -> int:
+        return int(self.k.bio.ndirty)
+
+    def dirty_vnodes(self) -> list[vnode]:
+        """Vnodes with dirty pages, in the order they got their first dirty page."""
+        return [uobj.vp for uobj in self.k.uvm.dirty_objects]
+
+    def dirty_pages(self, vp: vnode) -> list[vm_page]:
+        """A vnode's dirty pages in the order they were dirtied (under its object lock)."""
+        p = self.k.proto
+        s = p.vi_lock(vp)
+        out = list(vp.v_uobj.dirtyq)
+        p.vi_unlock(vp, s)
+        return out
+
+    def dirty_buffers(self) -> list[buf]:
+        """Every delayed-write buffer, oldest first (by b_dirtied_at)."""
+        p = self.k.proto
+        out: list[buf] = []
+        for vp in self.k.vfs.all_vnodes:
+            s = p.buflist_lock(vp)
+            if vp.v_dirtyblkhd:
+                out.extend(vp.v_dirtyblkhd)
+            p.buflist_unlock(vp, s)
+        out.sort(key=_dirtied_at)
+        return out
+
+    def disk_bytes_written(self) -> int:
+        disk = self.k.disk
+        return 0 if disk is None else int(disk.stats.bytes_written)
+
+    # ---- writing ----------------------------------------------------------------------------
+    def flush_pages(self, vp: vnode, pages: list[vm_page] | None = None, start: int = 0,
+                    end: int = 0, sync: bool = False) -> Generator[Any, Any, int]:
+        """VOP_PUTPAGES: write `pages` (or every dirty page in the byte range [start, end),
+        end 0 meaning to the end), clustered into contiguous I/Os of up to 64 KiB;
+        asynchronous unless `sync`. Returns 0 or an errno."""
+        err: int = yield from self.k.genfs.putpages(vp, start, end, clean=True, sync=sync,
+                                                    pages=pages)
+        return err
+
+    def flush_buffer(self, bp: buf) -> bool:
+        """Start an asynchronous write of a delayed-write buffer, if no one holds it busy
+        (btrybusy + bawrite, as the syncer's lazy fsync does). True if it was started."""
+        bio = self.k.bio
+        if not bio.btrybusy(bp):
+            return False
+        if not bp.b_flags & B_DELWRI:
+            bio.brelse(bp)
+            return False
+        bio.bawrite(bp)
+        return True
+
+    def flush_vnode_buffers(self, vp: vnode) -> GEN:
+        """Start writes of all of a vnode's delayed-write buffers (vflushbuf, no wait)."""
+        yield from self.k.vfs.vflushbuf(vp, False)
+
+    def update_inode(self, vp: vnode, since: int = -1) -> GEN:
         """After writing a vnode's pages, write its inode (VOP_UPDATE): its block becomes a
         dirty buffer that the policy's buffer pass writes in turn. With `since` (when the
         oldest of those pages was dirtied) the block is dated back to then: the data is
@@ -80,3 +227,19 @@ class WritebackPolicy:
             bp = fs.inode_buf(vp)
             if bp is not None:
                 self.k.bio.bbackdate(bp, since)
+
+    # ---- throttling -------------------------------------------------------------------------
+    def pause(self, vp: vnode, ns: int, wmesg: str = "throttle") -> GEN:
+        """Pause the writer that is in write_throttle (counted as throttled meanwhile)."""
+        self.k.nthrottled += 1
+        try:
+            yield from self.m.tsleep(vp, wmesg, max(1, int(ns)))
+        finally:
+            self.k.nthrottled -= 1
+
+
+def _dirtied_at(bp: buf) -> int:
+    return bp.b_dirtied_at
+
+
+__all__ = ["Tunable", "WritebackPolicy"]

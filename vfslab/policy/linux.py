@@ -20,11 +20,14 @@ the write bandwidth (Linux converges it there); metadata buffers ride with their
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.buf import buf
 from vfslab.kern.vnode import uvm_object, vnode
-from vfslab.policy.base import WritebackPolicy
+from vfslab.policy.base import Tunable, WritebackPolicy
+
+if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
 
 NS = 1_000_000_000
 MAX_WRITEBACK_PAGES = 1024
@@ -32,16 +35,20 @@ MAX_WRITEBACK_PAGES = 1024
 
 class LinuxPolicy(WritebackPolicy):
     name = "linux"
-    throttles = True
-    OPTIONS: dict[str, tuple[type, Any, str]] = {
-        "dirty_writeback_centisecs": (int, 500, "flusher period"),
-        "dirty_expire_centisecs": (int, 3000, "age at which dirty inodes are written"),
-        "dirty_background_ratio": (float, 10.0, "% of memory above which writeback starts"),
-        "dirty_ratio": (float, 20.0, "% of memory at which writers are stopped"),
-        "max_pause_ms": (float, 200.0, "longest throttling pause"),
-    }
+    TUNABLES = (
+        Tunable("dirty_writeback_centisecs", int, 500, "flusher period", unit="cs",
+                positive=True, max=360000),
+        Tunable("dirty_expire_centisecs", int, 3000, "age at which dirty inodes are written",
+                unit="cs", min=0, max=360000),
+        Tunable("dirty_background_ratio", float, 10.0,
+                "% of memory above which writeback starts", unit="%", min=0, max=100),
+        Tunable("dirty_ratio", float, 20.0, "% of memory at which writers are stopped",
+                unit="%", positive=True, max=100),
+        Tunable("max_pause_ms", float, 200.0, "longest throttling pause", unit="ms",
+                positive=True, max=60000),
+    )
 
-    def __init__(self, k: Any, options: dict[str, Any]) -> None:
+    def __init__(self, k: Kernel, options: dict[str, Any]) -> None:
         super().__init__(k, options)
         # b_dirty: vnodes in the order they became dirty -> dirtied_when
         self.b_dirty: dict[vnode, int] = {}
@@ -87,12 +94,11 @@ class LinuxPolicy(WritebackPolicy):
 
     # ---- hooks --------------------------------------------------------------------------------
     def start(self) -> None:
-        self.k.uvm.on_object_dirty = self._object_dirty
         self._bw_t = self.m.time()
         self._bw_bytes = self.k.disk.stats.bytes_written
         self.m.spawn("flush", self.flusher())
 
-    def _object_dirty(self, uobj: uvm_object, now: int) -> None:
+    def object_dirtied(self, uobj: uvm_object, now: int) -> None:
         vp = uobj.vp
         if vp not in self.b_dirty:
             self.b_dirty[vp] = now
@@ -171,9 +177,11 @@ class LinuxPolicy(WritebackPolicy):
         return wrote
 
     # ---- throttling -----------------------------------------------------------------------------
+    def write_throttle(self, vp: vnode, npages: int) -> Generator[Any, Any, None]:
+        yield from self.balance_dirty_pages(vp, npages)
+
     def balance_dirty_pages(self, vp: vnode, npages: int) -> Generator[Any, Any, None]:
         m = self.m
-        metrics = self.k.metrics
         max_pause = int(self.opts["max_pause_ms"] * 1e6)
         while True:
             dirty = self.dirty_pages()
@@ -193,8 +201,6 @@ class LinuxPolicy(WritebackPolicy):
                 return
             self.pauses += 1
             self.paused_ns += pause
-            metrics.throttled += 1
-            yield from m.tsleep(vp, "balance_dirty_pages", pause)
-            metrics.throttled -= 1
+            yield from self.pause(vp, pause, "balance_dirty_pages")
             if self.dirty_pages() < limit:
                 return

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from vfslab.policy.base import WritebackPolicy
+from vfslab.policy.base import Tunable, WritebackPolicy
 
 
 class SyncerPolicy(WritebackPolicy):
     name = "syncer"
-    OPTIONS: dict[str, tuple[type, Any, str]] = {
-        "syncdelay": (int, 30, "seconds a dirty vnode waits on the wheel (filedelay)"),
-    }
+    TUNABLES = (
+        Tunable("syncdelay", int, 30, "seconds a dirty vnode waits on the wheel (filedelay)",
+                unit="s", min=1, max=30),
+    )
 
     def start(self) -> None:
         syncer = self.k.syncer

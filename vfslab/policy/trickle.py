@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.buf import B_DELWRI, MAXPHYS, PAGE_SHIFT, buf
 from vfslab.kern.uvm_page import PG_BUSY, PG_CLEAN, vm_page
 from vfslab.kern.vnode import uvm_object
-from vfslab.policy.base import WritebackPolicy
+from vfslab.policy.base import Tunable, WritebackPolicy
+
+if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
 
 NS = 1_000_000_000
 CLUSTER = MAXPHYS >> PAGE_SHIFT
@@ -35,18 +38,15 @@ CLUSTER = MAXPHYS >> PAGE_SHIFT
 
 class TricklePolicy(WritebackPolicy):
     name = "trickle"
-    OPTIONS: dict[str, tuple[type, Any, str]] = {
-        "window": (float, 5.0, "seconds within which dirty data reaches the disk"),
-        "hz": (float, 10.0, "wake-ups per second"),
-        "smooth": (bool, True, "also write a share of the backlog each wake-up"),
-    }
+    TUNABLES = (
+        Tunable("window", float, 5.0, "seconds within which dirty data reaches the disk",
+                unit="s", positive=True, max=3600),
+        Tunable("hz", float, 10.0, "wake-ups per second", unit="1/s", positive=True, max=1000),
+        Tunable("smooth", bool, True, "also write a share of the backlog each wake-up"),
+    )
 
-    def __init__(self, k: Any, options: dict[str, Any]) -> None:
+    def __init__(self, k: Kernel, options: dict[str, Any]) -> None:
         super().__init__(k, options)
-        if self.opts["window"] <= 0 or self.opts["hz"] <= 0:
-            from vfslab.errors import InputError
-
-            raise InputError("trickle: window and hz must be positive")
         self.heap: list[tuple[int, int, uvm_object]] = []
         self.seq = 0
         # (dirtied at, seq, buffer); an entry whose key no longer matches the buffer's
@@ -64,11 +64,10 @@ class TricklePolicy(WritebackPolicy):
         return 1.0 / float(self.opts["hz"])
 
     def start(self) -> None:
-        self.k.uvm.on_object_dirty = self._object_dirty
         self.m.spawn("trickled", self.trickled())
 
-    # ---- hooks (called with locks held: no sleeping, no locks) -------------------------------
-    def _object_dirty(self, uobj: uvm_object, now: int) -> None:
+    # ---- events (called with locks held: no sleeping, no locks) ------------------------------
+    def object_dirtied(self, uobj: uvm_object, now: int) -> None:
         self.seq += 1
         heapq.heappush(self.heap, (now, self.seq, uobj))
 

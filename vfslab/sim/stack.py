@@ -9,17 +9,25 @@ from __future__ import annotations
 import sys
 from types import CodeType, FrameType
 
-# Modules whose functions are emulated kernel code, and so appear in chains.
-_KERNEL_PREFIXES = ("vfslab.kern", "vfslab.fs", "vfslab.dev", "vfslab.policy", "vfslab.workload",
-                    "vfslab.scenario", "tests", "test_")
+# Modules whose functions are emulated code, and so appear in chains: the emulated system
+# registers its own (the engine knows none of them).
+_KERNEL_PREFIXES: tuple[str, ...] = ()
 _boundaries: set[CodeType] = set()
-# Protocol plumbing (how a protocol takes a lock) is not part of the kernel's call chain:
-# a report shows brelvp -> holdrele -> simple_lock, not the helper in between.
-_HIDDEN = frozenset({
-    "vi_lock", "vi_unlock", "vi_trylock", "vi_sleep", "hold_lock", "hold_unlock",
-    "buflist_lock", "buflist_unlock", "synclist_lock", "synclist_unlock", "freelist_lock",
-    "freelist_unlock", "holdrele_from_brelvp", "maybe_leave_worklist_locked",
-})
+# Function names the emulated system wants left out of chains (its plumbing).
+_HIDDEN: frozenset[str] = frozenset()
+
+
+def register_kernel_modules(*prefixes: str) -> None:
+    """Functions of modules whose names start with one of `prefixes` appear in chains."""
+    global _KERNEL_PREFIXES
+    _KERNEL_PREFIXES = tuple(dict.fromkeys((*_KERNEL_PREFIXES, *prefixes)))
+
+
+def hide_frames(*names: str) -> None:
+    """Leave functions of these names out of chains (helpers between a kernel function and
+    the lock it takes, so a chain reads brelvp -> holdrele -> simple_lock)."""
+    global _HIDDEN
+    _HIDDEN = _HIDDEN | frozenset(names)
 
 
 def add_boundary(code: CodeType) -> None:

@@ -33,9 +33,8 @@ from typing import Any
 
 from vfslab.commands.common import parse_duration_s
 from vfslab.errors import InputError
-from vfslab.policy import POLICIES as POLICY_CLASSES
+from vfslab.plugins import canonical, policy_scopes
 
-POLICIES = tuple(POLICY_CLASSES)
 TOP = {"policy", "protocol", "cpus", "scenario", "seed"}
 
 
@@ -53,31 +52,40 @@ def _line(text: str, key: str) -> int:
     return 0
 
 
-def _check_key(key: str, path: str, text: str, values: list[Any]) -> None:
+def _check_key(key: str, path: str, text: str, values: list[Any],
+               scopes: dict[str, type]) -> None:
     if key in TOP:
         return
     scope, dot, name = key.partition(".")
-    if not dot or not name or scope not in (*POLICIES, "machine", "cost"):
+    if not dot or not name or scope not in (*scopes, "machine", "cost"):
         raise InputError(f"unknown sweep parameter {key!r}: expected policy, protocol, cpus, "
                          "scenario, seed, POLICY.tunable, machine.X or cost.X", path,
                          _line(text, key))
-    if scope in POLICIES:
-        _check_policy_values(scope, name, values, path, _line(text, key))
+    if scope in scopes:
+        _check_policy_values(scopes[scope], name, values, path, _line(text, key))
 
 
-def _check_policy_values(policy: str, name: str, values: list[Any], path: str,
+def _check_policy_values(cls: type, name: str, values: list[Any], path: str,
                          line: int) -> None:
     """A misspelled tunable or a bad value fails the sweep file now, with its line, rather
     than every run that uses it later."""
-    import importlib
-
-    mod, _, cls = POLICY_CLASSES[policy].partition(":")
-    parse = getattr(importlib.import_module(mod), cls).parse_options
+    parse = cls.parse_options  # type: ignore[attr-defined]
     for v in values:
         try:
             parse({name: v})
         except InputError as e:
             raise InputError(e.message, path, line) from None
+
+
+def _is_file_spec(spec: str) -> bool:
+    where, sep, _ = spec.rpartition(":")
+    return bool(sep) and where.endswith(".py")
+
+
+def _scope_name(spec: str) -> str:
+    from vfslab.policy import policy_class
+
+    return str(policy_class(spec).name)
 
 
 def load(path: str) -> list[dict[str, Any]]:
@@ -119,35 +127,47 @@ def expand(text: str, path: str = "sweep.toml") -> list[dict[str, Any]]:
     if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
         raise InputError("seeds: expected a count or a list of integers", path,
                          _line(text, "seeds"))
+    policies = grid.get("policy", [sw.get("policy", "syncer")])
+    if isinstance(policies, str):
+        policies = [policies]
+    if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+        raise InputError("policy: expected a list of policy names or specs", path,
+                         _line(text, "policy"))
+    # a file spec is taken relative to the sweep file, and made absolute for the workers
+    here = Path(path).parent
+    policies = [canonical(str(here / p) if _is_file_spec(p) and not Path(
+        p.rpartition(":")[0]).is_absolute() else p) for p in policies]
+    try:
+        scopes = policy_scopes(policies)
+    except InputError as e:
+        raise InputError(f"policy: {e.message}", path, _line(text, "policy")) from None
     for key, vals in grid.items():
         if not isinstance(vals, list) or not vals:
             raise InputError(f"{key}: expected a non-empty list of values", path,
                              _line(text, key))
-        _check_key(key, path, text, vals)
+        _check_key(key, path, text, vals, scopes)
     for key, rng in rand.items():
         if not (isinstance(rng, list) and len(rng) == 2 and all(
                 isinstance(v, (int, float)) for v in rng) and rng[0] <= rng[1]):
             raise InputError(f"{key}: expected a range [low, high]", path, _line(text, key))
-        _check_key(key, path, text, rng)
-    policies = grid.pop("policy", [sw.get("policy", "syncer")])
-    for p in policies:
-        if p not in POLICIES:
-            raise InputError(f"policy: expected one of {', '.join(POLICIES)}, got {p!r}", path,
-                             _line(text, "policy"))
+        _check_key(key, path, text, rng, scopes)
+    grid.pop("policy", None)
+    names = {p: _scope_name(p) for p in policies}
+    POLICIES = tuple(scopes)
     base_keys = [k for k in grid if k.split(".")[0] not in POLICIES]
     points: list[dict[str, Any]] = []
     samples = int(sw.get("samples", 0))
     rnd = random.Random(f"sweep:{sw.get('seed', 0)}")
     for scenario in scenarios:
         for policy in policies:
-            pol_keys = [k for k in grid if k.split(".")[0] == policy]
+            pol_keys = [k for k in grid if k.split(".")[0] == names[policy]]
             keys = base_keys + pol_keys
             combos = list(itertools.product(*[grid[k] for k in keys])) or [()]
             variants = [dict(zip(keys, c, strict=True)) for c in combos]
             for _ in range(samples):
                 v = dict(rnd.choice(variants))
                 for key, (lo, hi) in rand.items():
-                    if key.split(".")[0] in POLICIES and key.split(".")[0] != policy:
+                    if key.split(".")[0] in POLICIES and key.split(".")[0] != names[policy]:
                         continue
                     v[key] = rnd.randint(lo, hi) if isinstance(lo, int) and \
                         isinstance(hi, int) else round(rnd.uniform(lo, hi), 6)

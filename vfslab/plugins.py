@@ -1,0 +1,171 @@
+"""Policies and protocols by name: built-in, installed, or the user's own.
+
+A spec is one of
+    a built-in name                 `syncer`, `trickle`, `linux`; `netbsd-2.0`, `biodoned`, ...
+    an entry-point name             registered by an installed package under the group
+                                    `vfslab.policies` or `vfslab.protocols`
+    `package.module:Class`          importable from sys.path
+    `path/to/file.py:Class`         a file anywhere (loaded once, as module `vfslab_user_<hash>`)
+
+Every command resolves a spec the same way (run, compare, check, crashtest, sweep and its Ray
+and Dask workers, report), so a user's class runs everywhere a built-in does. `canonical`
+turns a file path into an absolute one, so that a worker in another directory or process
+loads the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from vfslab.errors import InputError
+
+Kind = Literal["policy", "protocol"]
+
+BUILTIN: dict[Kind, dict[str, str]] = {
+    "policy": {
+        "syncer": "vfslab.policy.syncer:SyncerPolicy",
+        "trickle": "vfslab.policy.trickle:TricklePolicy",
+        "linux": "vfslab.policy.linux:LinuxPolicy",
+    },
+    "protocol": {
+        "netbsd-2.0": "vfslab.kern.protocol:Protocol",
+        "splbio-always": "vfslab.kern.protocol_fixes:SplbioAlways",
+        "split-interlock": "vfslab.kern.protocol_fixes:SplitInterlock",
+        "biodoned": "vfslab.kern.protocol_fixes:Biodoned",
+    },
+}
+GROUPS: dict[Kind, str] = {"policy": "vfslab.policies", "protocol": "vfslab.protocols"}
+BASES: dict[Kind, str] = {"policy": "vfslab.policy.base:WritebackPolicy",
+                          "protocol": "vfslab.kern.protocol:Protocol"}
+
+T = TypeVar("T")
+
+
+def installed(kind: Kind) -> dict[str, str]:
+    """Entry-point name -> `module:Class` of the installed plug-ins of a kind."""
+    return {ep.name: ep.value for ep in entry_points(group=GROUPS[kind])}
+
+
+def known_names(kind: Kind) -> list[str]:
+    return [*BUILTIN[kind], *(n for n in installed(kind) if n not in BUILTIN[kind])]
+
+
+def canonical(spec: str) -> str:
+    """The spec with a file path made absolute (names and module paths unchanged)."""
+    path, sep, cls = spec.rpartition(":")
+    if sep and path.endswith(".py"):
+        return f"{Path(path).expanduser().resolve()}:{cls}"
+    return spec
+
+
+def _load_file(path: str) -> object:
+    p = Path(path).expanduser().resolve()
+    if not p.is_file():
+        raise InputError(f"no such file {str(p)!r}")
+    modname = "vfslab_user_" + hashlib.sha1(str(p).encode()).hexdigest()[:12]
+    mod = sys.modules.get(modname)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(modname, p)
+        if spec is None or spec.loader is None:
+            raise InputError(f"{p}: cannot be loaded as a Python module")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except InputError:
+            del sys.modules[modname]
+            raise
+        except Exception as e:       # the user's module failed to import: say where
+            del sys.modules[modname]
+            raise InputError(f"{p}: importing it failed: {type(e).__name__}: {e}") from e
+    return mod
+
+
+def _target(kind: Kind, spec: str) -> str:
+    if spec in BUILTIN[kind]:
+        return BUILTIN[kind][spec]
+    eps = installed(kind)
+    if spec in eps:
+        return eps[spec]
+    if ":" in spec:
+        return spec
+    raise InputError(f"unknown {kind} {spec!r}: expected one of {', '.join(known_names(kind))}, "
+                     f"a module:Class or a file.py:Class")
+
+
+def resolve(kind: Kind, spec: str) -> type:
+    """The class a spec names, checked to be a subclass of the kind's base."""
+    target = _target(kind, spec)
+    where, _, clsname = target.rpartition(":")
+    if not where or not clsname:
+        raise InputError(f"{kind} {spec!r}: expected module:Class or file.py:Class")
+    if where.endswith(".py"):
+        mod = _load_file(where)
+    else:
+        try:
+            mod = importlib.import_module(where)
+        except ModuleNotFoundError as e:
+            raise InputError(f"{kind} {spec!r}: cannot import {where!r} ({e})") from e
+        except InputError:
+            raise
+        except Exception as e:
+            raise InputError(f"{kind} {spec!r}: importing {where!r} failed: "
+                             f"{type(e).__name__}: {e}") from e
+    cls = getattr(mod, clsname, None)
+    if not isinstance(cls, type):
+        raise InputError(f"{kind} {spec!r}: {where!r} has no class {clsname!r}")
+    bmod, _, bname = BASES[kind].partition(":")
+    base = getattr(importlib.import_module(bmod), bname)
+    if not issubclass(cls, base):
+        raise InputError(f"{kind} {spec!r}: {clsname} is not a subclass of {bname}")
+    return cls
+
+
+__all__ = ["BUILTIN", "GROUPS", "canonical", "installed", "known_names", "resolve"]
+
+
+def policy_scopes(selected: list[str]) -> dict[str, type]:
+    """Each `--set` scope a policy answers to (its `name`) -> its class: the selected specs
+    first, then the built-in and installed policies (so a key for a policy that is not
+    selected is checked too, never silently ignored)."""
+    out: dict[str, type] = {}
+    for spec in selected:
+        cls = resolve("policy", spec)
+        out.setdefault(str(getattr(cls, "name", spec)), cls)
+    for spec in known_names("policy"):
+        if spec in out:
+            continue
+        try:
+            cls = resolve("policy", spec)
+        except InputError:
+            continue          # a broken installed plug-in is reported when it is selected
+        out.setdefault(str(getattr(cls, "name", spec)), cls)
+    return out
+
+
+def check_policy_sets(pol_opts: dict[str, dict[str, object]], selected: list[str],
+                      where: str = "--set") -> dict[str, dict[str, object]]:
+    """Validate `--set POLICY.key=value` settings against the policies' declared tunables.
+    Returns the options of each scope, converted to their declared types."""
+    scopes = policy_scopes(selected)
+    out: dict[str, dict[str, object]] = {}
+    for scope, opts in pol_opts.items():
+        cls = scopes.get(scope)
+        if cls is None:
+            raise InputError(f"{where} {scope}.*: unknown scope {scope!r}; expected a policy "
+                             f"({', '.join(scopes)}), machine or cost")
+        parsed = cls.parse_options(dict(opts))   # type: ignore[attr-defined]
+        out[scope] = {k: parsed[k] for k in opts}
+    return out
+
+
+def options_for(spec: str, pol_opts: dict[str, dict[str, object]]) -> dict[str, object]:
+    """The `--set` options that apply to the policy `spec`."""
+    cls = resolve("policy", spec)
+    return dict(pol_opts.get(str(getattr(cls, "name", spec)), {}))
