@@ -11,10 +11,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from vfslab.kern.buf import B_ERROR, B_READ, buf
-from vfslab.kern.genfs_vnops import Genfs
 from vfslab.kern.init_main import Kernel, KernelConfig
-from vfslab.kern.uvm_bio import Ubc
-from vfslab.kern.uvm_pager import AioDone
 from vfslab.kern.vnode import VBLK, vnode
 from vfslab.metrics.collector import Metrics
 from vfslab.policy.syncer import SyncerPolicy

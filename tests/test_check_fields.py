@@ -9,8 +9,8 @@ from collections.abc import Generator
 from typing import Any
 
 from vfslab.check.checker import Checker
-from vfslab.kern.guards import REGISTRY, declare_guards, resolve
 from vfslab.check.report import text_report, to_json
+from vfslab.kern.guards import REGISTRY, declare_guards, resolve
 from vfslab.kern.lock import LockOps, simplelock
 from vfslab.sim.engine import Engine
 from vfslab.sim.ipl import IPL_BIO

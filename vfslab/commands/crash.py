@@ -136,10 +136,9 @@ def crashtest(scenario: str, policies: tuple[str, ...], protocol: str, crashes: 
     """Crash SCENARIO at seeded instants; check that no fsync'd byte is lost, that fsck
     repairs every image, and how old the lost data was against each policy's window."""
     from vfslab.crash.crashtest import plan, summarize
-    from vfslab.sweep import engines
-
     from vfslab.kern.protocols import protocol_class
     from vfslab.plugins import canonical, check_policy_sets, options_for
+    from vfslab.sweep import engines
 
     pols = [canonical(p) for p in policies] or list(POLICIES)
     protocol = canonical(protocol)

@@ -20,11 +20,6 @@ from vfslab.sim.engine import Engine
 if TYPE_CHECKING:
     from vfslab.kern.buf import buf
     from vfslab.kern.diagnostic import Invariants
-    from vfslab.kern.genfs_vnops import Genfs
-    from vfslab.kern.uvm_bio import Ubc
-    from vfslab.kern.uvm_pager import AioDone
-    from vfslab.kern.uvm_pdaemon import PageDaemon
-    from vfslab.kern.vfs_syscalls import Syscalls
 
 
 class DiskStats(Protocol):
@@ -113,7 +108,7 @@ class Kernel:
         self.syncer = Syncer(self, cfg.syncdelay, cfg.filedelay, cfg.dirdelay, cfg.metadelay)
         # attached by vfslab.machine (the kernel calls none of the observers among them: it
         # reaches them through self.notify; they are kept here for whoever assembled them)
-        self.disk: BlockDevice | None = None
+        self.disk: Any = None         # the BlockDevice; the kernel uses only bio.bdev_strategy
         self.invariants: Invariants | None = None
         self.policy: Any = None       # the writeback policy (an observer; vfslab.policy)
         self.metrics: Any = None      # the run's measurements (an observer; vfslab.metrics)

@@ -84,7 +84,7 @@ class LinuxPolicy(WritebackPolicy):
         setpoint = (freerun + limit) / 2
         return bg, freerun, setpoint, limit
 
-    def dirty_pages(self) -> int:
+    def nr_dirty(self) -> int:
         return self.k.uvm.ndirty + self.k.bio.ndirty
 
     def pos_ratio(self, dirty: float) -> float:
@@ -135,7 +135,7 @@ class LinuxPolicy(WritebackPolicy):
                 cutoff = now - self.opts["dirty_expire_centisecs"] * NS // 100
                 yield from self.writeback(lambda when, c=cutoff: when <= c)
             bg, *_ = self.thresholds()
-            while self.dirty_pages() > bg:
+            while self.nr_dirty() > bg:
                 self.background_passes += 1
                 if not (yield from self.writeback(lambda when: True, until_below=bg)):
                     break
@@ -148,7 +148,7 @@ class LinuxPolicy(WritebackPolicy):
         for vp, when in list(self.b_dirty.items()):
             if not eligible(when):
                 break
-            if until_below is not None and self.dirty_pages() <= until_below:
+            if until_below is not None and self.nr_dirty() <= until_below:
                 break
             uobj = vp.v_uobj
             s = k.proto.vi_lock(vp)
@@ -184,7 +184,7 @@ class LinuxPolicy(WritebackPolicy):
         m = self.m
         max_pause = int(self.opts["max_pause_ms"] * 1e6)
         while True:
-            dirty = self.dirty_pages()
+            dirty = self.nr_dirty()
             bg, freerun, _setpoint, limit = self.thresholds()
             if dirty <= freerun:
                 return
@@ -202,5 +202,5 @@ class LinuxPolicy(WritebackPolicy):
             self.pauses += 1
             self.paused_ns += pause
             yield from self.pause(vp, pause, "balance_dirty_pages")
-            if self.dirty_pages() < limit:
+            if self.nr_dirty() < limit:
                 return
