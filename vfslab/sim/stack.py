@@ -25,7 +25,7 @@ def register_kernel_modules(*prefixes: str) -> None:
 
 def hide_frames(*names: str) -> None:
     """Leave functions of these names out of chains (helpers between a kernel function and
-    the lock it takes, so a chain reads brelvp -> holdrele -> simple_lock)."""
+    the lock it takes, so that a chain names the caller and the lock, not the plumbing)."""
     global _HIDDEN
     _HIDDEN = _HIDDEN | frozenset(names)
 
