@@ -13,6 +13,7 @@ from typing import Any
 from vfslab.kern.buf import B_ERROR, B_READ, buf
 from vfslab.kern.init_main import Kernel, KernelConfig
 from vfslab.kern.vnode import VBLK, vnode
+from vfslab.kern.vnode_if import FSYNC_WAIT, vnodeops
 from vfslab.metrics.collector import Metrics
 from vfslab.policy.syncer import SyncerPolicy
 from vfslab.sim.ipl import IPL_BIO
@@ -66,31 +67,35 @@ class MemDisk:
 
 
 class MiniFS:
-    """Just enough of a file system for the syncer: fsync = flush dirty buffers."""
+    """Just enough of a file system for the syncer and the page cache: each vnode owns a
+    contiguous 100000-block extent; fsync = putpages + flush dirty buffers."""
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
+        vfs = k.vfs
+        self.vnodeop = vnodeops(
+            "minifs", fsync=self.fsync, bmap=self.bmap, strategy=self.strategy,
+            lock=vfs.genfs_lock, unlock=vfs.genfs_unlock, inactive=self.inactive,
+            reclaim=vfs._nullop, putpages=k.genfs.genfs_putpages)
 
-    def fsync(self, vp: vnode, wait: bool, dataonly: bool = False, lazy: bool = False
+    def fsync(self, vp: vnode, flags: int, start: int = 0, end: int = 0
               ) -> Generator[Any, Any, int]:
+        wait = bool(flags & FSYNC_WAIT)
         err: int = yield from self.k.genfs.putpages(vp, 0, 0, clean=True, sync=wait)
         err2: int = yield from self.k.vfs.vflushbuf(vp, wait)
         return err or err2
 
-    def bmap(self, vp: vnode, lbn: int) -> Generator[Any, Any, int]:
-        """Each vnode owns a contiguous 100000-block extent."""
+    def bmap(self, vp: vnode, lbn: int, maxrun: int = 0
+             ) -> Generator[Any, Any, tuple[int, vnode, int, int]]:
         yield from ()
-        return (vp.v_id * 100_000 + lbn) * 8
+        return 0, vp, (vp.v_id * 100_000 + lbn) * 8, maxrun
 
-    def bmap_run(self, vp: vnode, lbn: int, n: int) -> Generator[Any, Any, list[int]]:
-        yield from ()
-        return [(vp.v_id * 100_000 + lbn + i) * 8 for i in range(n)]
+    def strategy(self, vp: vnode, bp: buf) -> None:
+        self.k.bio.strategy(bp)
 
-    def inactive(self, vp: vnode) -> Generator[Any, Any, None]:
-        yield from ()
-
-    def reclaim(self, vp: vnode) -> None:
-        pass
+    def inactive(self, vp: vnode) -> Generator[Any, Any, int]:
+        err: int = yield from self.k.vfs.genfs_unlock(vp)
+        return err
 
 
 class Mount:
@@ -127,6 +132,7 @@ def run_thread(k: Kernel, body: Callable[[], Generator[Any, Any, Any]],
 
 
 def new_vnode(k: Kernel, vtype: int = VBLK, mounted: bool = True) -> Generator[Any, Any, vnode]:
-    vp = yield from k.vfs.getnewvnode("test", Mount(MiniFS(k)) if mounted else None)
+    fs = MiniFS(k)
+    vp = yield from k.vfs.getnewvnode("test", Mount(fs) if mounted else None, fs.vnodeop)
     vp.v_type = vtype
     return vp

@@ -7,7 +7,7 @@ import random
 from collections.abc import Callable, Generator
 from typing import Any
 
-from vfslab.kern.init_main import Kernel, KernelConfig
+from vfslab.kern.init_main import Kernel, KernelConfig, vfs_unmountall
 from vfslab.kern.kern_proc import Proc, ProcSyscalls
 from vfslab.machine import boot
 
@@ -29,7 +29,7 @@ def run_body(body: Callable[[ProcSyscalls], Generator[Any, Any, Any]],
         sys = ProcSyscalls(k, proc)
         out["rv"] = yield from body(sys)
         yield from k.syscalls.close_all(proc.p_fd)
-        out["umount"] = yield from k.rootfs.unmount()
+        out["umount"] = yield from vfs_unmountall(k)
         out["done"] = True
 
     k = boot(KernelConfig(**cfg), store=store, then=then)

@@ -16,9 +16,9 @@ from sysharness import run_body
 from vfslab.cli import cli
 from vfslab.crash.image import Cutter, decode_block, encode_block, load_image, save_image
 from vfslab.dev.wd import Torn
+from vfslab.fs import ffs_vnops
 from vfslab.fs.fsck import fsck_image
 from vfslab.fs.fsck_repair import Unrepairable, read_dinode, repair_image, write_dinode
-from vfslab.fs.ufs import FFS
 from vfslab.fs.ufs_layout import ROOTINO, Superblock, pack_dirent, read_block
 from vfslab.kern.fcntl import O_CREAT, O_WRONLY
 from vfslab.runner import RunConfig, run_scenario
@@ -79,12 +79,11 @@ def test_lost_data_is_reported_with_its_age() -> None:
 def test_a_broken_fsync_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """An fsync that returns without writing the pages must show up as fsync'd bytes lost."""
 
-    def lazy_fsync(self: FFS, vp: Any, wait: bool, dataonly: bool = False, lazy: bool = False,
-                   locked: bool = False) -> GEN:
+    def lazy_fsync(vp: Any, flags: int, start: int = 0, end: int = 0) -> GEN:
         yield from ()
         return 0
 
-    monkeypatch.setattr(FFS, "fsync", lazy_fsync)
+    monkeypatch.setattr(ffs_vnops, "ffs_fsync", lazy_fsync)
     ops = [("write", 0, 0, 6), ("fsync", 0, 0, 0), ("sleep", 0, 3000, 0)]
     _, outs = crash_many(RunConfig(scenario=_writer(ops), policy="syncer"), [0.5, 0.9])
     assert all(o.loss.fsync_bytes_lost == 6 * PAGE for o in outs)

@@ -11,6 +11,7 @@ from kharness import make_kernel, new_vnode, run_thread
 from vfslab.kern.uvm_page import PG_CLEAN
 from vfslab.kern.uvm_pdaemon import PageDaemon
 from vfslab.kern.vnode import VREG
+from vfslab.kern.vnode_if import FSYNC_WAIT, VOP_FSYNC
 
 PG = 4096
 
@@ -24,7 +25,7 @@ def test_write_dirties_pages_and_fsync_writes_them_in_clusters() -> None:
         err = yield from k.ubc.write(vp, 0, 32 * PG, stamp=7)
         assert err == 0
         assert len(vp.v_uobj.dirtyq) == 32 and k.uvm.ndirty == 32
-        err = yield from vp.v_mount.fs.fsync(vp, wait=True)
+        err = yield from VOP_FSYNC(vp, FSYNC_WAIT)
         return vp, err
 
     vp, err = run_thread(k, body)
@@ -47,9 +48,9 @@ def test_read_misses_go_to_disk_and_hits_do_not() -> None:
         for i in range(8):
             disk.store[base + i] = 100 + i
         vp.v_size = 8 * PG
-        n1 = yield from k.ubc.read(vp, 0, 8 * PG)
+        _, n1 = yield from k.ubc.read(vp, 0, 8 * PG)
         reads1 = len([e for e in disk.log if e[1] == "R"])
-        n2 = yield from k.ubc.read(vp, PG, 2 * PG)
+        _, n2 = yield from k.ubc.read(vp, PG, 2 * PG)
         reads2 = len([e for e in disk.log if e[1] == "R"])
         stamps = [vp.v_uobj.memq[i].stamp for i in range(8)]
         return n1, n2, reads1, reads2, stamps
@@ -108,8 +109,8 @@ def test_async_write_error_is_kept_for_the_next_fsync() -> None:
         yield from k.m.tsleep("x", "x", 50_000_000)      # the async write fails meanwhile
         dirty_after = len(vp.v_uobj.dirtyq)
         disk.fail_blocks.clear()
-        err1 = yield from vp.v_mount.fs.fsync(vp, wait=True)
-        err2 = yield from vp.v_mount.fs.fsync(vp, wait=True)
+        err1 = yield from VOP_FSYNC(vp, FSYNC_WAIT)
+        err2 = yield from VOP_FSYNC(vp, FSYNC_WAIT)
         return dirty_after, err1, err2
 
     dirty_after, err1, err2 = run_thread(k, body)

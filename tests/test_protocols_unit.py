@@ -11,6 +11,7 @@ from kharness import make_kernel, new_vnode, run_thread
 
 from vfslab.kern.buf import B_INVAL
 from vfslab.kern.vnode import VREG
+from vfslab.kern.vnode_if import FSYNC_WAIT, VOP_FSYNC
 
 PG = 4096
 PROTOCOLS = ["netbsd-2.0", "splbio-always", "split-interlock", "biodoned"]
@@ -27,7 +28,7 @@ def _workout(k: Any, disk: Any) -> Generator[Any, Any, Any]:
         k.bio.bdwrite(bp)
         bufs.append(bp)
     yield from k.ubc.write(vp, 0, 8 * PG, stamp=11)
-    err = yield from vp.v_mount.fs.fsync(vp, wait=True)
+    err = yield from VOP_FSYNC(vp, FSYNC_WAIT)
     yield from k.vfs.vrele(vp)
     other = yield from new_vnode(k, VREG)
     return vp, bufs, err, other

@@ -14,7 +14,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from vfslab.dev import make_disk
-from vfslab.fs.ufs import ffs_vfsops
+from vfslab.fs.ffs_vfsops import ffs_vfsops
 from vfslab.fs.ufs_layout import mkfs
 from vfslab.kern.init_main import Kernel, KernelConfig, kernel_main
 from vfslab.metrics.collector import Metrics

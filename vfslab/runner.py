@@ -12,7 +12,7 @@ from typing import Any
 
 from vfslab.errors import InputError
 from vfslab.kern.fcntl import O_CREAT, O_TRUNC, O_WRONLY
-from vfslab.kern.init_main import Kernel, KernelConfig
+from vfslab.kern.init_main import Kernel, KernelConfig, vfs_remountroot
 from vfslab.kern.kern_proc import Proc, ProcSyscalls, spawn_process
 from vfslab.machine import attach, start_init
 from vfslab.metrics.summary import figures, protocol_costs
@@ -132,9 +132,7 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
                 raise InputError(f"scenario {sc.name}: setup write failed ({got})")
             left -= got
         yield from sys.close(fd)
-    fs = k.rootfs
-    yield from fs.unmount()
-    err = yield from fs.mount(k.cfg.mount_async)
+    err = yield from vfs_remountroot(k)
     if err:
         raise k.vfs.panic(f"remount after setup failed: {err}")
 

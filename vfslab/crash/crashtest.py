@@ -69,7 +69,8 @@ def policy_bound(res: RunResult) -> tuple[float, float]:
 def remount(res: RunResult, image: dict[int, Any]) -> bool:
     """Boot a fresh machine of the same configuration on `image` and mount it: the step after
     a real crash. True if the mount and a walk of the root directory succeed."""
-    from vfslab.kern.init_main import Kernel, vfs_mountroot
+    from vfslab.kern.init_main import Kernel, vfs_mountroot, vfs_unmountall
+    from vfslab.kern.vfs_lookup import LOOKUP, NDINIT, namei
     from vfslab.machine import attach
 
     kc = replace(res.kernel.cfg, invariants=False, disk_options={
@@ -83,10 +84,11 @@ def remount(res: RunResult, image: dict[int, Any]) -> bool:
     def init() -> Generator[Any, Any, None]:
         err = yield from vfs_mountroot(k)
         if not err:
-            err, vp = yield from k.rootfs.lookup_path("/")
-            if not err:
-                yield from k.vfs.vrele(vp)
-                err = yield from k.rootfs.unmount()
+            nd = NDINIT(LOOKUP, 0, "/")
+            err = yield from namei(k, nd)
+            if not err and nd.ni_vp is not None:
+                yield from k.vfs.vrele(nd.ni_vp)
+                err = yield from vfs_unmountall(k)
         out["err"] = err
 
     k.m.spawn("init", init())

@@ -77,7 +77,8 @@ class buf:  # noqa: N801  (NetBSD's struct name)
 
     __slots__ = ("b_flags", "b_vp", "b_lblkno", "b_blkno", "b_bcount", "b_bufsize", "b_resid",
                  "b_error", "b_data", "b_iodone", "b_interlock", "b_qindex", "b_private",
-                 "b_dirtied_at", "b_onvnlist", "b_hashkey", "b_proc", "b_started", "__weakref__")
+                 "b_dirtied_at", "b_onvnlist", "b_hashkey", "b_proc", "b_started", "b_dirindex",
+                 "__weakref__")
 
     def __init__(self) -> None:
         self.b_flags = 0
@@ -98,6 +99,9 @@ class buf:  # noqa: N801  (NetBSD's struct name)
         self.b_hashkey: tuple[Any, int] | None = None   # (vp, lblkno) while in the hash
         self.b_proc: Any = None
         self.b_started = 0
+        # a directory block's entries decoded (ufs_lookup's scan of it, kept while the block's
+        # contents are unchanged: a speed-up of the emulator, charged as the scan it replaces)
+        self.b_dirindex: Any = None
 
     def __repr__(self) -> str:
         vp = self.b_vp

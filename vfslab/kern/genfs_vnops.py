@@ -22,7 +22,6 @@ from vfslab.kern.buf import (
     MAXPHYS,
     PAGE_SHIFT,
     PAGE_SIZE,
-    SECTORS_PER_PAGE,
     buf,
 )
 from vfslab.kern.uvm_page import (
@@ -35,6 +34,7 @@ from vfslab.kern.uvm_page import (
     vm_page,
 )
 from vfslab.kern.vnode import vnode
+from vfslab.kern.vnode_if import PGO_CLEANIT, PGO_FREE, PGO_SYNCIO, VOP_BMAP, VOP_STRATEGY
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
@@ -162,27 +162,24 @@ class Genfs:
 
     def _write_cluster(self, vp: vnode, cl: list[vm_page], sync: bool, out: list[buf]
                        ) -> Generator[Any, Any, None]:
-        """Map a run of busy pages to disk extents and start one write per extent."""
+        """Map a run of busy pages to disk extents (VOP_BMAP and its run length) and start
+        one write per extent on the device vnode (genfs_gop_write)."""
         k = self.k
         m = self.m
-        fs = k.fs_of(vp)
-        addrs = yield from fs.bmap_run(vp, cl[0].offset, len(cl))
-        for pg, daddr in zip(cl, addrs, strict=True):
-            if daddr < 0:
-                raise k.vfs.panic(f"genfs_putpages: no block for page {pg!r}")
         start = 0
         n = len(cl)
         while start < n:
-            j = start + 1
-            while j < n and addrs[j] == addrs[j - 1] + SECTORS_PER_PAGE:
-                j += 1
+            err, devvp, daddr, run = yield from VOP_BMAP(vp, cl[start].offset, n - start - 1)
+            if err or daddr < 0 or devvp is None:
+                raise k.vfs.panic(f"genfs_putpages: no block for page {cl[start]!r}")
+            j = start + 1 + min(run, n - start - 1)
             pgs = cl[start:j]
             bp = buf()
             bp.b_flags = B_BUSY | B_PAGEIO | (0 if sync else (B_ASYNC | B_CALL))
             bp.b_iodone = None if sync else k.aiodone.uvm_aio_biodone
             bp.b_vp = vp
             bp.b_lblkno = pgs[0].offset
-            bp.b_blkno = addrs[start]
+            bp.b_blkno = daddr
             bp.b_bcount = bp.b_bufsize = len(pgs) * PAGE_SIZE
             bp.b_data = [pg.stamp for pg in pgs]
             bp.b_private = pgs
@@ -190,9 +187,18 @@ class Genfs:
             k.proto.numoutput_add(k.vfs, vp, 2)      # one for biodone, one for aiodone
             m.splx(s)
             self.stats.clusters += 1
-            k.bio.strategy(bp)
+            VOP_STRATEGY(devvp, bp)
             out.append(bp)
             start = j
+
+    def genfs_putpages(self, vp: vnode, off: int, end: int, flags: int
+                       ) -> Generator[Any, Any, int]:
+        """VOP_PUTPAGES as a file system's vector calls it (PGO_CLEANIT, PGO_SYNCIO,
+        PGO_FREE)."""
+        err: int = yield from self.putpages(vp, off, end, clean=bool(flags & PGO_CLEANIT),
+                                            free=bool(flags & PGO_FREE),
+                                            sync=bool(flags & PGO_SYNCIO))
+        return err
 
     def wait_unbusy(self, vp: vnode, pg: vm_page) -> Generator[Any, Any, None]:
         p = self.k.proto
@@ -207,34 +213,26 @@ class Genfs:
         """Read busy, not-yet-valid pages (genfs_getpages): holes read as zeroes. Returns 0 or
         EIO; on error the pages are freed."""
         k = self.k
-        fs = k.fs_of(vp)
         self.stats.getpages += 1
-        addrs: list[int] = []
-        for pg in pgs:
-            if addrs and pg.offset == pgs[0].offset + len(addrs):
-                continue
-            addrs.append((yield from fs.bmap(vp, pg.offset)))
-        if len(addrs) != len(pgs):
-            addrs = yield from fs.bmap_run(vp, pgs[0].offset, len(pgs))
         bufs: list[tuple[buf, list[vm_page]]] = []
         n = len(pgs)
         i = 0
         while i < n:
-            if addrs[i] < 0:
-                pgs[i].stamp = 0
+            # pages of a run are consecutive in the file (the callers' runs are)
+            err, devvp, daddr, nrun = yield from VOP_BMAP(vp, pgs[i].offset, n - i - 1)
+            if err or daddr < 0 or devvp is None:
+                pgs[i].stamp = 0               # a hole reads as zeroes
                 i += 1
                 continue
-            j = i + 1
-            while j < n and addrs[j] == addrs[j - 1] + SECTORS_PER_PAGE:
-                j += 1
+            j = i + 1 + min(nrun, n - i - 1)
             bp = buf()
             bp.b_flags = B_BUSY | B_READ | B_PAGEIO
             bp.b_vp = vp
             bp.b_lblkno = pgs[i].offset
-            bp.b_blkno = addrs[i]
+            bp.b_blkno = daddr
             bp.b_bcount = bp.b_bufsize = (j - i) * PAGE_SIZE
             bp.b_data = [None] * (j - i)
-            k.bio.strategy(bp)
+            VOP_STRATEGY(devvp, bp)
             bufs.append((bp, pgs[i:j]))
             self.stats.pages_read += j - i
             i = j

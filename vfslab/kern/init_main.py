@@ -69,17 +69,27 @@ class KernelConfig:
 
 
 class VfsOps(Protocol):
-    """struct vfsops, as much of it as mounting the root needs: VFS_MOUNTROOT."""
+    """struct vfsops: what the kernel asks of a file-system type (VFS_MOUNTROOT, VFS_ROOT,
+    VFS_SYNC, VFS_UNMOUNT; VFS_VGET is the file system's own business here)."""
 
-    def mountroot(self, k: Kernel, devvp: vnode, async_: bool) -> Any: ...
+    def mountroot(self, k: Kernel, devvp: vnode, async_: bool
+                  ) -> Generator[Any, Any, tuple[int, mount | None]]: ...
+
+    def root(self, mp: mount) -> Generator[Any, Any, tuple[int, vnode | None]]: ...
+
+    def sync(self, mp: mount, wait: bool, lazy: bool = False) -> Generator[Any, Any, int]: ...
+
+    def unmount(self, mp: mount) -> Generator[Any, Any, int]: ...
 
 
 class mount:  # noqa: N801  (struct mount)
-    """struct mount: one mounted file system."""
+    """struct mount: one mounted file system; `fs` is its private data (mnt_data: for FFS
+    the ufsmount), `mnt_op` its type's vfsops."""
 
-    def __init__(self, fs: Any, async_: bool) -> None:
+    def __init__(self, fs: Any, async_: bool, mnt_op: VfsOps | None = None) -> None:
         self.fs = fs
         self.async_ = async_          # MNT_ASYNC
+        self.mnt_op: Any = mnt_op
         self.mnt_vnodelist: dict[vnode, None] = {}
 
 
@@ -105,6 +115,12 @@ class Kernel:
         physmem_pages = cfg.physmem_mb * 256
         self.uvm = Uvm(self, physmem_pages)
         self.bio = BufCache(self, physmem_pages, cfg.bufcache_pct)
+        from vfslab.kern.spec_vnops import spec_vnodeop
+        from vfslab.kern.vfs_cache import NameCache
+
+        self.namecache = NameCache(self, cfg.maxvnodes)
+        self.spec_vnodeop = spec_vnodeop(self)
+        self.rootvnode: vnode | None = None   # rootvnode: the root directory, referenced
         self.syncer = Syncer(self, cfg.syncdelay, cfg.filedelay, cfg.dirdelay, cfg.metadelay)
         # attached by vfslab.machine (the kernel calls none of the observers among them: it
         # reaches them through self.notify; they are kept here for whoever assembled them)
@@ -137,12 +153,6 @@ class Kernel:
             from vfslab.kern.diagnostic import Invariants
 
             self.invariants = Invariants(self)
-
-    def fs_of(self, vp: vnode) -> Any:
-        """The file system whose vnode operations serve vp (spec_fsync for the device vnode
-        is the mounted file system's fsync of a VBLK vnode)."""
-        mp = vp.v_mount if vp.v_mount is not None else vp.v_specmountpoint
-        return mp.fs if mp is not None else None
 
     def next_stamp(self, ino: int) -> int:
         """A version stamp for data written now: unique, increasing, tagged with the inode so
@@ -195,13 +205,31 @@ def vfs_mountroot(k: Kernel) -> Generator[Any, Any, int]:
     ops = k.vfs_list.get(k.rootfstype)
     if ops is None:
         raise k.vfs.panic(f"vfs_mountroot: no file system {k.rootfstype!r} configured")
-    devvp = yield from k.vfs.getnewvnode("spec", None)
+    devvp = yield from k.vfs.getnewvnode("spec", None, k.spec_vnodeop)
     devvp.v_type = VBLK
-    err, fs = yield from ops.mountroot(k, devvp, k.cfg.mount_async)
-    if err:
-        return int(err)
-    k.rootfs = fs
+    err, mp = yield from ops.mountroot(k, devvp, k.cfg.mount_async)
+    if err or mp is None:
+        return int(err) or 22
+    return (yield from set_rootvnode(k, mp))
+
+
+def set_rootvnode(k: Kernel, mp: mount) -> Generator[Any, Any, int]:
+    """After the root mount: rootvnode = VFS_ROOT, referenced and unlocked (main())."""
+    err, vp = yield from mp.mnt_op.root(mp)
+    if err or vp is None:
+        return int(err) or 22
+    yield from k.vfs.vn_unlock(vp)
+    k.rootvnode = vp
+    k.rootfs = mp.fs
     return 0
+
+
+def release_rootvnode(k: Kernel) -> Generator[Any, Any, None]:
+    """Drop rootvnode's reference (before the root is unmounted)."""
+    vp = k.rootvnode
+    k.rootvnode = None
+    if vp is not None:
+        yield from k.vfs.vrele(vp)
 
 
 def roundrobin(k: Kernel) -> None:
@@ -211,3 +239,33 @@ def roundrobin(k: Kernel) -> None:
         for cpu in k.m.cpus:
             if cpu.running is not None:
                 cpu.want_resched = True
+
+
+def vfs_unmountall(k: Kernel) -> Generator[Any, Any, int]:
+    """Unmount every file system, the root last (vfs_subr.c's vfs_unmountall, at shutdown):
+    rootvnode's reference is dropped first."""
+    yield from release_rootvnode(k)
+    err = 0
+    for mp in reversed(list(k.mounts)):
+        e = yield from mp.mnt_op.unmount(mp)
+        err = err or e
+    return int(err)
+
+
+def vfs_remountroot(k: Kernel) -> Generator[Any, Any, int]:
+    """Unmount the root and mount it again on the same device vnode: the page and buffer
+    caches start cold on a clean file system (the runner's step after setting up files)."""
+    root = k.rootvnode
+    if root is None or root.v_mount is None:
+        return 22
+    mp = root.v_mount
+    devvp = mp.fs.devvp
+    ops = mp.mnt_op
+    yield from release_rootvnode(k)
+    err = yield from ops.unmount(mp)
+    if err:
+        return int(err)
+    err, nmp = yield from ops.mountroot(k, devvp, k.cfg.mount_async)
+    if err or nmp is None:
+        return int(err) or 22
+    return (yield from set_rootvnode(k, nmp))

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from vfslab.kern.vfs_syscalls import filedesc
+from vfslab.kern.kern_descrip import cwdinfo, filedesc
 from vfslab.sim.context import Thread
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ class Proc:
         self.p_pid = pid
         self.p_comm = name
         self.p_fd = filedesc()
+        self.p_cwdi = cwdinfo()          # the root until chdir (cwdi_cdir None: rootvnode)
         self.thread: Thread | None = None
         self.nsyscalls = 0
         self.bytes_read = 0
@@ -74,7 +75,7 @@ class ProcSyscalls:
     # ---- the calls --------------------------------------------------------------------------
     def open(self, path: str, flags: int, mode: int = 0o644) -> GEN:
         t = self._enter()
-        rv = yield from self.sc.sys_open(self.fdp, path, flags, mode)
+        rv = yield from self.sc.sys_open(self.fdp, path, flags, mode, self.proc.p_cwdi)
         yield from self._leave("open", t, rv)
         return rv
 
@@ -156,31 +157,31 @@ class ProcSyscalls:
 
     def unlink(self, path: str) -> GEN:
         t = self._enter()
-        rv = yield from self.sc.sys_unlink(path)
+        rv = yield from self.sc.sys_unlink(path, cwd=self.proc.p_cwdi)
         yield from self._leave("unlink", t, rv)
         return rv
 
     def rename(self, old: str, new: str) -> GEN:
         t = self._enter()
-        rv = yield from self.sc.sys_rename(old, new)
+        rv = yield from self.sc.sys_rename(old, new, cwd=self.proc.p_cwdi)
         yield from self._leave("rename", t, rv)
         return rv
 
     def mkdir(self, path: str, mode: int = 0o755) -> GEN:
         t = self._enter()
-        rv = yield from self.sc.sys_mkdir(path, mode)
+        rv = yield from self.sc.sys_mkdir(path, mode, cwd=self.proc.p_cwdi)
         yield from self._leave("mkdir", t, rv)
         return rv
 
     def rmdir(self, path: str) -> GEN:
         t = self._enter()
-        rv = yield from self.sc.sys_rmdir(path)
+        rv = yield from self.sc.sys_rmdir(path, cwd=self.proc.p_cwdi)
         yield from self._leave("rmdir", t, rv)
         return rv
 
     def stat(self, path: str) -> GEN:
         t = self._enter()
-        rv = yield from self.sc.sys_stat(path)
+        rv = yield from self.sc.sys_stat(path, cwd=self.proc.p_cwdi)
         yield from self._leave("stat", t, rv)
         return rv
 
@@ -198,7 +199,7 @@ class ProcSyscalls:
 
     def truncate(self, path: str, length: int) -> GEN:
         t = self._enter()
-        rv = yield from self.sc.sys_truncate(path, length)
+        rv = yield from self.sc.sys_truncate(path, length, cwd=self.proc.p_cwdi)
         yield from self._leave("truncate", t, rv)
         return rv
 

@@ -41,7 +41,7 @@ class Ubc:
 
     def write(self, vp: vnode, off: int, n: int, stamp: int) -> Generator[Any, Any, int]:
         """Copy n bytes at `off` into the page cache: pages dirtied and stamped. The file
-        system has allocated the blocks. Returns 0 or a negative errno."""
+        system has allocated the blocks. Returns 0 or an errno."""
         if n <= 0:
             return 0
         k = self.k
@@ -77,7 +77,7 @@ class Ubc:
                         p.vi_unlock(vp, s)
                         err = yield from k.genfs.getpages_io(vp, [pg])
                         if err:
-                            return -err
+                            return err
                         s = p.vi_lock(vp)
                         now = m.time()
                         continue
@@ -103,12 +103,12 @@ class Ubc:
             yield from throttle(vp, last - first + 1)
         return 0
 
-    def read(self, vp: vnode, off: int, n: int) -> Generator[Any, Any, int]:
-        """Copy out up to n bytes at `off`; missing pages are read from disk. Returns the
-        count (short at EOF) or a negative errno."""
+    def read(self, vp: vnode, off: int, n: int) -> Generator[Any, Any, tuple[int, int]]:
+        """Copy out up to n bytes at `off`; missing pages are read from disk. Returns
+        (0 or an errno, the count: short at EOF)."""
         size = vp.v_size
         if off >= size or n <= 0:
-            return 0
+            return 0, 0
         if off + n > size:
             n = size - off
         k = self.k
@@ -148,17 +148,17 @@ class Ubc:
             p.vi_unlock(vp, s)
             err = yield from k.genfs.getpages_io(vp, run)
             if err:
-                return -err
+                return err, 0
             s = p.vi_lock(vp)
         p.vi_unlock(vp, s)
         m.charge(m.costs.copy_per_kib * n // 1024 + m.costs.page_lookup * (last - first + 1))
         self.bytes_read += n
-        return n
+        return 0, n
 
     def stamps(self, vp: vnode, off: int, n: int) -> Generator[Any, Any, list[int]]:
         """The version stamps of the pages covering [off, off+n) (for tests and checkers)."""
-        got = yield from self.read(vp, off, n)
-        if got < 0:
+        err, got = yield from self.read(vp, off, n)
+        if err:
             return []
         first = off >> PAGE_SHIFT
         last = (off + max(got, 1) - 1) >> PAGE_SHIFT

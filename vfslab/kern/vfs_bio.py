@@ -39,6 +39,7 @@ from vfslab.kern.buf import (
 )
 from vfslab.kern.lock import simplelock
 from vfslab.kern.vnode import vnode
+from vfslab.kern.vnode_if import VOP_STRATEGY
 from vfslab.sim.panic import Panic
 from vfslab.sim.stack import call_chain
 
@@ -135,12 +136,13 @@ class BufCache:
             return bp
         return None
 
-    def getblk(self, vp: vnode, blkno: int, size: int, slptimeo: int = 0, daddr: int = -1
+    def getblk(self, vp: vnode, blkno: int, size: int, slptimeo: int = 0
                ) -> Generator[Any, Any, buf | None]:
         """Get the buffer for (vp, blkno), busy: from the cache, sleeping while another holds
-        it, or a new one. For a file or directory vnode `blkno` is a logical block and `daddr`
-        its disk address in DEV_BSIZE sectors (what ufs_strategy's VOP_BMAP would find); for
-        the device vnode blkno is the disk address."""
+        it, or a new one. A new buffer has b_blkno = b_lblkno = blkno: for a file or directory
+        vnode ufs_strategy maps it to a disk address with VOP_BMAP when it is first read or
+        written (ffs_balloc and ufs_bmaparray set b_blkno themselves for the indirect
+        blocks they create or read); for the device vnode blkno is the disk address."""
         m = self.m
         stats = self.stats
         while True:
@@ -178,7 +180,7 @@ class BufCache:
             self.bufhash[key] = bp
             bp.b_hashkey = key
             bp.b_lblkno = blkno
-            bp.b_blkno = blkno if daddr < 0 else daddr
+            bp.b_blkno = blkno
             self.k.vfs.bgetvp(vp, bp)
             self.simple_unlock(bp.b_interlock)
             self.simple_unlock(self.bqueue_slock)
@@ -187,11 +189,10 @@ class BufCache:
             self.allocbuf(bp, size)
             return bp
 
-    def bget(self, vp: vnode, blkno: int, size: int, daddr: int = -1
-             ) -> Generator[Any, Any, buf]:
+    def bget(self, vp: vnode, blkno: int, size: int) -> Generator[Any, Any, buf]:
         """getblk without a timeout: it always returns the buffer."""
         while True:
-            bp = yield from self.getblk(vp, blkno, size, 0, daddr)
+            bp = yield from self.getblk(vp, blkno, size, 0)
             if bp is not None:
                 return bp
 
@@ -265,6 +266,7 @@ class BufCache:
             bp.b_resid = 0
             bp.b_private = None
             bp.b_dirtied_at = -1
+            bp.b_dirindex = None
             if bp.b_hashkey is not None:
                 self.bremhash(bp)
             return bp
@@ -276,25 +278,20 @@ class BufCache:
         bp.b_hashkey = None
 
     # ---- reads ------------------------------------------------------------------------------
-    def bio_doread(self, vp: vnode, blkno: int, size: int, async_: bool, daddr: int = -1
+    def bio_doread(self, vp: vnode, blkno: int, size: int, async_: bool
                    ) -> Generator[Any, Any, buf]:
-        bp = yield from self.getblk(vp, blkno, size, 0, daddr)
-        while bp is None:
-            bp = yield from self.getblk(vp, blkno, size, 0, daddr)
+        bp = yield from self.bget(vp, blkno, size)
         if not (bp.b_flags & (B_DONE | B_DELWRI)):
             bp.b_flags |= B_READ | (B_ASYNC if async_ else 0)
-            if daddr >= 0:
-                bp.b_blkno = daddr
-            self.strategy(bp)
+            VOP_STRATEGY(vp, bp)
         elif async_:
             self.brelse(bp)
         return bp
 
-    def bread(self, vp: vnode, blkno: int, size: int, daddr: int = -1
-              ) -> Generator[Any, Any, tuple[int, buf]]:
+    def bread(self, vp: vnode, blkno: int, size: int) -> Generator[Any, Any, tuple[int, buf]]:
         """Read a block (Bach p.54): returns (error, bp); the caller brelse()s bp."""
         self.stats.breads += 1
-        bp = yield from self.bio_doread(vp, blkno, size, False, daddr)
+        bp = yield from self.bio_doread(vp, blkno, size, False)
         err = yield from self.biowait(bp)
         return err, bp
 
@@ -340,7 +337,10 @@ class BufCache:
             self.k.vfs.numoutput_incr(vp)
         self.simple_unlock(bp.b_interlock)
         m.splx(s)
-        self.strategy(bp)
+        if vp is not None:
+            VOP_STRATEGY(vp, bp)
+        else:
+            self.strategy(bp)
         if sync:
             rv = yield from self.biowait(bp)
             self.brelse(bp)

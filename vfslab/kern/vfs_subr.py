@@ -24,6 +24,19 @@ from vfslab.kern.vnode import (
     VXWANT,
     vnode,
 )
+from vfslab.kern.vnode_if import (
+    FSYNC_WAIT,
+    PGO_CLEANIT,
+    PGO_FREE,
+    PGO_SYNCIO,
+    VOP_FSYNC,
+    VOP_INACTIVE,
+    VOP_LOCK,
+    VOP_PUTPAGES,
+    VOP_RECLAIM,
+    VOP_UNLOCK,
+    vnodeops,
+)
 from vfslab.sim.panic import Panic
 from vfslab.sim.stack import call_chain
 
@@ -51,6 +64,12 @@ class VfsSubr:
         self.vnode_hold_list: dict[vnode, None] = {}
         self.all_vnodes: list[vnode] = []
         self.nrecycled = 0
+        # the vector of a vnode with no file system (miscfs/deadfs/dead_vnops.c): it can be
+        # locked and released; everything else is EOPNOTSUPP. One per machine, as each
+        # emulated kernel has its own lock manager.
+        self.dead_vnodeop = vnodeops("dead", lock=self.genfs_lock, unlock=self.genfs_unlock,
+                                     inactive=self._dead_inactive, reclaim=self._nullop,
+                                     fsync=self._nullop, putpages=self._nullop)
 
     def global_locks(self) -> dict[str, simplelock]:
         return {
@@ -65,9 +84,11 @@ class VfsSubr:
         return Panic(msg, where, [call_chain(2)], self.m.time())
 
     # ---- vnode allocation and recycling -----------------------------------------------------
-    def getnewvnode(self, tag: str, mp: Any) -> Generator[Any, Any, vnode]:
-        """Allocate a vnode: a new one while under maxvnodes, else recycle the free list's
-        head (getcleanvnode), cleaning it with vclean; sleep on lbolt if none is free."""
+    def getnewvnode(self, tag: str, mp: Any, vops: vnodeops | None = None
+                    ) -> Generator[Any, Any, vnode]:
+        """Allocate a vnode with the operations vector `vops`: a new one while under
+        maxvnodes, else recycle the free list's head (getcleanvnode), cleaning it with
+        vclean; sleep on lbolt if none is free."""
         L = self.L
         p = self.k.proto
         while True:
@@ -87,6 +108,7 @@ class VfsSubr:
         vp.v_type = VNON
         vp.v_tag = tag
         vp.v_mount = mp
+        vp.v_op = vops if vops is not None else self.dead_vnodeop
         s = p.vi_lock(vp)
         vp.v_usecount = 1
         vp.v_flag = 0
@@ -146,13 +168,15 @@ class VfsSubr:
             return
         vp.v_flag |= VXLOCK
         p.vi_unlock(vp, s)
-        fs = self.k.fs_of(vp)
-        if fs is not None:
+        if vp.v_op is not self.dead_vnodeop:
             err = yield from self.vinvalbuf(vp, save=True)
             if err:
                 # as vclean: what cannot be saved is thrown away
                 yield from self.vinvalbuf(vp, save=False)
-            fs.reclaim(vp)
+            yield from VOP_RECLAIM(vp)
+        self.k.namecache.cache_purge(vp)
+        vp.v_vid += 1
+        vp.v_op = self.dead_vnodeop
         s = p.vi_lock(vp)
         vp.v_flag &= ~VXLOCK
         want = vp.v_flag & VXWANT
@@ -162,6 +186,17 @@ class VfsSubr:
             self.m.wakeup(vp)
         vp.v_type = VBAD
         vp.v_data = None
+
+    def vrecycle(self, vp: vnode) -> Generator[Any, Any, bool]:
+        """Recycle an unused vnode at once (ufs_inactive of a freed inode): vgonel if no one
+        holds a reference. True if it was recycled."""
+        p = self.k.proto
+        s = p.vi_lock(vp)
+        if vp.v_usecount == 0:
+            yield from self.vgonel(vp, s)
+            return True
+        p.vi_unlock(vp, s)
+        return False
 
     # ---- references -------------------------------------------------------------------------
     def vget(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
@@ -227,12 +262,9 @@ class VfsSubr:
             raise self.panic(f"vrele: ref cnt vp {vp.v_id}")
         self._to_free_list(vp)
         p.vi_unlock(vp, s)
-        fs = self.k.fs_of(vp)
-        if fs is not None:
-            err = yield from self.vn_lock(vp, LK_EXCLUSIVE)
-            if err == 0:
-                yield from fs.inactive(vp)
-                yield from self.vn_unlock(vp)
+        err = yield from self.vn_lock(vp, LK_EXCLUSIVE)
+        if err == 0:
+            yield from VOP_INACTIVE(vp)        # unlocks the vnode
 
     def vrele_nolock(self, vp: vnode) -> None:
         """The expanded vrele of vget's failure path: no VOP_INACTIVE."""
@@ -292,11 +324,21 @@ class VfsSubr:
 
     # ---- the vnode lock (vn_lock / VOP_LOCK) ---------------------------------------------------
     def vn_lock(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
+        """vn_lock (vfs_vnops.c): VOP_LOCK of the vnode's file system (genfs_lock)."""
+        return VOP_LOCK(vp, flags)
+
+    def vn_unlock(self, vp: vnode) -> Generator[Any, Any, int]:
+        return VOP_UNLOCK(vp, 0)
+
+    def genfs_lock(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
+        """genfs_lock (miscfs/genfs/genfs_vnops.c): lockmgr on v_lock. 2.0 passes
+        v_interlock for LK_INTERLOCK hand-offs; they are not modelled yet (docs/model.md)."""
         err: int = yield from self.L.lockmgr(vp.v_lock, flags & ~LK_INTERLOCK)
         return err
 
-    def vn_unlock(self, vp: vnode) -> Generator[Any, Any, None]:
-        yield from self.L.lockmgr(vp.v_lock, LK_RELEASE)
+    def genfs_unlock(self, vp: vnode, flags: int = 0) -> Generator[Any, Any, int]:
+        err: int = yield from self.L.lockmgr(vp.v_lock, LK_RELEASE)
+        return err
 
     # ---- output accounting ------------------------------------------------------------------
     def vwakeup(self, bp: buf) -> None:
@@ -414,15 +456,14 @@ class VfsSubr:
     def vinvalbuf(self, vp: vnode, save: bool) -> Generator[Any, Any, int]:
         """Flush (if `save`) and invalidate all pages and buffers of a vnode."""
         k = self.k
-        err: int = yield from k.genfs.putpages(vp, 0, 0, clean=save, free=True, sync=True)
+        err: int = yield from VOP_PUTPAGES(vp, 0, 0, (PGO_CLEANIT | PGO_SYNCIO if save else 0)
+                                           | PGO_FREE)
         if err:
             return err
         if save:
-            fs = k.fs_of(vp)
-            if fs is not None:
-                err = yield from fs.fsync(vp, wait=True, dataonly=False)
-                if err:
-                    return err
+            err = yield from VOP_FSYNC(vp, FSYNC_WAIT)
+            if err:
+                return err
         bio = k.bio
         p = k.proto
         while True:
@@ -443,3 +484,34 @@ class VfsSubr:
                     break
                 bio.set_flags_inval(bp)
                 bio.brelse(bp)
+
+    def vtruncbuf(self, vp: vnode, lbn: int) -> Generator[Any, Any, int]:
+        """Invalidate a vnode's buffers at or past logical block `lbn` (vfs_subr.c's
+        vtruncbuf, used by ffs_truncate for directory blocks)."""
+        k = self.k
+        p = k.proto
+        while True:
+            s = p.buflist_lock(vp)
+            victims = [bp for bp in (*vp.v_cleanblkhd, *vp.v_dirtyblkhd)
+                       if bp.b_lblkno >= lbn]
+            p.buflist_unlock(vp, s)
+            if not victims:
+                return 0
+            for bp in victims:
+                if not (yield from k.bio.bbusy(bp, "vtruncbuf")):
+                    break
+                if bp.b_vp is vp:
+                    k.bio.set_flags_inval(bp)
+                k.bio.brelse(bp)
+
+
+    def _dead_inactive(self, vp: vnode) -> Generator[Any, Any, int]:
+        """dead_inactive: nothing to do but drop the lock VOP_INACTIVE was given."""
+        err: int = yield from self.genfs_unlock(vp)
+        return err
+
+    @staticmethod
+    def _nullop(*args: Any) -> Generator[Any, Any, int]:
+        """genfs_nullop."""
+        yield from ()
+        return 0

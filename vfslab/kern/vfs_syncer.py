@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vfslab.kern.guards import declare_guards
 from vfslab.kern.lock import LK_EXCLUSIVE, LK_NOWAIT
 from vfslab.kern.vnode import vnode
+from vfslab.kern.vnode_if import FSYNC_LAZY, VOP_FSYNC
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
@@ -139,9 +140,7 @@ class Syncer:
                 if vp is None:
                     break
                 if (yield from vfs.vn_lock(vp, LK_EXCLUSIVE | LK_NOWAIT)) == 0:
-                    fs = k.fs_of(vp)
-                    if fs is not None:
-                        yield from fs.fsync(vp, wait=False, dataonly=False, lazy=True)
+                    yield from VOP_FSYNC(vp, FSYNC_LAZY)
                     self.stats.vnodes_synced += 1
                     yield from vfs.vn_unlock(vp)
                 else:

@@ -1,8 +1,11 @@
-"""File system calls (sys/kern/vfs_syscalls.c, sys_generic.c, kern_descrip.c of NetBSD 2.0):
-descriptors and open files, and the calls a workload makes, with errno semantics.
+"""File system calls (sys/kern/vfs_syscalls.c 1.205, NetBSD 2.0): open, the calls on path
+names (namei and the VOP layer, with 2.0's lock protocol: LOCKPARENT|LOCKLEAF for remove,
+WANTPARENT for a rename's source, ...) and the calls on open vnodes (fsync, ftruncate, lseek).
 
-Each call is a generator returning an int: >= 0 on success, a negative errno on failure (the
-raw-syscall convention the workload readers use).
+`Syscalls` is the machine's system-call table; the read/write calls are in sys_generic.py,
+the descriptor calls in kern_descrip.py, mmap's in uvm_mmap.py. Each returns >= 0 on success
+or a negative errno (the raw-syscall convention the workload readers use); inside the kernel
+errors are positive, as in C.
 """
 
 from __future__ import annotations
@@ -10,169 +13,104 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from vfslab.kern import kern_descrip, sys_generic, uvm_mmap
 from vfslab.kern.fcntl import (
     EBADF,
+    EBUSY,
     EINVAL,
     EISDIR,
     EMFILE,
-    O_ACCMODE,
-    O_APPEND,
-    O_DIRECT,
-    O_DSYNC,
-    O_RDONLY,
-    O_RDWR,
-    O_SYNC,
+    ENOTDIR,
     O_WRONLY,
     SEEK_CUR,
     SEEK_END,
     SEEK_SET,
 )
+from vfslab.kern.kern_descrip import cwdinfo, file, filedesc
 from vfslab.kern.lock import LK_EXCLUSIVE
-from vfslab.kern.vnode import VDIR, vnode
+from vfslab.kern.vfs_lookup import (
+    CREATE,
+    DELETE,
+    LOCKLEAF,
+    LOCKPARENT,
+    LOOKUP,
+    NDINIT,
+    NOCACHE,
+    RENAME,
+    WANTPARENT,
+    namei,
+)
+from vfslab.kern.vfs_vnops import vn_open
+from vfslab.kern.vnode import VDIR
+from vfslab.kern.vnode_if import (
+    FSYNC_DATAONLY,
+    FSYNC_WAIT,
+    VOP_FSYNC,
+    VOP_MKDIR,
+    VOP_REMOVE,
+    VOP_RENAME,
+    VOP_RMDIR,
+    VOP_SETATTR,
+)
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
+    from vfslab.kern.vnode import vnode
 
-NOFILE = 1024
+NOFILE = kern_descrip.NOFILE
 GEN = Generator[Any, Any, int]
-
-
-class file:  # noqa: N801  (struct file)
-    """An open file: shared by dup'ed descriptors."""
-
-    __slots__ = ("f_vp", "f_flag", "f_offset", "f_count")
-
-    def __init__(self, vp: vnode, flags: int) -> None:
-        self.f_vp = vp
-        self.f_flag = flags
-        self.f_offset = 0
-        self.f_count = 1
-
-    def readable(self) -> bool:
-        return self.f_flag & O_ACCMODE in (O_RDONLY, O_RDWR)
-
-    def writable(self) -> bool:
-        return self.f_flag & O_ACCMODE in (O_WRONLY, O_RDWR)
-
-
-class filedesc:  # noqa: N801  (struct filedesc)
-    __slots__ = ("fd_ofiles",)
-
-    def __init__(self) -> None:
-        self.fd_ofiles: dict[int, file] = {}
-
-    def fdalloc(self, want: int = 0) -> int:
-        fd = want
-        while fd in self.fd_ofiles:
-            fd += 1
-        return fd if fd < NOFILE else -1
+EEXIST = 17
 
 
 class Syscalls:
-    """The system calls of one machine; `p` is the calling process's filedesc."""
+    """The system calls of one machine. `fdp` is the caller's descriptor table, `cwd` its
+    current directory (cwdinfo)."""
 
     def __init__(self, k: Kernel) -> None:
         self.k = k
         self.m = k.m
 
-    def _fs(self) -> Any:
-        return self.k.rootfs
-
-    def _get(self, fdp: filedesc, fd: int) -> file | None:
-        return fdp.fd_ofiles.get(fd)
-
-    # ---- open and close ---------------------------------------------------------------------
-    def sys_open(self, fdp: filedesc, path: str, flags: int, mode: int = 0o644) -> GEN:
-        fs = self._fs()
-        self.m.charge(self.m.costs.fs_op)
-        err, vp = yield from fs.open_path(path, flags, mode)
-        if err:
-            return -err
+    # ---- open and descriptors -----------------------------------------------------------------
+    def sys_open(self, fdp: filedesc, path: str, flags: int, mode: int = 0o644,
+                 cwd: cwdinfo | None = None) -> GEN:
+        k = self.k
         fd = fdp.fdalloc()
         if fd < 0:
-            yield from self.k.vfs.vrele(vp)
             return -EMFILE
+        err, vp = yield from vn_open(k, path, flags, mode, _cdir(cwd))
+        if err:
+            return -err
+        assert vp is not None
+        yield from k.vfs.vn_unlock(vp)
+        fd = fdp.fdalloc()
         fdp.fd_ofiles[fd] = file(vp, flags)
         return fd
 
     def sys_close(self, fdp: filedesc, fd: int) -> GEN:
-        fp = fdp.fd_ofiles.pop(fd, None)
-        if fp is None:
-            return -EBADF
-        fp.f_count -= 1
-        if fp.f_count == 0:
-            yield from self.k.vfs.vrele(fp.f_vp)
-        return 0
+        return (yield from kern_descrip.sys_close(self.k, fdp, fd))
 
     def sys_dup(self, fdp: filedesc, fd: int) -> GEN:
-        fp = self._get(fdp, fd)
-        if fp is None:
-            return -EBADF
-        nfd = fdp.fdalloc()
-        if nfd < 0:
-            return -EMFILE
-        fp.f_count += 1
-        fdp.fd_ofiles[nfd] = fp
-        yield from ()
-        return nfd
+        return (yield from kern_descrip.sys_dup(self.k, fdp, fd))
 
     def sys_dup2(self, fdp: filedesc, fd: int, nfd: int) -> GEN:
-        fp = self._get(fdp, fd)
-        if fp is None or nfd < 0 or nfd >= NOFILE:
-            return -EBADF
-        if nfd == fd:
-            return nfd
-        if nfd in fdp.fd_ofiles:
-            yield from self.sys_close(fdp, nfd)
-        fp.f_count += 1
-        fdp.fd_ofiles[nfd] = fp
-        return nfd
+        return (yield from kern_descrip.sys_dup2(self.k, fdp, fd, nfd))
+
+    def sys_fstat(self, fdp: filedesc, fd: int) -> GEN:
+        return (yield from kern_descrip.sys_fstat(self.k, fdp, fd))
 
     # ---- data -------------------------------------------------------------------------------
     def sys_read(self, fdp: filedesc, fd: int, n: int, off: int = -1) -> GEN:
-        fp = self._get(fdp, fd)
-        if fp is None or not fp.readable():
-            return -EBADF
-        if n < 0:
-            return -EINVAL
-        vp = fp.f_vp
-        if vp.v_type == VDIR:
-            return -EISDIR
-        pos = fp.f_offset if off < 0 else off
-        fs = self._fs()
-        got: int = yield from fs.read(vp, pos, n, fs.IO_DIRECT if fp.f_flag & O_DIRECT else 0)
-        if got > 0 and off < 0:
-            fp.f_offset = pos + got
-        return got
+        if off < 0:
+            return (yield from sys_generic.sys_read(self.k, fdp, fd, n))
+        return (yield from sys_generic.sys_pread(self.k, fdp, fd, n, off))
 
     def sys_write(self, fdp: filedesc, fd: int, n: int, off: int = -1) -> GEN:
-        fp = self._get(fdp, fd)
-        if fp is None or not fp.writable():
-            return -EBADF
-        if n < 0:
-            return -EINVAL
-        fs = self._fs()
-        vp = fp.f_vp
-        ioflag = 0
-        flags = fp.f_flag
-        if flags & O_APPEND and off < 0:
-            ioflag |= fs.IO_APPEND
-        if flags & O_DIRECT:
-            ioflag |= fs.IO_DIRECT
-        if flags & O_SYNC:
-            ioflag |= fs.IO_SYNC
-        elif flags & O_DSYNC:
-            ioflag |= fs.IO_DSYNC
-        pos = fp.f_offset if off < 0 else off
-        if ioflag & fs.IO_APPEND:
-            pos = vp.v_size
-        got: int = yield from fs.write(vp, pos, n, ioflag)
-        if got > 0 and off < 0:
-            fp.f_offset = pos + got
-        return got
+        if off < 0:
+            return (yield from sys_generic.sys_write(self.k, fdp, fd, n))
+        return (yield from sys_generic.sys_pwrite(self.k, fdp, fd, n, off))
 
     def sys_lseek(self, fdp: filedesc, fd: int, off: int, whence: int) -> GEN:
-        fp = self._get(fdp, fd)
+        fp = fdp.fd_ofiles.get(fd)
         if fp is None:
             return -EBADF
         if whence == SEEK_SET:
@@ -190,123 +128,222 @@ class Syscalls:
         return new
 
     def sys_fsync(self, fdp: filedesc, fd: int, dataonly: bool = False) -> GEN:
-        fp = self._get(fdp, fd)
+        """sys_fsync / sys_fdatasync: VOP_FSYNC(FSYNC_WAIT) under the vnode lock, so that a
+        write(2) in progress (its O_SYNC inode update above all) finishes first."""
+        fp = fdp.fd_ofiles.get(fd)
         if fp is None:
             return -EBADF
-        # as 2.0's sys_fsync, under the vnode lock: a write(2) in progress (its O_SYNC inode
-        # update above all) finishes first, or this fsync could return while the inode block
-        # that write is putting on the disk is still in flight (found by the crash tests)
         vp = fp.f_vp
         vfs = self.k.vfs
         yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
-        err: int = yield from self._fs().fsync(vp, wait=True, dataonly=dataonly)
+        err: int = yield from VOP_FSYNC(vp, FSYNC_WAIT | (FSYNC_DATAONLY if dataonly else 0))
         yield from vfs.vn_unlock(vp)
         return -err if err else 0
 
     def sys_sync(self) -> GEN:
-        for mp in self.k.mounts:
-            yield from mp.fs.sync(wait=False, lazy=False)
+        """VFS_SYNC(MNT_NOWAIT) of every mount."""
+        for mp in list(self.k.mounts):
+            yield from mp.mnt_op.sync(mp, False)
         return 0
 
     def sys_ftruncate(self, fdp: filedesc, fd: int, length: int) -> GEN:
-        fp = self._get(fdp, fd)
-        if fp is None or not fp.writable():
-            return -EBADF if fp is None else -EINVAL
-        if length < 0:
+        fp = fdp.fd_ofiles.get(fd)
+        if fp is None:
+            return -EBADF
+        if not fp.writable() or length < 0:
             return -EINVAL
-        err: int = yield from self._fs().truncate(fp.f_vp, length)
+        return (yield from self._setsize(fp.f_vp, length))
+
+    def _setsize(self, vp: vnode, length: int) -> GEN:
+        vfs = self.k.vfs
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        err: int = EISDIR if vp.v_type == VDIR else \
+            (yield from VOP_SETATTR(vp, {"size": length}))
+        yield from vfs.vn_unlock(vp)
         return -err if err else 0
 
     def sys_fallocate(self, fdp: filedesc, fd: int, off: int, length: int) -> GEN:
-        """posix_fallocate: make [off, off+len) allocated; the file grows if needed."""
-        fp = self._get(fdp, fd)
+        """posix_fallocate (a later call than 2.0): the file grows to cover the range, as a
+        hole; blocks are allocated when written."""
+        fp = fdp.fd_ofiles.get(fd)
         if fp is None or not fp.writable():
             return -EBADF
         if off < 0 or length <= 0:
             return -EINVAL
-        fs = self._fs()
-        alloc = getattr(fs, "allocate", None)
-        if alloc is not None:
-            err: int = yield from alloc(fp.f_vp, off, length)
-            return -err if err else 0
         if off + length > fp.f_vp.v_size:
-            err = yield from fs.truncate(fp.f_vp, off + length)
-            return -err if err else 0
+            return (yield from self._setsize(fp.f_vp, off + length))
         return 0
 
-    def sys_fstat(self, fdp: filedesc, fd: int) -> GEN:
-        fp = self._get(fdp, fd)
-        if fp is None:
-            return -EBADF
-        yield from ()
-        return fp.f_vp.v_size
-
     def sys_mmap_write(self, fdp: filedesc, fd: int, off: int, length: int) -> GEN:
-        """Stores through a shared writable mapping: the pages are dirtied by faults."""
-        fp = self._get(fdp, fd)
-        if fp is None or not fp.writable():
-            return -EBADF
-        size = fp.f_vp.v_size
-        if off < 0 or length < 0:
-            return -EINVAL
-        if off >= size:
-            return 0
-        n = min(length, size - off)
-        got: int = yield from self._fs().write(fp.f_vp, off, n, self._fs().IO_MMAP)
-        return got
+        return (yield from uvm_mmap.sys_mmap_write(self.k, fdp, fd, off, length))
 
     def sys_msync(self, fdp: filedesc, fd: int, off: int, length: int) -> GEN:
-        fp = self._get(fdp, fd)
-        if fp is None:
-            return -EBADF
-        err: int = yield from self.k.genfs.putpages(fp.f_vp, off, off + length, clean=True,
-                                                    sync=True)
-        return -err if err else 0
+        return (yield from uvm_mmap.sys_msync(self.k, fdp, fd, off, length))
 
     # ---- names ------------------------------------------------------------------------------
-    def sys_stat(self, path: str) -> GEN:
-        fs = self._fs()
-        self.m.charge(self.m.costs.fs_op)
-        err, vp = yield from fs.lookup_path(path)
+    def sys_stat(self, path: str, cwd: cwdinfo | None = None) -> GEN:
+        """sys___stat13: namei(LOOKUP, LOCKLEAF), vn_stat (the size), vput."""
+        k = self.k
+        nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
+        err = yield from namei(k, nd)
         if err:
             return -err
-        size: int = vp.v_size
-        yield from self.k.vfs.vrele(vp)
+        vp = nd.ni_vp
+        assert vp is not None
+        size = vp.v_size
+        yield from k.vfs.vput(vp)
         return size
 
-    def sys_truncate(self, path: str, length: int) -> GEN:
-        fs = self._fs()
-        err, vp = yield from fs.lookup_path(path)
+    def sys_truncate(self, path: str, length: int, cwd: cwdinfo | None = None) -> GEN:
+        k = self.k
+        if length < 0:
+            return -EINVAL
+        nd = NDINIT(LOOKUP, 0, path, _cdir(cwd))
+        err = yield from namei(k, nd)
         if err:
             return -err
-        if vp.v_type == VDIR:
-            rv = -EISDIR
-        else:
-            e = yield from fs.truncate(vp, length)
-            rv = -e if e else 0
-        yield from self.k.vfs.vrele(vp)
+        vp = nd.ni_vp
+        assert vp is not None
+        rv = yield from self._setsize(vp, length)
+        yield from k.vfs.vrele(vp)
         return rv
 
-    def _pathop(self, name: str, *args: Any) -> GEN:
-        self.m.charge(self.m.costs.fs_op)
-        err: int = yield from getattr(self._fs(), name)(*args)
+    def sys_mkdir(self, path: str, mode: int = 0o755, cwd: cwdinfo | None = None) -> GEN:
+        k = self.k
+        vfs = k.vfs
+        nd = NDINIT(CREATE, LOCKPARENT, path, _cdir(cwd))
+        err = yield from namei(k, nd)
+        if err:
+            return -err
+        dvp = nd.ni_dvp
+        assert dvp is not None
+        if nd.ni_vp is not None:
+            vp = nd.ni_vp
+            if dvp is vp:
+                yield from vfs.vrele(dvp)
+            else:
+                yield from vfs.vput(dvp)
+            yield from vfs.vrele(vp)
+            return -EEXIST
+        err, nvp = yield from VOP_MKDIR(dvp, nd.ni_cnd, mode & 0o7777)     # vputs dvp
+        if not err and nvp is not None:
+            yield from vfs.vput(nvp)
         return -err if err else 0
 
-    def sys_unlink(self, path: str) -> GEN:
-        return (yield from self._pathop("unlink", path))
+    def sys_unlink(self, path: str, cwd: cwdinfo | None = None) -> GEN:
+        k = self.k
+        vfs = k.vfs
+        nd = NDINIT(DELETE, LOCKPARENT | LOCKLEAF, path, _cdir(cwd))
+        err = yield from namei(k, nd)
+        if err:
+            return -err
+        dvp, vp = nd.ni_dvp, nd.ni_vp
+        assert dvp is not None and vp is not None
+        if vp is k.rootvnode or dvp is vp:
+            if dvp is vp:
+                yield from vfs.vrele(dvp)
+            else:
+                yield from vfs.vput(dvp)
+            yield from vfs.vput(vp)
+            return -EBUSY
+        err = yield from VOP_REMOVE(dvp, vp, nd.ni_cnd)        # vputs both
+        return -err if err else 0
 
-    def sys_rmdir(self, path: str) -> GEN:
-        return (yield from self._pathop("rmdir", path))
+    def sys_rmdir(self, path: str, cwd: cwdinfo | None = None) -> GEN:
+        k = self.k
+        vfs = k.vfs
+        nd = NDINIT(DELETE, LOCKPARENT | LOCKLEAF, path, _cdir(cwd))
+        err = yield from namei(k, nd)
+        if err:
+            return -err
+        dvp, vp = nd.ni_dvp, nd.ni_vp
+        assert dvp is not None and vp is not None
+        if vp.v_type != VDIR:
+            err = ENOTDIR
+        elif dvp is vp:
+            err = EINVAL                      # rmdir(".")
+        elif vp is k.rootvnode:
+            err = EBUSY
+        if err:
+            if dvp is vp:
+                yield from vfs.vrele(dvp)
+            else:
+                yield from vfs.vput(dvp)
+            yield from vfs.vput(vp)
+            return -err
+        err = yield from VOP_RMDIR(dvp, vp, nd.ni_cnd)         # vputs both
+        return -err if err else 0
 
-    def sys_mkdir(self, path: str, mode: int = 0o755) -> GEN:
-        return (yield from self._pathop("mkdir", path, mode))
+    def sys_rename(self, old: str, new: str, cwd: cwdinfo | None = None) -> GEN:
+        """rename_files: the source by namei(DELETE, WANTPARENT) (referenced, unlocked), the
+        target by namei(RENAME, LOCKPARENT|LOCKLEAF|NOCACHE) (locked), the checks of 2.0,
+        then VOP_RENAME, which releases all four."""
+        k = self.k
+        vfs = k.vfs
+        cdir = _cdir(cwd)
+        fromnd = NDINIT(DELETE, WANTPARENT, old, cdir)
+        err = yield from namei(k, fromnd)
+        if err:
+            return -err
+        fdvp, fvp = fromnd.ni_dvp, fromnd.ni_vp
+        assert fdvp is not None and fvp is not None
+        tond = NDINIT(RENAME, LOCKPARENT | LOCKLEAF | NOCACHE, new, cdir)
+        err = yield from namei(k, tond)
+        if err:
+            yield from vfs.vrele(fdvp)
+            yield from vfs.vrele(fvp)
+            return -err
+        tdvp, tvp = tond.ni_dvp, tond.ni_vp
+        assert tdvp is not None
+        if tvp is not None:
+            if fvp.v_type == VDIR and tvp.v_type != VDIR:
+                err = ENOTDIR
+            elif fvp.v_type != VDIR and tvp.v_type == VDIR:
+                err = EISDIR
+        if not err and fvp is tdvp:
+            err = EINVAL
+        if not err and fvp is tvp and fdvp is tdvp and \
+                fromnd.ni_cnd.cn_nameptr == tond.ni_cnd.cn_nameptr:
+            err = -1                          # the same name: nothing to do
+        if err:
+            if tdvp is tvp:
+                yield from vfs.vrele(tdvp)
+            else:
+                yield from vfs.vput(tdvp)
+            if tvp is not None:
+                yield from vfs.vput(tvp)
+            yield from vfs.vrele(fdvp)
+            yield from vfs.vrele(fvp)
+            return 0 if err == -1 else -err
+        err = yield from VOP_RENAME(fdvp, fvp, fromnd.ni_cnd, tdvp, tvp, tond.ni_cnd)
+        return -err if err else 0
 
-    def sys_rename(self, old: str, new: str) -> GEN:
-        return (yield from self._pathop("rename", old, new))
+    def sys_chdir(self, path: str, cwd: cwdinfo) -> GEN:
+        """Change the process's current directory (namei LOCKLEAF, must be a directory)."""
+        k = self.k
+        nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
+        err = yield from namei(k, nd)
+        if err:
+            return -err
+        vp = nd.ni_vp
+        assert vp is not None
+        if vp.v_type != VDIR:
+            yield from k.vfs.vput(vp)
+            return -ENOTDIR
+        yield from k.vfs.vn_unlock(vp)
+        old = cwd.cwdi_cdir
+        cwd.cwdi_cdir = vp
+        if old is not None:
+            yield from k.vfs.vrele(old)
+        return 0
 
     def close_all(self, fdp: filedesc) -> Generator[Any, Any, None]:
         for fd in sorted(fdp.fd_ofiles):
             yield from self.sys_close(fdp, fd)
 
 
-__all__ = ["O_WRONLY", "Syscalls", "file", "filedesc"]
+def _cdir(cwd: cwdinfo | None) -> vnode | None:
+    return cwd.cwdi_cdir if cwd is not None else None
+
+
+__all__ = ["NOFILE", "O_WRONLY", "Syscalls", "cwdinfo", "file", "filedesc"]

@@ -81,7 +81,7 @@ class vnode:  # noqa: N801
     __slots__ = ("v_id", "v_type", "v_flag", "v_usecount", "v_holdcnt", "v_writecount",
                  "v_numoutput", "v_interlock", "v_lock", "v_uobj", "v_size", "v_dirtyblkhd",
                  "v_cleanblkhd", "v_synclist", "v_freelist", "v_mount", "v_data",
-                 "v_specmountpoint", "v_tag", "v_proto", "v_dirtied_at",
+                 "v_specmountpoint", "v_tag", "v_proto", "v_dirtied_at", "v_op", "v_vid",
                  "__weakref__")
 
     def __init__(self, v_id: int) -> None:
@@ -108,6 +108,10 @@ class vnode:  # noqa: N801
         # the locking protocol's own per-vnode state (Protocol.vnode_state), as v_data is
         # the file system's: a protocol adds locks and fields here, not to struct vnode
         self.v_proto: Any = None
+        self.v_op: Any = None         # the vnode-operations vector of its file system (vnodeops)
+        # the capability number (2.0's v_id): changes when the vnode is recycled, so that a
+        # name-cache entry made before is recognised as stale
+        self.v_vid = 0
         self.v_dirtied_at = -1        # when it last went from clean to dirty (policies, metrics)
 
     def __repr__(self) -> str:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from vfslab.errors import InputError
 from vfslab.kern.buf import B_DELWRI
 from vfslab.kern.notify import KernelObserver
+from vfslab.kern.vnode_if import VOP_UPDATE
 from vfslab.sim.callout import periodic
 
 if TYPE_CHECKING:
@@ -219,14 +220,9 @@ class WritebackPolicy(KernelObserver):
         oldest of those pages was dirtied) the block is dated back to then: the data is
         reachable on disk only once the inode block holding its pointers is there, so the
         promise on the data's age holds only if the block is due when the data is."""
-        fs = self.k.fs_of(vp)
-        if fs is None:
+        if vp.v_data is None:
             return
-        yield from fs.update_vnode(vp)
-        if since >= 0:
-            bp = fs.inode_buf(vp)
-            if bp is not None:
-                self.k.bio.bbackdate(bp, since)
+        yield from VOP_UPDATE(vp, 0, since)
 
     # ---- throttling -------------------------------------------------------------------------
     def pause(self, vp: vnode, ns: int, wmesg: str = "throttle") -> GEN:

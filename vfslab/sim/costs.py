@@ -28,6 +28,7 @@ class CostModel:
     driver_start: int = 2000     # strategy routine and controller programming
     driver_done: int = 1500      # completion status read in the handler
     fs_op: int = 1500            # namei component, inode work of a metadata syscall
+    dirent_scan: int = 20        # ufs_lookup: one directory entry compared (namlen, bcmp)
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -1,0 +1,136 @@
+"""Allocating a file's blocks (sys/ufs/ffs/ffs_balloc.c 1.34, NetBSD 2.0): ffs_balloc over a
+byte range, with the indirect blocks it needs.
+
+A new indirect block is written with wait (bwrite) before the block it points to can be used,
+an updated one as a delayed write, as 2.0 does without soft updates; with B_SYNC (`dirop`:
+ufs_direnter asks for it) updated pointer blocks are written with wait too, so that a
+directory's new block is reachable on disk before entries are put in it. Under MNT_ASYNC
+everything is delayed.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.fs.ffs_alloc import ffs_alloc
+from vfslab.fs.ufs_bmap import bmap_lbn, indir_ptrs
+from vfslab.fs.ufs_layout import BSIZE, NDADDR, NINDIR, SECTORS
+
+if TYPE_CHECKING:
+    from vfslab.fs.inode import inode
+    from vfslab.kern.vnode import vnode
+
+ENOSPC = 28
+CHUNK = 64 * 1024
+GEN = Generator[Any, Any, int]
+
+
+def write_indir(ip: inode, ilbn: int, blk: int, ptrs: list[int], wait: bool) -> GEN:
+    """Put `ptrs` into indirect block `ilbn` at disk block `blk` (getblk, b_blkno set as
+    ffs_balloc sets nbp->b_blkno) and write it: with wait, or delayed."""
+    vp = ip.vp
+    assert vp is not None
+    ump = ip.ump
+    bp = yield from ump.k.bio.bget(vp, ilbn, BSIZE)
+    bp.b_blkno = blk * SECTORS
+    bp.b_data[0] = bytearray(struct.pack(f"<{NINDIR}I", *ptrs))
+    ip.ind[ilbn] = ptrs
+    yield from ump.meta_write(bp, wait)
+    return 0
+
+
+def ffs_balloc(vp: vnode, off: int, n: int, dirop: bool = False) -> GEN:
+    """Allocate the blocks of [off, off+n) that are holes, in runs contiguous on disk where
+    the allocator can, each run's pointers updated in one pointer-block write."""
+    ip: inode = vp.v_data
+    sync = not ip.ump.async_
+    lbn = off // BSIZE
+    last = (off + n - 1) // BSIZE
+    if ip.maxlbn < 0:
+        ip.maxlbn = yield from maxlbn(ip)
+    while lbn <= last:
+        if lbn < ip.maxlbn and (yield from bmap_lbn(ip, lbn)) >= 0:
+            lbn += 1
+            continue
+        # a run of holes within one pointer block (the inode's direct pointers or one
+        # indirect block), so that one write updates all its pointers
+        region_end = NDADDR if lbn < NDADDR else \
+            NDADDR + ((lbn - NDADDR) // NINDIR + 1) * NINDIR
+        end = lbn + 1
+        while end <= last and end < region_end and \
+                (end >= ip.maxlbn or (yield from bmap_lbn(ip, end)) < 0):
+            end += 1
+        pref = ip.nextalloc or ip.ump.rotor
+        err, blocks = yield from ffs_alloc(ip.ump, pref, end - lbn)
+        if err:
+            return err
+        err = yield from set_ptrs(ip, lbn, blocks, sync, dirop)
+        if err:
+            return err
+        lbn += len(blocks)
+        ip.nextalloc = blocks[-1] + 1
+        ip.dirty = True
+        if lbn > ip.maxlbn:
+            ip.maxlbn = lbn
+    return 0
+
+
+def maxlbn(ip: inode) -> Generator[Any, Any, int]:
+    """One past the last mapped block (scanning from the size; a failed write can leave
+    blocks just past it)."""
+    lbn = (ip.d.size + BSIZE - 1) // BSIZE + CHUNK // BSIZE
+    while lbn > 0 and (yield from bmap_lbn(ip, lbn - 1)) < 0:
+        lbn -= 1
+    return lbn
+
+
+def set_ptrs(ip: inode, lbn: int, blocks: list[int], sync: bool, dirop: bool = False) -> GEN:
+    """Point lbn, lbn+1, ... (all in one pointer block) at `blocks`."""
+    d = ip.d
+    ump = ip.ump
+    if lbn < NDADDR:
+        for i, b in enumerate(blocks):
+            d.db[lbn + i] = b
+        return 0
+    if lbn < NDADDR + NINDIR:
+        new = False
+        if not d.ib:
+            err, got = yield from ffs_alloc(ump, ump.rotor, 1)
+            if err:
+                return err
+            d.ib = got[0]
+            ip.ind[-1] = [0] * NINDIR
+            new = True
+        ptrs = list((yield from indir_ptrs(ip, -1, d.ib)))
+        base = lbn - NDADDR
+        ptrs[base:base + len(blocks)] = blocks
+        return (yield from write_indir(ip, -1, d.ib, ptrs, sync and (new or dirop)))
+    i = lbn - NDADDR - NINDIR
+    if i + len(blocks) > NINDIR * NINDIR:
+        return ENOSPC
+    if not d.dib:
+        err, got = yield from ffs_alloc(ump, ump.rotor, 1)
+        if err:
+            return err
+        d.dib = got[0]
+        ip.ind[-2] = [0] * NINDIR
+        yield from write_indir(ip, -2, d.dib, [0] * NINDIR, sync)
+    top = list((yield from indir_ptrs(ip, -2, d.dib)))
+    j = i // NINDIR
+    mid = top[j]
+    new = False
+    if not mid:
+        err, got = yield from ffs_alloc(ump, ump.rotor, 1)
+        if err:
+            return err
+        mid = got[0]
+        top[j] = mid
+        ip.ind[-3 - j] = [0] * NINDIR
+        yield from write_indir(ip, -2, d.dib, top, sync and dirop)
+        new = True
+    ptrs = list((yield from indir_ptrs(ip, -3 - j, mid)))
+    base = i % NINDIR
+    ptrs[base:base + len(blocks)] = blocks
+    return (yield from write_indir(ip, -3 - j, mid, ptrs, sync and (new or dirop)))

@@ -1,0 +1,242 @@
+"""Mounting FFS (sys/ufs/ffs/ffs_vfsops.c 1.146, NetBSD 2.0): ffs_mountroot/ffs_mountfs,
+ffs_unmount, ffs_sync, ffs_vget, ffs_sbupdate, ffs_statfs, ffs_root, and struct ufsmount.
+
+vfslab's FFS has one cylinder group and no fragments (docs/model.md): the superblock, the
+two bitmaps (blocks, inodes) and the inode table are metadata buffers on the device vnode.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.fs.inode import inode
+from vfslab.fs.ufs_ihash import ufs_ihashins, ufs_ihashlookup, ufs_ihashrem
+from vfslab.fs.ufs_layout import BSIZE, ROOTINO, SECTORS, Dinode, Superblock
+from vfslab.kern.init_main import mount
+from vfslab.kern.lock import LK_EXCLUSIVE
+from vfslab.kern.vnode import VDIR, VREG, vnode
+from vfslab.kern.vnode_if import FSYNC_LAZY, FSYNC_WAIT, VOP_FSYNC
+
+if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
+    from vfslab.kern.vnode_if import vnodeops
+
+GEN = Generator[Any, Any, Any]
+EINVAL = 22
+FS_MAGIC = 0x19540119
+
+
+class ufsmount:  # noqa: N801  (struct ufsmount, with struct fs as `sb`)
+    """One mounted FFS: its device vnode, superblock, inode hash and allocation rotors."""
+
+    def __init__(self, k: Kernel, devvp: vnode, nblocks: int) -> None:
+        from vfslab.fs.ffs_vnops import ffs_vnodeop
+
+        self.k = k
+        self.m = k.m
+        self.devvp = devvp
+        self.nblocks = nblocks
+        self.sb = Superblock()
+        self.ihash: dict[int, vnode] = {}
+        self.mp: mount | None = None
+        self.sb_dirty = False              # fs_fmod
+        self.rotor = 0                     # the block allocator's next preference
+        self.irotor = ROOTINO + 1
+        self.vnodeop: vnodeops = ffs_vnodeop(self)
+
+    @property
+    def async_(self) -> bool:
+        return self.mp is not None and self.mp.async_
+
+    def iblock(self, ino: int) -> tuple[int, int]:
+        """(block, byte offset) of an inode in the inode table (ino_to_fsba)."""
+        from vfslab.fs.ufs_layout import INODE_SIZE, INOPB
+
+        return self.sb.itable_start + ino // INOPB, (ino % INOPB) * INODE_SIZE
+
+    def meta_read(self, blk: int) -> Generator[Any, Any, tuple[int, Any]]:
+        """bread of a metadata block on the device; its payload made an editable bytearray."""
+        k = self.k
+        err, bp = yield from k.bio.bread(self.devvp, blk * SECTORS, BSIZE)
+        if not err and not isinstance(bp.b_data[0], bytearray):
+            v = bp.b_data[0]
+            bp.b_data[0] = bytearray(v if isinstance(v, (bytes, bytearray)) else BSIZE)
+        return err, bp
+
+    def meta_write(self, bp: Any, sync: bool) -> Generator[Any, Any, int]:
+        """bwrite with wait, else bdwrite (a delayed write)."""
+        if sync:
+            err: int = yield from self.k.bio.bwrite(bp)
+            return err
+        self.k.bio.bdwrite(bp)
+        return 0
+
+
+def ffs_mountfs(k: Kernel, devvp: vnode, async_: bool
+                ) -> Generator[Any, Any, tuple[int, mount | None]]:
+    """Read and check the superblock, make the mount, mark the file system not clean."""
+    ump = ufsmount(k, devvp, k.cfg.fs_blocks)
+    err, bp = yield from k.bio.bread(devvp, 0, BSIZE)
+    if err:
+        k.bio.brelse(bp)
+        return err, None
+    try:
+        sb = Superblock.unpack(bp.b_data[0])
+    except (ValueError, struct.error, TypeError):
+        k.bio.brelse(bp)
+        return EINVAL, None
+    k.bio.brelse(bp)
+    if sb.magic != FS_MAGIC:
+        return EINVAL, None
+    ump.sb = sb
+    ump.rotor = sb.data_start
+    mp = mount(ump, async_, ffs_vfsops)
+    ump.mp = mp
+    devvp.v_specmountpoint = mp
+    if mp not in k.mounts:
+        k.mounts.append(mp)
+    sb.clean = 0
+    yield from ffs_sbupdate(ump, True)
+    return 0, mp
+
+
+def ffs_root(mp: mount) -> Generator[Any, Any, tuple[int, vnode | None]]:
+    """VFS_ROOT: the root directory's vnode, referenced and locked. (2.0's ufs_vinit also
+    sets VROOT in v_flag, without v_interlock; vfslab recognises the root as rootvnode
+    instead: docs/model.md.)"""
+    return (yield from ffs_vget(mp.fs, ROOTINO))
+
+
+def ffs_vget(ump: ufsmount, ino: int) -> Generator[Any, Any, tuple[int, vnode | None]]:
+    """VFS_VGET: the vnode of an inode, referenced and locked: from the inode hash (vget
+    LK_EXCLUSIVE), or a new vnode, put in the hash locked before the inode is read, so that
+    others asking for it wait on its lock while the read sleeps."""
+    k = ump.k
+    vfs = k.vfs
+    while True:
+        vp = ufs_ihashlookup(ump, ino)
+        if vp is not None:
+            err = yield from vfs.vget(vp, LK_EXCLUSIVE)
+            if err:
+                continue                  # recycled while we slept: look again
+            return 0, vp
+        vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
+        if ufs_ihashlookup(ump, ino) is not None:
+            # someone beat us to it while getnewvnode slept: push ours back (ungetnewvnode)
+            yield from vfs.vrele(vp)
+            continue
+        ip = inode(ino, Dinode(0, 0, 0, 0, 0), ump)
+        ip.vp = vp
+        vp.v_data = ip
+        ufs_ihashins(ump, ino, vp)
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        blk, off = ump.iblock(ino)
+        err, bp = yield from ump.meta_read(blk)
+        if err:
+            k.bio.brelse(bp)
+            ufs_ihashrem(ump, ino, vp)
+            vp.v_data = None
+            yield from vfs.vput(vp)
+            return err, None
+        d = Dinode.unpack_from(bp.b_data[0], off)
+        k.bio.brelse(bp)
+        ip.d = d
+        vp.v_type = VDIR if d.isdir() else VREG       # ufs_vinit
+        vp.v_size = d.size
+        return 0, vp
+
+
+def ffs_sbupdate(ump: ufsmount, wait: bool) -> Generator[Any, Any, int]:
+    """Write the superblock (with wait, else asynchronously)."""
+    bio = ump.k.bio
+    bp = yield from bio.bget(ump.devvp, 0, BSIZE)
+    bp.b_data[0] = bytearray(ump.sb.pack())
+    ump.sb_dirty = False
+    if wait:
+        err: int = yield from bio.bwrite(bp)
+        return err
+    bio.bawrite(bp)
+    return 0
+
+
+def ffs_sync(mp: mount, wait: bool, lazy: bool = False) -> Generator[Any, Any, int]:
+    """VFS_SYNC: VOP_FSYNC every vnode of the mount with dirty data, then the device vnode,
+    then the superblock if it changed. (2.0 walks mnt_vnodelist under mntvnode_slock and
+    vgets each vnode LK_NOWAIT; vfslab walks the inode hash without the vnode lock: see
+    docs/model.md.)"""
+    ump: ufsmount = mp.fs
+    k = ump.k
+    err = 0
+    p = k.proto
+    flags = (FSYNC_WAIT if wait else 0) | (FSYNC_LAZY if lazy else 0)
+    for vp in list(ump.ihash.values()):
+        ip = vp.v_data
+        if ip is None:
+            continue
+        s = p.buflist_lock(vp)
+        dirty_bufs = bool(vp.v_dirtyblkhd)
+        p.buflist_unlock(vp, s)
+        if vp.v_uobj.dirtyq or dirty_bufs or ip.dirty:
+            e = yield from VOP_FSYNC(vp, flags)
+            err = err or e
+    if ump.sb_dirty:
+        yield from ffs_sbupdate(ump, False)
+    e = yield from k.vfs.vflushbuf(ump.devvp, wait)
+    return err or e
+
+
+def ffs_unmount(mp: mount) -> Generator[Any, Any, int]:
+    """Flush everything, clean out every vnode (vflush), mark the file system clean and write
+    the superblock, invalidate the device's buffers."""
+    ump: ufsmount = mp.fs
+    k = ump.k
+    vfs = k.vfs
+    yield from ffs_sync(mp, True)
+    for vp in list(ump.ihash.values()):
+        s = k.proto.vi_lock(vp)
+        if vp.v_usecount or vp.v_data is None:
+            k.proto.vi_unlock(vp, s)
+            continue
+        yield from vfs.vgonel(vp, s)
+    yield from vfs.vflushbuf(ump.devvp, True)
+    ump.sb.clean = 1
+    yield from ffs_sbupdate(ump, True)
+    yield from vfs.vinvalbuf(ump.devvp, save=True)
+    if mp in k.mounts:
+        k.mounts.remove(mp)
+    ump.devvp.v_specmountpoint = None
+    return 0
+
+
+def ffs_statfs(mp: mount) -> dict[str, int]:
+    sb = mp.fs.sb
+    return {"blocks": sb.nblocks, "bfree": sb.free_blocks, "files": sb.ninodes,
+            "ffree": sb.free_inodes}
+
+
+class FfsVfsOps:
+    """ffs_vfsops: the file-system type the kernel mounts by name ("ffs")."""
+
+    name = "ffs"
+
+    def mountroot(self, k: Kernel, devvp: vnode, async_: bool
+                  ) -> Generator[Any, Any, tuple[int, mount | None]]:
+        """ffs_mountroot: mount the root file system on the root device's vnode."""
+        return (yield from ffs_mountfs(k, devvp, async_))
+
+    def root(self, mp: mount) -> Generator[Any, Any, tuple[int, vnode | None]]:
+        return (yield from ffs_root(mp))
+
+    def sync(self, mp: mount, wait: bool, lazy: bool = False) -> Generator[Any, Any, int]:
+        return (yield from ffs_sync(mp, wait, lazy))
+
+    def unmount(self, mp: mount) -> Generator[Any, Any, int]:
+        return (yield from ffs_unmount(mp))
+
+    def statfs(self, mp: mount) -> dict[str, int]:
+        return ffs_statfs(mp)
+
+
+ffs_vfsops = FfsVfsOps()

@@ -1,0 +1,99 @@
+"""FFS's vnode operations (sys/ufs/ffs/ffs_vnops.c 1.64, NetBSD 2.0): ffs_fsync, ffs_reclaim
+and the operations vector `ffs_vnodeop_p`, which routes each VOP to its ufs_, ffs_ or genfs_
+implementation as 2.0's ffs_vnodeop_entries does."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.fs.ffs_inode import ffs_truncate, ffs_update, inode_delayed, update_inode
+from vfslab.fs.ufs_bmap import ufs_bmap
+from vfslab.fs.ufs_inode import ufs_inactive, ufs_reclaim
+from vfslab.fs.ufs_lookup import ufs_lookup
+from vfslab.fs.ufs_readwrite import ffs_read, ffs_write
+from vfslab.fs.ufs_vnops import (
+    ufs_close,
+    ufs_create,
+    ufs_getattr,
+    ufs_link,
+    ufs_mkdir,
+    ufs_open,
+    ufs_remove,
+    ufs_rename,
+    ufs_rmdir,
+    ufs_setattr,
+    ufs_strategy,
+)
+from vfslab.kern.buf import B_DELWRI
+from vfslab.kern.vnode_if import FSYNC_WAIT, vnodeops
+
+if TYPE_CHECKING:
+    from vfslab.fs.ffs_vfsops import ufsmount
+    from vfslab.fs.inode import inode
+    from vfslab.kern.buf import buf
+    from vfslab.kern.vnode import vnode
+
+GEN = Generator[Any, Any, int]
+
+
+def ffs_fsync(vp: vnode, flags: int, start: int = 0, end: int = 0) -> GEN:
+    """VOP_FSYNC (vnode locked): the pages (genfs_putpages, waiting with FSYNC_WAIT), then
+    the vnode's dirty buffers (bawrite passes; with FSYNC_WAIT, until none is left), then
+    the inode (with wait if asked, or if its block is a delayed write)."""
+    ip: inode | None = vp.v_data
+    if ip is None:
+        return 0
+    k = ip.ump.k
+    wait = bool(flags & FSYNC_WAIT)
+    err: int = yield from k.genfs.putpages(vp, 0, 0, clean=True, sync=wait)
+    bio = k.bio
+    p = k.proto
+    for _ in range(4):
+        s = p.buflist_lock(vp)
+        dirty = list(vp.v_dirtyblkhd)
+        p.buflist_unlock(vp, s)
+        if not dirty:
+            break
+        for bp in dirty:
+            if bp.b_vp is vp and bio.btrybusy(bp):
+                if bp.b_flags & B_DELWRI:
+                    bio.bawrite(bp)
+                else:
+                    bio.brelse(bp)
+        if not wait:
+            break
+        yield from k.vfs.waitforoutput(vp, "ffsfsync")
+    if ip.d.nlink >= 0 and (ip.dirty or wait and inode_delayed(ip)):
+        e = yield from update_inode(ip, wait)
+        err = err or e
+    return err
+
+
+def ffs_reclaim(vp: vnode) -> GEN:
+    """VOP_RECLAIM: ufs_reclaim, then the inode is freed (to its pool in 2.0)."""
+    err: int = yield from ufs_reclaim(vp)
+    return err
+
+
+def vn_bwrite(bp: buf) -> GEN:
+    """VOP_BWRITE: bwrite."""
+    vp = bp.b_vp
+    assert vp is not None
+    err: int = yield from vp.v_data.ump.k.bio.bwrite(bp)
+    return err
+
+
+def ffs_vnodeop(ump: ufsmount) -> vnodeops:
+    """The machine's ffs_vnodeop_p (the genfs entries are the machine's own)."""
+    k = ump.k
+    return vnodeops(
+        "ffs",
+        lookup=ufs_lookup, create=ufs_create, mkdir=ufs_mkdir, remove=ufs_remove,
+        rmdir=ufs_rmdir, link=ufs_link, rename=ufs_rename, open=ufs_open, close=ufs_close,
+        read=ffs_read, write=ffs_write, fsync=ffs_fsync, getattr=ufs_getattr,
+        setattr=ufs_setattr, truncate=ffs_truncate, inactive=ufs_inactive,
+        reclaim=ffs_reclaim, lock=k.vfs.genfs_lock, unlock=k.vfs.genfs_unlock,
+        bmap=ufs_bmap, strategy=ufs_strategy, bwrite=vn_bwrite,
+        putpages=k.genfs.genfs_putpages, update=ffs_update,
+    )

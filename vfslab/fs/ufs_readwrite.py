@@ -1,0 +1,98 @@
+"""Reading and writing file data (sys/ufs/ufs/ufs_readwrite.c 1.56, NetBSD 2.0, included by
+ffs_vnops.c as ffs_read and ffs_write), through UBC: the vnode is locked by vn_read/vn_write.
+
+ffs_write allocates the blocks a 64 KiB window needs (ffs_balloc), copies into the page cache
+(ubc), grows the file, and with IO_SYNC/IO_DSYNC ends with an fsync of the range written. An
+IO_APPEND write starts at the size, read under the vnode lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.fs.ffs_balloc import ffs_balloc
+from vfslab.kern.vnode_if import (
+    FSYNC_DATAONLY,
+    FSYNC_WAIT,
+    IO_APPEND,
+    IO_DIRECT,
+    IO_DSYNC,
+    IO_MMAP,
+    IO_SYNC,
+    PGO_CLEANIT,
+    PGO_FREE,
+    PGO_SYNCIO,
+    VOP_FSYNC,
+    VOP_PUTPAGES,
+)
+
+if TYPE_CHECKING:
+    from vfslab.fs.inode import inode
+    from vfslab.kern.kern_subr import uio
+    from vfslab.kern.vnode import vnode
+
+CHUNK = 64 * 1024
+GEN = Generator[Any, Any, int]
+
+
+def ffs_read(vp: vnode, u: uio, ioflag: int) -> GEN:
+    ip: inode = vp.v_data
+    k = ip.ump.k
+    off = u.uio_offset
+    err, got = yield from k.ubc.read(vp, off, u.uio_resid)
+    if err:
+        return err
+    u.uio_offset += got
+    u.uio_resid -= got
+    if ioflag & IO_DIRECT and got > 0:
+        yield from VOP_PUTPAGES(vp, off, off + got, PGO_FREE)
+    return 0
+
+
+def ffs_write(vp: vnode, u: uio, ioflag: int) -> GEN:
+    ip: inode = vp.v_data
+    ump = ip.ump
+    k = ump.k
+    if ioflag & IO_APPEND:
+        u.uio_offset = ip.d.size
+    off = u.uio_offset
+    n = u.uio_resid
+    if n == 0:
+        return 0
+    done = 0
+    err = 0
+    while done < n:
+        pos = off + done
+        chunk = min(n - done, CHUNK - pos % CHUNK)
+        err = yield from ffs_balloc(vp, pos, chunk)
+        if err:
+            break
+        err = yield from k.ubc.write(vp, pos, chunk, k.next_stamp(ip.ino))
+        if err:
+            break
+        done += chunk
+        if pos + chunk > vp.v_size and not ioflag & IO_MMAP:
+            vp.v_size = pos + chunk
+            ip.d.size = vp.v_size
+    u.uio_offset = off + done
+    u.uio_resid = n - done
+    if done:
+        ip.d.mtime = ump.m.time()
+        ip.dirty = True
+        if ioflag & IO_DIRECT:
+            # O_DIRECT (NetBSD 5's, modelled by its effect): the data goes to the disk
+            # before the call returns, and does not stay in the page cache
+            e = yield from VOP_PUTPAGES(vp, off, off + done,
+                                        PGO_CLEANIT | PGO_FREE | PGO_SYNCIO)
+            err = err or e
+        if ioflag & (IO_SYNC | IO_DSYNC):
+            mark = k.notify.writes
+            dataonly = ioflag & IO_SYNC != IO_SYNC        # IO_DSYNC alone
+            e = yield from VOP_FSYNC(vp, FSYNC_WAIT | (FSYNC_DATAONLY if dataonly else 0))
+            if not e:
+                k.notify.synced(vp, mark, ump.m.time(), off >> 12, (off + done - 1) >> 12)
+            err = err or e
+        # else: as ffs_write, only IN_CHANGE|IN_UPDATE: the inode goes out with the next
+        # fsync, sync or inactive
+    return err

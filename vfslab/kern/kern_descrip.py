@@ -1,0 +1,111 @@
+"""Descriptors and open files (sys/kern/kern_descrip.c, sys/sys/file.h, filedesc.h of
+NetBSD 2.0): struct file, struct filedesc, struct cwdinfo, fdalloc, closef, sys_close,
+sys_dup, sys_dup2, sys_fstat."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.kern.fcntl import EBADF, EMFILE, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY
+
+if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
+    from vfslab.kern.vnode import vnode
+
+NOFILE = 1024
+GEN = Generator[Any, Any, int]
+
+
+class file:  # noqa: N801  (struct file)
+    """An open file: shared by dup'ed descriptors (and, after fork, by the child's)."""
+
+    __slots__ = ("f_vp", "f_flag", "f_offset", "f_count")
+
+    def __init__(self, vp: vnode, flags: int) -> None:
+        self.f_vp = vp
+        self.f_flag = flags
+        self.f_offset = 0
+        self.f_count = 1
+
+    def readable(self) -> bool:
+        return self.f_flag & O_ACCMODE in (O_RDONLY, O_RDWR)
+
+    def writable(self) -> bool:
+        return self.f_flag & O_ACCMODE in (O_WRONLY, O_RDWR)
+
+
+class filedesc:  # noqa: N801  (struct filedesc)
+    __slots__ = ("fd_ofiles",)
+
+    def __init__(self) -> None:
+        self.fd_ofiles: dict[int, file] = {}
+
+    def fdalloc(self, want: int = 0) -> int:
+        fd = want
+        while fd in self.fd_ofiles:
+            fd += 1
+        return fd if fd < NOFILE else -1
+
+
+class cwdinfo:  # noqa: N801  (struct cwdinfo)
+    """The process's current directory (cwdi_cdir), referenced."""
+
+    __slots__ = ("cwdi_cdir",)
+
+    def __init__(self, cdir: vnode | None = None) -> None:
+        self.cwdi_cdir = cdir
+
+
+def closef(k: Kernel, fp: file) -> GEN:
+    """Drop a reference to an open file; the last one closes the vnode (vn_close)."""
+    from vfslab.kern.vfs_vnops import vn_close
+
+    fp.f_count -= 1
+    if fp.f_count > 0:
+        return 0
+    err: int = yield from vn_close(k, fp.f_vp, fp.f_flag)
+    return err
+
+
+def sys_close(k: Kernel, fdp: filedesc, fd: int) -> GEN:
+    fp = fdp.fd_ofiles.pop(fd, None)
+    if fp is None:
+        return -EBADF
+    err = yield from closef(k, fp)
+    return -err if err else 0
+
+
+def sys_dup(k: Kernel, fdp: filedesc, fd: int) -> GEN:
+    fp = fdp.fd_ofiles.get(fd)
+    if fp is None:
+        return -EBADF
+    nfd = fdp.fdalloc()
+    if nfd < 0:
+        return -EMFILE
+    fp.f_count += 1
+    fdp.fd_ofiles[nfd] = fp
+    yield from ()
+    return nfd
+
+
+def sys_dup2(k: Kernel, fdp: filedesc, fd: int, nfd: int) -> GEN:
+    fp = fdp.fd_ofiles.get(fd)
+    if fp is None or nfd < 0 or nfd >= NOFILE:
+        return -EBADF
+    if nfd == fd:
+        return nfd
+    if nfd in fdp.fd_ofiles:
+        yield from sys_close(k, fdp, nfd)
+    fp.f_count += 1
+    fdp.fd_ofiles[nfd] = fp
+    return nfd
+
+
+def sys_fstat(k: Kernel, fdp: filedesc, fd: int) -> GEN:
+    """The size of the open file (vn_stat's va_size: what the workloads ask of fstat)."""
+    fp = fdp.fd_ofiles.get(fd)
+    if fp is None:
+        return -EBADF
+    yield from ()
+    return fp.f_vp.v_size
