@@ -167,6 +167,18 @@ class ProcSyscalls:
         yield from self._leave("rename", t, rv)
         return rv
 
+    def link(self, path: str, new: str) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_link(path, new, cwd=self.proc.p_cwdi)
+        yield from self._leave("link", t, rv)
+        return rv
+
+    def chdir(self, path: str) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_chdir(path, self.proc.p_cwdi)
+        yield from self._leave("chdir", t, rv)
+        return rv
+
     def mkdir(self, path: str, mode: int = 0o755) -> GEN:
         t = self._enter()
         rv = yield from self.sc.sys_mkdir(path, mode, cwd=self.proc.p_cwdi)
@@ -276,6 +288,9 @@ def spawn_process(k: Kernel, name: str,
             yield from k.m.tsleep(proc, "start", start_ns)
         yield from body(sys, rng)
         yield from k.syscalls.close_all(proc.p_fd)
+        cdir, proc.p_cwdi.cwdi_cdir = proc.p_cwdi.cwdi_cdir, None
+        if cdir is not None:
+            yield from k.vfs.vrele(cdir)
         proc.exited = True
 
     proc.thread = k.m.spawn(name, main(), proc)

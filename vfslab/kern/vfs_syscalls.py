@@ -46,6 +46,7 @@ from vfslab.kern.vnode_if import (
     FSYNC_DATAONLY,
     FSYNC_WAIT,
     VOP_FSYNC,
+    VOP_LINK,
     VOP_MKDIR,
     VOP_REMOVE,
     VOP_RENAME,
@@ -316,6 +317,35 @@ class Syscalls:
             yield from vfs.vrele(fvp)
             return 0 if err == -1 else -err
         err = yield from VOP_RENAME(fdvp, fvp, fromnd.ni_cnd, tdvp, tvp, tond.ni_cnd)
+        return -err if err else 0
+
+    def sys_link(self, path: str, link: str, cwd: cwdinfo | None = None) -> GEN:
+        """sys_link: the file by namei(LOOKUP) (referenced), the new name by
+        namei(CREATE, LOCKPARENT); EEXIST if it exists; VOP_LINK (vputs the directory)."""
+        k = self.k
+        vfs = k.vfs
+        cdir = _cdir(cwd)
+        nd = NDINIT(LOOKUP, 0, path, cdir)
+        err = yield from namei(k, nd)
+        if err:
+            return -err
+        vp = nd.ni_vp
+        assert vp is not None
+        nd2 = NDINIT(CREATE, LOCKPARENT, link, cdir)
+        err = yield from namei(k, nd2)
+        if not err:
+            dvp = nd2.ni_dvp
+            assert dvp is not None
+            if nd2.ni_vp is not None:
+                if dvp is nd2.ni_vp:
+                    yield from vfs.vrele(dvp)
+                else:
+                    yield from vfs.vput(dvp)
+                yield from vfs.vrele(nd2.ni_vp)
+                err = EEXIST
+            else:
+                err = yield from VOP_LINK(dvp, vp, nd2.ni_cnd)      # vputs dvp
+        yield from vfs.vrele(vp)
         return -err if err else 0
 
     def sys_chdir(self, path: str, cwd: cwdinfo) -> GEN:
