@@ -9,8 +9,8 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-
 from sysharness import run_body
+
 from vfslab.kern.fcntl import ENOENT, O_APPEND, O_CREAT, O_RDONLY, O_SYNC, O_WRONLY
 from vfslab.kern.kern_proc import ProcSyscalls, spawn_process
 
@@ -93,7 +93,7 @@ def test_lookup_holds_each_directory_locked_until_the_child_is_locked() -> None:
     """namei's lock coupling: VOP_LOOKUP is entered with the directory locked; the child is
     locked before the directory is unlocked; the child comes back locked and the directory
     still locked unless VOP_LOOKUP says PDIRUNLOCK; for '..' the child is unlocked first."""
-    from vfslab.kern.vfs_lookup import ISDOTDOT, PDIRUNLOCK
+    from vfslab.kern.vfs_lookup import PDIRUNLOCK
 
     seen: list[tuple[str, bool, bool, bool]] = []
     events: list[tuple[str, int]] = []
