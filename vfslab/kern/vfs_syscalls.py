@@ -74,6 +74,7 @@ class Syscalls:
     # ---- open and descriptors -----------------------------------------------------------------
     def sys_open(self, fdp: filedesc, path: str, flags: int, mode: int = 0o644,
                  cwd: cwdinfo | None = None) -> GEN:
+        self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
         fd = fdp.fdalloc()
         if fd < 0:
@@ -184,6 +185,7 @@ class Syscalls:
     # ---- names ------------------------------------------------------------------------------
     def sys_stat(self, path: str, cwd: cwdinfo | None = None) -> GEN:
         """sys___stat13: namei(LOOKUP, LOCKLEAF), vn_stat (the size), vput."""
+        self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
         nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
         err = yield from namei(k, nd)
@@ -210,6 +212,7 @@ class Syscalls:
         return rv
 
     def sys_mkdir(self, path: str, mode: int = 0o755, cwd: cwdinfo | None = None) -> GEN:
+        self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
         vfs = k.vfs
         nd = NDINIT(CREATE, LOCKPARENT, path, _cdir(cwd))
@@ -232,6 +235,7 @@ class Syscalls:
         return -err if err else 0
 
     def sys_unlink(self, path: str, cwd: cwdinfo | None = None) -> GEN:
+        self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
         vfs = k.vfs
         nd = NDINIT(DELETE, LOCKPARENT | LOCKLEAF, path, _cdir(cwd))
@@ -251,6 +255,7 @@ class Syscalls:
         return -err if err else 0
 
     def sys_rmdir(self, path: str, cwd: cwdinfo | None = None) -> GEN:
+        self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
         vfs = k.vfs
         nd = NDINIT(DELETE, LOCKPARENT | LOCKLEAF, path, _cdir(cwd))
@@ -279,6 +284,7 @@ class Syscalls:
         """rename_files: the source by namei(DELETE, WANTPARENT) (referenced, unlocked), the
         target by namei(RENAME, LOCKPARENT|LOCKLEAF|NOCACHE) (locked), the checks of 2.0,
         then VOP_RENAME, which releases all four."""
+        self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
         vfs = k.vfs
         cdir = _cdir(cwd)
@@ -322,6 +328,7 @@ class Syscalls:
     def sys_link(self, path: str, link: str, cwd: cwdinfo | None = None) -> GEN:
         """sys_link: the file by namei(LOOKUP) (referenced), the new name by
         namei(CREATE, LOCKPARENT); EEXIST if it exists; VOP_LINK (vputs the directory)."""
+        self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
         vfs = k.vfs
         cdir = _cdir(cwd)

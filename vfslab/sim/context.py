@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import Any
 
+from vfslab.sim.intr import Intr
 from vfslab.sim.ipl import IPL_NONE, ipl_name
 
 # Thread states, after NetBSD's LSRUN/LSSLEEP/LSZOMB.
@@ -63,22 +64,28 @@ class Thread(Context):
         return f"thread {self.name}"
 
 
-# An interrupt request, posted by a device or a timer: a tuple, because interrupts are the
-# engine's most frequent object and a tuple is the cheapest to make:
-#   (level, handler, arg, name, cpu, posted_ns, seq)
-Intr = tuple
-I_LEVEL, I_HANDLER, I_ARG, I_NAME, I_CPU, I_POSTED, I_SEQ = range(7)
-
-
 class IntrFrame(Context):
-    """An interrupt handler running on a CPU, on top of whatever it interrupted."""
+    """An interrupt handler running on a CPU, on top of whatever it interrupted. Its name and
+    level are its interrupt's (read through, not copied: frames are reused at every
+    interrupt)."""
 
     __slots__ = ("irq", "outer")
 
     def __init__(self, irq: Intr, cpu: CPU, outer: Context | None) -> None:
-        super().__init__(irq[I_NAME], cpu, True, irq[I_LEVEL])
+        self.cpu = cpu
+        self.held = []
+        self.nspin = 0
+        self.intr = True
         self.irq = irq
         self.outer = outer
+
+    @property  # type: ignore[override]
+    def name(self) -> str:
+        return self.irq.name
+
+    @property  # type: ignore[override]
+    def level(self) -> int:
+        return self.irq.level
 
     def describe(self) -> str:
         return f"interrupt {self.name} at {ipl_name(self.level)} on cpu{self.cpu.index}"
