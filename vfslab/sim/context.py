@@ -79,12 +79,12 @@ class IntrFrame(Context):
         self.irq = irq
         self.outer = outer
 
-    @property  # type: ignore[override]
-    def name(self) -> str:
+    @property
+    def name(self) -> str:  # type: ignore[override]
         return self.irq.name
 
-    @property  # type: ignore[override]
-    def level(self) -> int:
+    @property
+    def level(self) -> int:  # type: ignore[override]
         return self.irq.level
 
     def describe(self) -> str:
