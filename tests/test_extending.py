@@ -166,6 +166,10 @@ def test_installed_entry_points_name_them_everywhere(installed_dir: Path,
             "--set", "ageflush.age=1")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["policy"] == "myageflush"
+    r = cli("compare", "stream", "--policies", "syncer,myageflush", "--duration", "2s",
+            "--json", "--no-out")
+    assert r.returncode == 0 and set(json.loads(r.stdout)["results"]) == {
+        "syncer", "myageflush"}, r.stderr
     r = cli("check", "protocol", "--protocol", "myworklist", "--json")
     assert r.returncode == 1 and "holdrele" in r.stdout, r.stderr
     r = cli("crashtest", "randfsync", "--policy", "myageflush", "--crashes", "4",
@@ -174,7 +178,9 @@ def test_installed_entry_points_name_them_everywhere(installed_dir: Path,
     (tmp_path / "s.toml").write_text(
         '[sweep]\nscenario = "stream"\nduration = "2s"\n\n[grid]\npolicy = ["myageflush"]\n'
         '"ageflush.period" = [0.25, 0.5]\n')
-    r = cli("sweep", "s.toml", "--engine", "dask", "--workers", "2", "--out", "res")
-    assert r.returncode == 0, r.stdout + r.stderr
-    r = cli("report", "res")
-    assert r.returncode == 0 and "myageflush" in r.stdout, r.stdout + r.stderr
+    for engine in ("dask", "ray"):
+        r = cli("sweep", "s.toml", "--engine", engine, "--workers", "2", "--out", engine)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = cli("report", engine)
+        assert r.returncode == 0 and "myageflush" in r.stdout, r.stdout + r.stderr
+        assert "2 runs" in r.stdout and "failed" not in r.stdout, r.stdout

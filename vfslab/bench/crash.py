@@ -26,7 +26,7 @@ def crash(scenario: str, crashes: int, duration: str, as_json: bool) -> None:
     from vfslab.commands.common import parse_duration_s
     from vfslab.crash.crashtest import crash_at, crash_instants, recorded_run
     from vfslab.crash.image import Cutter
-    from vfslab.crash.journal import JournalState
+    from vfslab.crash.journal import JournalState, journal_of
     from vfslab.runner import RunConfig
 
     dur = parse_duration_s(duration, "--duration")
@@ -35,7 +35,7 @@ def crash(scenario: str, crashes: int, duration: str, as_json: bool) -> None:
     res = recorded_run(cfg)
     instants = crash_instants(res, crashes, random.Random(0))
     cutter = Cutter(res.kernel.disk.log)
-    state = JournalState(res.kernel.journal)
+    state = JournalState(journal_of(res.kernel))
     recorded = [crash_at(res, cutter, state, t, False, random.Random(0), mount=True,
                          keep_image=True) for t in instants]
     t_recorded = time.perf_counter() - t0
@@ -45,7 +45,7 @@ def crash(scenario: str, crashes: int, duration: str, as_json: bool) -> None:
     for t, rec in zip(instants, recorded, strict=True):
         # run only up to the instant, then cut power at the end of the run
         short = recorded_run(replace(cfg, duration_s=(t - res.t0_ns) / NS))
-        out = crash_at(short, Cutter(short.kernel.disk.log), JournalState(short.kernel.journal),
+        out = crash_at(short, Cutter(short.kernel.disk.log), JournalState(journal_of(short.kernel)),
                        short.kernel.m.now, False, random.Random(0), mount=True, keep_image=True)
         same += out.image == rec.image
     t_rerun = time.perf_counter() - t0

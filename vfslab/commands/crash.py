@@ -25,7 +25,7 @@ def crash_run(cfg: Any, crash_at: str | None, after_request: int | None, tear: b
     from vfslab.crash.crashtest import crash_at as do_crash
     from vfslab.crash.crashtest import instant_after_request, recorded_run
     from vfslab.crash.image import Cutter, save_image
-    from vfslab.crash.journal import JournalState
+    from vfslab.crash.journal import JournalState, journal_of
     from vfslab.runner import load_scenario
 
     if crash_at is not None and after_request is not None:
@@ -50,7 +50,7 @@ def crash_run(cfg: Any, crash_at: str | None, after_request: int | None, tear: b
     else:
         assert after_request is not None
         t = instant_after_request(res, after_request)
-    out = do_crash(res, Cutter(res.kernel.disk.log), JournalState(res.kernel.journal), t,
+    out = do_crash(res, Cutter(res.kernel.disk.log), JournalState(journal_of(res.kernel)), t,
                    tear, random.Random(f"tear:{cfg.seed}"), mount=False, keep_image=True)
     if image_path:
         save_image(_raw_image(res, t, tear and res.kernel.disk.tears, cfg.seed),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vfslab.crash.image import Cutter
-from vfslab.crash.journal import JournalState
+from vfslab.crash.journal import JournalState, journal_of
 from vfslab.crash.loss import LossReport, loss_report, paths_of
 from vfslab.errors import InputError
 from vfslab.fs.fsck_repair import Repairer, Unrepairable
@@ -156,7 +156,7 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
     res = recorded_run(cfg)
     rng = random.Random(f"crashtest:{point['seed']}:{point['batch']}")
     cutter = Cutter(res.kernel.disk.log)
-    state = JournalState(res.kernel.journal)
+    state = JournalState(journal_of(res.kernel))
     tear = point.get("tear", True)
     mount = point.get("mount", True)
     window, bound = policy_bound(res)

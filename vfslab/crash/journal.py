@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from vfslab.kern.notify import KernelObserver
 
 if TYPE_CHECKING:
+    from vfslab.kern.init_main import Kernel
     from vfslab.kern.vnode import vnode
 
 WRITE, FSYNC, TRUNCATE, UNLINK = 0, 1, 2, 3
@@ -75,6 +76,14 @@ class FileState:
             if lo <= page <= hi and m > mk:
                 mk = m
         return mk
+
+
+def journal_of(k: Kernel) -> Journal:
+    """The journal a run kept (RunConfig.record_crash); an error naming the cause if none."""
+    j = k.journal
+    if j is None:
+        raise RuntimeError("this run kept no crash journal: run it with record_crash=True")
+    return j
 
 
 class JournalState:

@@ -18,8 +18,12 @@ from vfslab.sim.costs import CostModel
 from vfslab.sim.engine import Engine
 
 if TYPE_CHECKING:
+    # types of what the assembly attaches (not imported at run time: the kernel calls none)
+    from vfslab.crash.journal import Journal
     from vfslab.kern.buf import buf
     from vfslab.kern.diagnostic import Invariants
+    from vfslab.metrics.collector import Metrics
+    from vfslab.policy.base import WritebackPolicy
 
 
 class DiskStats(Protocol):
@@ -126,9 +130,9 @@ class Kernel:
         # reaches them through self.notify; they are kept here for whoever assembled them)
         self.disk: Any = None         # the BlockDevice; the kernel uses only bio.bdev_strategy
         self.invariants: Invariants | None = None
-        self.policy: Any = None       # the writeback policy (an observer; vfslab.policy)
-        self.metrics: Any = None      # the run's measurements (an observer; vfslab.metrics)
-        self.journal: Any = None      # crash tests: what was written and promised (an observer)
+        self.policy: WritebackPolicy    # the writeback policy (an observer)
+        self.metrics: Metrics           # the run's measurements (an observer)
+        self.journal: Journal | None = None   # crash tests: what was written and promised
         self.rootfs: Any = None
         self.mounts: list[mount] = []
         # the file systems this kernel knows (vfs_init.c's vfs_list), by name
