@@ -76,7 +76,8 @@ class MiniFS:
         self.vnodeop = vnodeops(
             "minifs", fsync=self.fsync, bmap=self.bmap, strategy=self.strategy,
             lock=vfs.genfs_lock, unlock=vfs.genfs_unlock, inactive=self.inactive,
-            reclaim=vfs._nullop, putpages=k.genfs.genfs_putpages)
+            reclaim=vfs._nullop, getpages=k.genfs.genfs_getpages,
+            putpages=k.genfs.genfs_putpages)
 
     def fsync(self, vp: vnode, flags: int, start: int = 0, end: int = 0
               ) -> Generator[Any, Any, int]:

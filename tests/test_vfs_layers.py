@@ -35,6 +35,7 @@ WHERE = {
     "uiomove": "kern.kern_subr",
     "VOP_LOOKUP": "kern.vnode_if", "VOP_WRITE": "kern.vnode_if", "VOP_BMAP": "kern.vnode_if",
     "VOP_STRATEGY": "kern.vnode_if", "VOP_PUTPAGES": "kern.vnode_if",
+    "VOP_GETPAGES": "kern.vnode_if", "genfs_getpages": "kern.genfs_vnops",
     "genfs_putpages": "kern.genfs_vnops", "genfs_lock": "kern.vfs_subr",
     "spec_vnodeop": "kern.spec_vnops",
     "ffs_mountfs": "fs.ffs_vfsops", "ffs_unmount": "fs.ffs_vfsops", "ffs_sync": "fs.ffs_vfsops",
@@ -234,3 +235,24 @@ def test_a_process_resolves_relative_paths_against_its_current_directory() -> No
 
     _, (r, a, b, c, lk, d) = run_body(body)
     assert r == 0 and a == b == c == d == 100 and lk == 0
+
+
+def test_rename_refuses_a_directory_into_its_own_subtree_and_moves_one_cleanly() -> None:
+    """ufs_checkpath walks '..' up from the target: a directory cannot move under itself; a
+    directory that changes parent gets its '..' rewritten and the link counts moved, and
+    fsck finds the image clean."""
+    from vfslab.fs.fsck import fsck_image
+
+    def body(sys: ProcSyscalls) -> Generator[Any, Any, Any]:
+        for d in ("/a", "/a/b", "/a/b/c", "/z"):
+            assert (yield from sys.mkdir(d)) == 0
+        into_self = yield from sys.rename("/a", "/a/b/c/a")
+        moved = yield from sys.rename("/a/b", "/z/b")
+        gone = yield from sys.stat("/a/b")
+        up = yield from sys.stat("/z/b/c/../../b")
+        rmdir_a = yield from sys.rmdir("/a")
+        return into_self, moved, gone, up, rmdir_a
+
+    k, (into_self, moved, gone, up, rmdir_a) = run_body(body)
+    assert into_self == -22 and moved == 0 and gone == -ENOENT and up >= 0 and rmdir_a == 0
+    assert fsck_image(k.disk.store) == []

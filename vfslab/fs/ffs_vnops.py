@@ -95,5 +95,5 @@ def ffs_vnodeop(ump: ufsmount) -> vnodeops:
         setattr=ufs_setattr, truncate=ffs_truncate, inactive=ufs_inactive,
         reclaim=ffs_reclaim, lock=k.vfs.genfs_lock, unlock=k.vfs.genfs_unlock,
         bmap=ufs_bmap, strategy=ufs_strategy, bwrite=vn_bwrite,
-        putpages=k.genfs.genfs_putpages, update=ffs_update,
+        getpages=k.genfs.genfs_getpages, putpages=k.genfs.genfs_putpages, update=ffs_update,
     )

@@ -178,10 +178,7 @@ def ufs_remove(dvp: vnode, vp: vnode, cnp: componentname) -> GEN:
             ip.d.nlink -= 1
             ip.dirty = True
             _unlinked(ip)
-    if dvp is vp:
-        yield from vfs.vrele(vp)
-    else:
-        yield from vfs.vput(vp)
+    yield from vfs.vput_parent(vp, dvp)       # vp is dvp for "."
     yield from vfs.vput(dvp)
     return err
 
@@ -302,14 +299,10 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
     sync = not ump.async_
 
     def release_target() -> Generator[Any, Any, None]:
-        if tvp is not None and tdvp is tvp:
-            yield from vfs.vrele(tdvp)
-        else:
-            yield from vfs.vput(tdvp)
+        yield from vfs.vput_parent(tdvp, tvp)
         if tvp is not None:
             yield from vfs.vput(tvp)
 
-    tdvp.v_data.lookup_slot = tdvp.v_data.lookup_slot     # (set by the target's lookup)
     if tvp is not None and fvp is tvp:
         # two names of one file: 2.0 removes the source name
         if fvp.v_type == VDIR:
@@ -363,7 +356,6 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
         if tvp is not None:
             yield from vfs.vput(tvp)
         vfs.vref(tdvp)                      # SAVESTART: kept for the relookup
-        slot = tdp.lookup_slot
         err = yield from ufs_checkpath(ip, tdvp)
         if not err:
             yield from vfs.vn_lock(tdvp, LK_EXCLUSIVE)
@@ -373,7 +365,6 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
                 yield from vfs.vput(tdvp)
         else:
             yield from vfs.vrele(tdvp)
-        del slot
         if err:
             return (yield from _rename_bad(ip, fdvp, fvp, err))
     xp: inode | None = tvp.v_data if tvp is not None else None
@@ -444,10 +435,7 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
     else:
         dp.lookup_slot = None
     ip.renaming = False
-    if svp is fdvp:
-        yield from vfs.vrele(svp)
-    else:
-        yield from vfs.vput(svp)
+    yield from vfs.vput_parent(svp, fdvp)
     yield from vfs.vput(fdvp)
     yield from vfs.vrele(fvp)
     return err

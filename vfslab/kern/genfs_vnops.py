@@ -209,7 +209,7 @@ class Genfs:
         p.vi_unlock(vp, s)
 
     # ---- reading pages ----------------------------------------------------------------------
-    def getpages_io(self, vp: vnode, pgs: list[vm_page]) -> Generator[Any, Any, int]:
+    def genfs_getpages(self, vp: vnode, pgs: list[vm_page]) -> Generator[Any, Any, int]:
         """Read busy, not-yet-valid pages (genfs_getpages): holes read as zeroes. Returns 0 or
         EIO; on error the pages are freed."""
         k = self.k

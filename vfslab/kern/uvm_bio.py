@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from vfslab.kern.buf import MAXPHYS, PAGE_SHIFT, PAGE_SIZE
 from vfslab.kern.uvm_page import PG_BUSY, PG_WANTED, vm_page
 from vfslab.kern.vnode import vnode
+from vfslab.kern.vnode_if import VOP_GETPAGES
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
@@ -75,7 +76,7 @@ class Ubc:
                     if partial and pstart < size:
                         # the rest of the page holds file data: read it first
                         p.vi_unlock(vp, s)
-                        err = yield from k.genfs.getpages_io(vp, [pg])
+                        err = yield from VOP_GETPAGES(vp, [pg])
                         if err:
                             return err
                         s = p.vi_lock(vp)
@@ -146,7 +147,7 @@ class Ubc:
                 s = p.vi_lock(vp)
                 continue
             p.vi_unlock(vp, s)
-            err = yield from k.genfs.getpages_io(vp, run)
+            err = yield from VOP_GETPAGES(vp, run)
             if err:
                 return err, 0
             s = p.vi_lock(vp)

@@ -279,6 +279,14 @@ class VfsSubr:
         yield from self.vn_unlock(vp)
         yield from self.vrele(vp)
 
+    def vput_parent(self, dvp: vnode, vp: vnode | None) -> Generator[Any, Any, None]:
+        """Release a directory a LOCKPARENT lookup returned: vrele if it is the vnode found
+        (".": one lock for both), else vput (the test 2.0 writes at each such caller)."""
+        if dvp is vp:
+            yield from self.vrele(dvp)
+        else:
+            yield from self.vput(dvp)
+
     def vhold(self, vp: vnode) -> None:
         """VHOLD: a page or buffer references the vnode (takes v_interlock, as 2.0)."""
         p = self.k.proto

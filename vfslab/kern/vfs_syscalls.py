@@ -223,10 +223,7 @@ class Syscalls:
         assert dvp is not None
         if nd.ni_vp is not None:
             vp = nd.ni_vp
-            if dvp is vp:
-                yield from vfs.vrele(dvp)
-            else:
-                yield from vfs.vput(dvp)
+            yield from vfs.vput_parent(dvp, vp)
             yield from vfs.vrele(vp)
             return -EEXIST
         err, nvp = yield from VOP_MKDIR(dvp, nd.ni_cnd, mode & 0o7777)     # vputs dvp
@@ -245,10 +242,7 @@ class Syscalls:
         dvp, vp = nd.ni_dvp, nd.ni_vp
         assert dvp is not None and vp is not None
         if vp is k.rootvnode or dvp is vp:
-            if dvp is vp:
-                yield from vfs.vrele(dvp)
-            else:
-                yield from vfs.vput(dvp)
+            yield from vfs.vput_parent(dvp, vp)
             yield from vfs.vput(vp)
             return -EBUSY
         err = yield from VOP_REMOVE(dvp, vp, nd.ni_cnd)        # vputs both
@@ -271,10 +265,7 @@ class Syscalls:
         elif vp is k.rootvnode:
             err = EBUSY
         if err:
-            if dvp is vp:
-                yield from vfs.vrele(dvp)
-            else:
-                yield from vfs.vput(dvp)
+            yield from vfs.vput_parent(dvp, vp)
             yield from vfs.vput(vp)
             return -err
         err = yield from VOP_RMDIR(dvp, vp, nd.ni_cnd)         # vputs both
@@ -313,10 +304,7 @@ class Syscalls:
                 fromnd.ni_cnd.cn_nameptr == tond.ni_cnd.cn_nameptr:
             err = -1                          # the same name: nothing to do
         if err:
-            if tdvp is tvp:
-                yield from vfs.vrele(tdvp)
-            else:
-                yield from vfs.vput(tdvp)
+            yield from vfs.vput_parent(tdvp, tvp)
             if tvp is not None:
                 yield from vfs.vput(tvp)
             yield from vfs.vrele(fdvp)
@@ -344,10 +332,7 @@ class Syscalls:
             dvp = nd2.ni_dvp
             assert dvp is not None
             if nd2.ni_vp is not None:
-                if dvp is nd2.ni_vp:
-                    yield from vfs.vrele(dvp)
-                else:
-                    yield from vfs.vput(dvp)
+                yield from vfs.vput_parent(dvp, nd2.ni_vp)
                 yield from vfs.vrele(nd2.ni_vp)
                 err = EEXIST
             else:

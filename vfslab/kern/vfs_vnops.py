@@ -76,10 +76,7 @@ def vn_open(k: Kernel, path: str, fmode: int, cmode: int, cwd: vnode | None
             fmode &= ~O_TRUNC
         else:
             vp = nd.ni_vp
-            if dvp is vp:
-                yield from vfs.vrele(dvp)
-            else:
-                yield from vfs.vput(dvp)
+            yield from vfs.vput_parent(dvp, vp)
             if fmode & O_EXCL:
                 yield from vfs.vput(vp)
                 return EEXIST, None

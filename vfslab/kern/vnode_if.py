@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vfslab.kern.buf import buf
     from vfslab.kern.kern_subr import uio
+    from vfslab.kern.uvm_page import vm_page
     from vfslab.kern.vfs_lookup import componentname
     from vfslab.kern.vnode import vnode
 
@@ -209,6 +210,12 @@ def VOP_BWRITE(bp: buf) -> Generator[Any, Any, int]:  # noqa: N802
     vp = bp.b_vp
     assert vp is not None
     gen: Generator[Any, Any, int] = vp.v_op.vop_bwrite(bp)
+    return gen
+
+
+def VOP_GETPAGES(vp: vnode, pgs: list[vm_page]) -> Generator[Any, Any, int]:  # noqa: N802
+    """Read the busy, not yet valid pages `pgs` (consecutive in the file): 0 or an errno."""
+    gen: Generator[Any, Any, int] = vp.v_op.vop_getpages(vp, pgs)
     return gen
 
 
