@@ -42,7 +42,7 @@ instants = st.lists(st.floats(0.0, 1.0), min_size=3, max_size=8)
 
 # short windows, so that a crash test of a few seconds can catch a late write
 POLICY_OPTIONS: dict[str, dict[str, Any]] = {
-    "syncer": {"syncdelay": 2},
+    "syncer": {"syncdelay": 2, "filedelay": 2, "dirdelay": 1, "metadelay": 1},
     "trickle": {"window": 1.0, "hz": 10.0},
     "linux": {"dirty_expire_centisecs": 100, "dirty_writeback_centisecs": 50},
 }

@@ -14,6 +14,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from vfslab.dev import make_disk
+from vfslab.fs import ffs_vnops  # noqa: F401  (FFS's vector; its modules declare ffs.*)
 from vfslab.fs.ffs_vfsops import ffs_vfsops
 from vfslab.fs.ufs_layout import mkfs
 from vfslab.kern.init_main import Kernel, KernelConfig, kernel_main

@@ -18,6 +18,7 @@ from vfslab.machine import attach, start_init
 from vfslab.metrics.summary import figures, protocol_costs
 from vfslab.scenario import Scenario
 from vfslab.sim.panic import Panic
+from vfslab.tunable import check_setting, setting_scopes
 
 NS = 1_000_000_000
 SETUP_CHUNK = 64 * 1024
@@ -82,15 +83,20 @@ def kernel_config(cfg: RunConfig, sc: Scenario) -> KernelConfig:
     overrides = {**sc.kernel, **cfg.kernel}
     faults = overrides.pop("faults", None)
     disk_opts: dict[str, Any] = {}
+    sysctl: dict[str, Any] = {}
     for key, val in overrides.items():
         if key.startswith("disk_options."):          # --set machine.disk_options.tear=false
             disk_opts[key.partition(".")[2]] = val
+            continue
+        if key.partition(".")[0] in setting_scopes():  # --set ffs.write_behind=false
+            sysctl[key] = check_setting(key, val)
             continue
         if key not in names:
             raise InputError(f"unknown machine setting {key!r}; expected one of "
                              f"{', '.join(sorted(names))}")
         setattr(kc, key, _typed(key, val, getattr(KernelConfig(), key)))
     kc.disk_options = {**kc.disk_options, **disk_opts}
+    kc.sysctl = {**kc.sysctl, **sysctl}
     if faults:
         kc.disk_options["faults"] = faults
     return kc

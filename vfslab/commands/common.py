@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from vfslab.errors import InputError
+from vfslab.tunable import check_setting, setting_scopes
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|s|m|h)?\s*$")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -77,6 +78,8 @@ def parse_sets(items: tuple[str, ...], config: str | None = None
                              f"got {key!r}")
         if scope == "machine":
             machine[name] = val
+        elif scope in setting_scopes():
+            machine[key] = check_setting(key, val)     # a kernel setting (ffs.write_behind)
         elif scope == "cost":
             cost[name] = val
         else:

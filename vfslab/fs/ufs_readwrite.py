@@ -4,6 +4,14 @@ ffs_vnops.c as ffs_read and ffs_write), through UBC: the vnode is locked by vn_r
 ffs_write allocates the blocks a 64 KiB window needs (ffs_balloc), copies into the page cache
 (ubc), grows the file, and with IO_SYNC/IO_DSYNC ends with an fsync of the range written. An
 IO_APPEND write starts at the size, read under the vnode lock.
+
+Write-behind ("XXXUBC simplistic async flushing", ufs_readwrite.c of 2001-10 on, in 2.0):
+after each piece copied in, `if (!async && oldoff >> 16 != uio->uio_offset >> 16)` the whole
+64 KiB chunks the write completed are put with PGO_CLEANIT (asynchronously); `async` is the
+MNT_ASYNC mount flag. So a sequential writer's data leaves as it is written; what waits for
+the syncer is data dirtied without completing a chunk, data stored through mappings and all
+of an MNT_ASYNC mount's. `--set ffs.write_behind=false` turns off only this (not 2.0: to
+compare policies without it).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from vfslab.kern.vnode_if import (
     VOP_FSYNC,
     VOP_PUTPAGES,
 )
+from vfslab.tunable import Tunable, declare_setting, setting
 
 if TYPE_CHECKING:
     from vfslab.fs.inode import inode
@@ -34,6 +43,11 @@ if TYPE_CHECKING:
 
 CHUNK = 64 * 1024
 GEN = Generator[Any, Any, int]
+
+WRITE_BEHIND = declare_setting("ffs", Tunable(
+    "write_behind", bool, True,
+    "ffs_write starts an asynchronous write of each 64 KiB chunk a writer completes (2.0); "
+    "false: only the writeback policy writes data (MNT_ASYNC turns it off too)"))
 
 
 def ffs_read(vp: vnode, u: uio, ioflag: int) -> GEN:
@@ -62,6 +76,8 @@ def ffs_write(vp: vnode, u: uio, ioflag: int) -> GEN:
         return 0
     done = 0
     err = 0
+    behind = not ump.async_ and not ioflag & IO_MMAP and \
+        setting(k.cfg.sysctl, "ffs.write_behind")
     while done < n:
         pos = off + done
         chunk = min(n - done, CHUNK - pos % CHUNK)
@@ -75,6 +91,13 @@ def ffs_write(vp: vnode, u: uio, ioflag: int) -> GEN:
         if pos + chunk > vp.v_size and not ioflag & IO_MMAP:
             vp.v_size = pos + chunk
             ip.d.size = vp.v_size
+        end = pos + chunk
+        if behind and pos >> 16 != end >> 16:
+            # flush what we just wrote: the 64 KiB chunks this piece completed
+            err = yield from VOP_PUTPAGES(vp, (pos >> 16) << 16, (end >> 16) << 16,
+                                          PGO_CLEANIT)
+            if err:
+                break
     u.uio_offset = off + done
     u.uio_resid = n - done
     if done:

@@ -66,10 +66,13 @@ class KernelConfig:
     mount_async: bool = False
     invariants: bool = False        # DIAGNOSTIC: check the stack's invariants as it runs
     costs: CostModel = field(default_factory=CostModel)
+    # the syncer's delays: NetBSD's sync_subr.c (FreeBSD's are 29 and 28)
     syncdelay: int = 30
     filedelay: int = 30
-    dirdelay: int = 29
-    metadelay: int = 28
+    dirdelay: int = 15
+    metadelay: int = 10
+    # declared kernel settings by "scope.name" (vfslab.tunable.SETTINGS: ffs.write_behind, ...)
+    sysctl: dict[str, Any] = field(default_factory=dict)
 
 
 class VfsOps(Protocol):

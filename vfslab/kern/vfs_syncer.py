@@ -1,11 +1,14 @@
-"""The syncer of 2004 (sched_sync, vn_syncer_add_to_worklist: sys/miscfs/syncfs/sync_subr.c in
-NetBSD 2.0; it lived beside vfs_subr.c and is a module of its own here for clarity).
+"""The syncer of 2004 (sched_sync, vn_syncer_add_to_worklist, speedup_syncer:
+sys/miscfs/syncfs/sync_subr.c of NetBSD 2.0, the same here as its 1.8 of 2001).
 
-A wheel of `syncer_maxdelay` slots, one a second. A vnode that gets dirty is put `delay`
-seconds ahead (filedelay 30, dirdelay 29, metadelay 28) and flagged VONWORKLST. Each second
-sched_sync takes the vnodes of the current slot, locks each with vn_lock(LK_EXCLUSIVE|LK_NOWAIT)
-(skipping it when busy), runs VOP_FSYNC(FSYNC_LAZY) on the whole file, and puts it back
-syncdelay seconds ahead if it is still on the worklist.
+A wheel of `syncer_last = SYNCER_MAXDELAY + 2` (34) slots, one a second. A vnode that gets
+dirty is put `delay` seconds ahead (filedelay 30, dirdelay 15, metadelay 10: NetBSD's, not
+FreeBSD's 29 and 28), the delay clamped to `syncer_maxdelay - 2`, and flagged VONWORKLST.
+Each second sched_sync takes the vnodes of the current slot under `syncer_lock` (a lockmgr
+lock that freezes the syncer), locks each with vn_lock(LK_EXCLUSIVE|LK_NOWAIT) (skipping it
+when busy), runs VOP_FSYNC(FSYNC_LAZY) on the whole file, and puts it back syncdelay seconds
+ahead if it is still first in the slot; then it sleeps on &rushjob for a second (hz ticks)
+unless a pass took longer or speedup_syncer asked it to hurry.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.guards import declare_guards
-from vfslab.kern.lock import LK_EXCLUSIVE, LK_NOWAIT
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_NOWAIT, LK_RELEASE, lock
 from vfslab.kern.vnode import vnode
 from vfslab.kern.vnode_if import FSYNC_LAZY, VOP_FSYNC
 
@@ -41,21 +44,23 @@ class Syncer:
 
     __slots__ = ("k", "m", "syncer_maxdelay", "syncer_last", "syncdelay", "filedelay",
                  "dirdelay", "metadelay", "syncer_workitem_pending", "syncer_delayno", "rushjob",
-                 "stats", "running", "__weakref__")
+                 "stats", "running", "syncer_lock", "rush_ident", "__weakref__")
 
-    def __init__(self, k: Kernel, syncdelay: int = 30, filedelay: int = 30, dirdelay: int = 29,
-                 metadelay: int = 28) -> None:
+    def __init__(self, k: Kernel, syncdelay: int = 30, filedelay: int = 30, dirdelay: int = 15,
+                 metadelay: int = 10) -> None:
         self.k = k
         self.m = k.m
         self.syncer_maxdelay = SYNCER_MAXDELAY
-        self.syncer_last = SYNCER_MAXDELAY
+        self.syncer_last = SYNCER_MAXDELAY + 2
+        self.syncer_lock = lock("synclk", "syncer_lock")   # lockinit(&syncer_lock, ..., "synclk")
+        self.rush_ident = object()                            # &rushjob
         self.syncdelay = syncdelay
         self.filedelay = filedelay
         self.dirdelay = dirdelay
         self.metadelay = metadelay
         # syncer_workitem_pending[]: LIST heads, here insertion-ordered dicts (vnode -> None)
         self.syncer_workitem_pending: list[dict[vnode, None]] = [
-            {} for _ in range(SYNCER_MAXDELAY)]
+            {} for _ in range(self.syncer_last)]
         self.syncer_delayno = 0
         self.rushjob = 0
         self.stats = SyncerStats()
@@ -105,10 +110,14 @@ class Syncer:
             self.unlink(vp)
         p.synclist_unlock(s)
 
-    def speedup_syncer(self) -> None:
-        """Make the syncer catch up (called when memory is short)."""
-        if self.rushjob < self.syncdelay // 2:
-            self.rushjob += 1
+    def speedup_syncer(self) -> bool:
+        """Make the syncer catch up (called when memory is short): never more than half its
+        turn ahead."""
+        if self.rushjob >= self.syncdelay // 2:
+            return False
+        self.rushjob += 1
+        self.m.wakeup(self.rush_ident)
+        return True
 
     def worklist_len(self) -> int:
         return sum(len(s) for s in self.syncer_workitem_pending)
@@ -133,6 +142,7 @@ class Syncer:
             if self.syncer_delayno >= self.syncer_last:
                 self.syncer_delayno = 0
             p.synclist_unlock(s)
+            yield from k.locks.lockmgr(self.syncer_lock, LK_EXCLUSIVE)
             while True:
                 s = p.synclist_lock()
                 vp = next(iter(slp), None)
@@ -162,8 +172,9 @@ class Syncer:
                         self.vn_syncer_add_to_worklist(vp, self.syncdelay)
                 else:
                     p.synclist_unlock(s)
+            yield from k.locks.lockmgr(self.syncer_lock, LK_RELEASE)
             if self.rushjob > 0:
                 self.rushjob -= 1
                 continue
             if m.time() // NS == starttime:
-                yield from m.tsleep(k.lbolt, "syncer")
+                yield from m.tsleep(self.rush_ident, "syncer", m.tick_ns * m.hz)

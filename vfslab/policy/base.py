@@ -22,9 +22,7 @@ sweep grids are checked against the declaration: type, range, and the key itself
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vfslab.errors import InputError
@@ -32,6 +30,7 @@ from vfslab.kern.buf import B_DELWRI
 from vfslab.kern.notify import KernelObserver
 from vfslab.kern.vnode_if import VOP_UPDATE
 from vfslab.sim.callout import periodic
+from vfslab.tunable import Tunable
 
 if TYPE_CHECKING:
     from vfslab.kern.buf import buf
@@ -40,51 +39,6 @@ if TYPE_CHECKING:
     from vfslab.kern.vnode import vnode
 
 GEN = Generator[Any, Any, Any]
-
-
-@dataclass(frozen=True)
-class Tunable:
-    """One declared setting of a policy."""
-
-    name: str
-    type: type
-    default: Any
-    help: str
-    unit: str = ""
-    min: float | None = None         # inclusive
-    max: float | None = None         # inclusive
-    positive: bool = False           # strictly greater than 0
-
-    def check(self, owner: str, value: Any) -> Any:
-        """The value converted to the declared type, or an InputError naming the key."""
-        key = f"{owner}.{self.name}"
-        t = self.type
-        if t is bool:
-            if not isinstance(value, bool):
-                raise InputError(f"{key}: expected true or false, got {value!r}")
-            return value
-        if t in (int, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InputError(f"{key}: expected {'an integer' if t is int else 'a number'}"
-                                 f"{' (' + self.unit + ')' if self.unit else ''}, got {value!r}")
-            if t is int and float(value) != int(value):
-                raise InputError(f"{key}: expected an integer, got {value!r}")
-            v = t(value)
-            if not math.isfinite(float(v)):
-                raise InputError(f"{key}: expected a finite number, got {value!r}")
-            if self.positive and v <= 0:
-                raise InputError(f"{key}: must be greater than 0, got {value!r}")
-            if self.min is not None and v < self.min or self.max is not None and v > self.max:
-                raise InputError(f"{key}: must be within {self.range_text()}, got {value!r}")
-            return v
-        if not isinstance(value, t):
-            raise InputError(f"{key}: expected {t.__name__}, got {value!r}")
-        return value
-
-    def range_text(self) -> str:
-        lo = "-inf" if self.min is None else f"{self.min:g}"
-        hi = "inf" if self.max is None else f"{self.max:g}"
-        return f"[{lo}, {hi}]" + (f" {self.unit}" if self.unit else "")
 
 
 class WritebackPolicy(KernelObserver):

@@ -34,6 +34,7 @@ from typing import Any
 from vfslab.commands.common import parse_duration_s
 from vfslab.errors import InputError
 from vfslab.plugins import canonical, policy_scopes
+from vfslab.tunable import check_setting, setting_scopes
 
 TOP = {"policy", "protocol", "cpus", "scenario", "seed"}
 
@@ -57,6 +58,13 @@ def _check_key(key: str, path: str, text: str, values: list[Any],
     if key in TOP:
         return
     scope, dot, name = key.partition(".")
+    if scope in setting_scopes():
+        for v in values:
+            try:
+                check_setting(key, v)
+            except InputError as e:
+                raise InputError(e.message, path, _line(text, key)) from None
+        return
     if not dot or not name or scope not in (*scopes, "machine", "cost"):
         raise InputError(f"unknown sweep parameter {key!r}: expected policy, protocol, cpus, "
                          "scenario, seed, POLICY.tunable, machine.X or cost.X", path,
