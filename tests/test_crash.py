@@ -356,3 +356,14 @@ def test_trickle_dates_the_inode_block_back_to_its_data() -> None:
     worst, lo = _worst_loss("trickle", {"window": 1.0}, 8.0, pause_ms=90, busy=True, seed=4,
                             write_behind=False)
     assert lo.window_s == 1.0 and 0.5 < worst <= lo.bound_s
+
+
+def test_a_crash_image_of_a_biodoned_machine_mounts_again() -> None:
+    """The machine that mounts a repaired image starts the protocol's own threads first:
+    under biodoned, without its thread, no I/O completes and every image 'did not mount'."""
+    r = CliRunner().invoke(cli, ["crashtest", "randfsync", "--protocol", "biodoned",
+                                 "--policy", "syncer", "--crashes", "6", "--per-run", "6",
+                                 "--duration", "3s", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["crashes"] == 6 and out["bugs"] == [] and out["fsync_bytes_lost"] == 0
