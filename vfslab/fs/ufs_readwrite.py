@@ -5,7 +5,8 @@ ffs_write allocates the blocks a 64 KiB window needs (ffs_balloc), copies into t
 (ubc), grows the file, and with IO_SYNC/IO_DSYNC ends with an fsync of the range written. An
 IO_APPEND write starts at the size, read under the vnode lock.
 
-Write-behind ("XXXUBC simplistic async flushing", ufs_readwrite.c of 2001-10 on, in 2.0):
+Write-behind ("simplistic async flushing", as the source's UBC comment calls it; in
+ufs_readwrite.c from 2001-10 on, so in 2.0):
 after each piece copied in, `if (!async && oldoff >> 16 != uio->uio_offset >> 16)` the whole
 64 KiB chunks the write completed are put with PGO_CLEANIT (asynchronously); `async` is the
 MNT_ASYNC mount flag. So a sequential writer's data leaves as it is written; what waits for

@@ -39,6 +39,7 @@ from vfslab.kern.vfs_lookup import (
     RENAME,
     WANTPARENT,
     namei,
+    nameidata,
 )
 from vfslab.kern.vfs_vnops import vn_open
 from vfslab.kern.vnode import VDIR
@@ -231,12 +232,19 @@ class Syscalls:
             yield from vfs.vput(nvp)
         return -err if err else 0
 
-    def sys_unlink(self, path: str, cwd: cwdinfo | None = None) -> GEN:
+    def _lookup_to_delete(self, path: str, cwd: cwdinfo | None
+                          ) -> Generator[Any, Any, tuple[int, nameidata]]:
+        """namei(DELETE, LOCKPARENT | LOCKLEAF), as sys_unlink and sys_rmdir start: the
+        directory and the vnode come back locked."""
         self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
+        nd = NDINIT(DELETE, LOCKPARENT | LOCKLEAF, path, _cdir(cwd))
+        err: int = yield from namei(self.k, nd)
+        return err, nd
+
+    def sys_unlink(self, path: str, cwd: cwdinfo | None = None) -> GEN:
         k = self.k
         vfs = k.vfs
-        nd = NDINIT(DELETE, LOCKPARENT | LOCKLEAF, path, _cdir(cwd))
-        err = yield from namei(k, nd)
+        err, nd = yield from self._lookup_to_delete(path, cwd)
         if err:
             return -err
         dvp, vp = nd.ni_dvp, nd.ni_vp
@@ -249,11 +257,9 @@ class Syscalls:
         return -err if err else 0
 
     def sys_rmdir(self, path: str, cwd: cwdinfo | None = None) -> GEN:
-        self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
         vfs = k.vfs
-        nd = NDINIT(DELETE, LOCKPARENT | LOCKLEAF, path, _cdir(cwd))
-        err = yield from namei(k, nd)
+        err, nd = yield from self._lookup_to_delete(path, cwd)
         if err:
             return -err
         dvp, vp = nd.ni_dvp, nd.ni_vp
