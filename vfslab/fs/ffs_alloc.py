@@ -1,4 +1,4 @@
-"""Block and inode allocation (sys/ufs/ffs/ffs_alloc.c 1.76, NetBSD 2.0): ffs_alloc (with
+"""Block and inode allocation (sys/ufs/ffs/ffs_alloc.c, netbsd-2-0 branch): ffs_alloc (with
 ffs_blkpref's "after the previous block"), ffs_valloc, ffs_blkfree and ffs_vfree, on vfslab's
 single cylinder group: the block and inode bitmaps are metadata buffers on the device vnode,
 updated with delayed writes (bdwrite)."""

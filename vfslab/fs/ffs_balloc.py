@@ -1,4 +1,4 @@
-"""Allocating a file's blocks (sys/ufs/ffs/ffs_balloc.c 1.34, NetBSD 2.0): ffs_balloc over a
+"""Allocating a file's blocks (sys/ufs/ffs/ffs_balloc.c, netbsd-2-0 branch): ffs_balloc over a
 byte range, with the indirect blocks it needs.
 
 A new indirect block is written with wait (bwrite) before the block it points to can be used,

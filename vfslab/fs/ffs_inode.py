@@ -1,4 +1,4 @@
-"""Inode updates and truncation (sys/ufs/ffs/ffs_inode.c 1.63, NetBSD 2.0): ffs_update and
+"""Inode updates and truncation (sys/ufs/ffs/ffs_inode.c, netbsd-2-0 branch): ffs_update and
 ffs_truncate (with ffs_indirtrunc's pointer clearing)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Mounting FFS (sys/ufs/ffs/ffs_vfsops.c 1.146, NetBSD 2.0): ffs_mountroot/ffs_mountfs,
+"""Mounting FFS (sys/ufs/ffs/ffs_vfsops.c, netbsd-2-0 branch): ffs_mountroot/ffs_mountfs,
 ffs_unmount, ffs_sync, ffs_vget, ffs_sbupdate, ffs_statfs, ffs_root, and struct ufsmount.
 
 vfslab's FFS has one cylinder group and no fragments (docs/model.md): the superblock, the

@@ -1,4 +1,5 @@
-"""FFS's vnode operations (sys/ufs/ffs/ffs_vnops.c 1.64, NetBSD 2.0): ffs_fsync, ffs_reclaim
+"""FFS's vnode operations (sys/ufs/ffs/ffs_vnops.c, netbsd-2-0 branch; read against its 1.40 of
+2001, whose ffs_full_fsync and vector 2.0 keep): ffs_fsync, ffs_reclaim
 and the operations vector `ffs_vnodeop_p`, which routes each VOP to its ufs_, ffs_ or genfs_
 implementation as 2.0's ffs_vnodeop_entries does."""
 

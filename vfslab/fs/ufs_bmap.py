@@ -1,4 +1,4 @@
-"""Block mapping (sys/ufs/ufs/ufs_bmap.c 1.26, NetBSD 2.0): ufs_bmap and ufs_bmaparray, from a
+"""Block mapping (sys/ufs/ufs/ufs_bmap.c, netbsd-2-0 branch): ufs_bmap and ufs_bmaparray, from a
 file's logical blocks to disk addresses through the inode's direct pointers, one indirect and
 one double-indirect block.
 

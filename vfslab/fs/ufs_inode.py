@@ -1,4 +1,4 @@
-"""The last release of an inode (sys/ufs/ufs/ufs_inode.c 1.40, NetBSD 2.0): ufs_inactive and
+"""The last release of an inode (sys/ufs/ufs/ufs_inode.c, netbsd-2-0 branch): ufs_inactive and
 ufs_reclaim."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Directories (sys/ufs/ufs/ufs_lookup.c 1.54, NetBSD 2.0): ufs_lookup, ufs_direnter,
+"""Directories (sys/ufs/ufs/ufs_lookup.c, netbsd-2-0 branch): ufs_lookup, ufs_direnter,
 ufs_dirremove, ufs_dirrewrite, ufs_dirempty, ufs_blkatoff.
 
 ufs_lookup asks the name cache first (cache_lookup); on a miss it scans the directory's

@@ -1,4 +1,4 @@
-"""Reading and writing file data (sys/ufs/ufs/ufs_readwrite.c 1.56, NetBSD 2.0, included by
+"""Reading and writing file data (sys/ufs/ufs/ufs_readwrite.c, netbsd-2-0 branch, included by
 ffs_vnops.c as ffs_read and ffs_write), through UBC: the vnode is locked by vn_read/vn_write.
 
 ffs_write allocates the blocks a 64 KiB window needs (ffs_balloc), copies into the page cache

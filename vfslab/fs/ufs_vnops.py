@@ -1,4 +1,4 @@
-"""The UFS vnode operations (sys/ufs/ufs/ufs_vnops.c 1.118, NetBSD 2.0): ufs_create and
+"""The UFS vnode operations (sys/ufs/ufs/ufs_vnops.c, netbsd-2-0 branch): ufs_create and
 ufs_makeinode, ufs_remove, ufs_link, ufs_rename, ufs_mkdir, ufs_rmdir, ufs_open, ufs_close,
 ufs_getattr, ufs_setattr, ufs_strategy, and ufs_checkpath.
 

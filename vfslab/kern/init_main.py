@@ -205,8 +205,8 @@ def kernel_main(k: Kernel, then: Callable[[Kernel], Generator[Any, Any, Any]] | 
 
 def vfs_mountroot(k: Kernel) -> Generator[Any, Any, int]:
     """Create the root device's vnode (bdevvp) and mount the root file system on it
-    (vfs_mountroot, kern/vfs_subr.c 1.218: each vfsops' mountroot in turn; here the one named
-    by `rootfstype`)."""
+    (vfs_mountroot, kern/vfs_subr.c of the netbsd-2-0 branch: each vfsops' mountroot in turn;
+    here the one named by `rootfstype`)."""
     from vfslab.kern.vnode import VBLK
 
     ops = k.vfs_list.get(k.rootfstype)

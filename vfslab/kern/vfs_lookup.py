@@ -1,4 +1,4 @@
-"""Path name lookup (sys/kern/vfs_lookup.c 1.50, NetBSD 2.0): namei, lookup and relookup.
+"""Path name lookup (sys/kern/vfs_lookup.c, netbsd-2-0 branch): namei, lookup and relookup.
 
 namei starts at the root for an absolute path and at the process's current directory
 otherwise, with a reference on it. lookup locks the starting directory (LK_EXCLUSIVE) and

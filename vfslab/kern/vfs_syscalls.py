@@ -1,4 +1,4 @@
-"""File system calls (sys/kern/vfs_syscalls.c 1.205, NetBSD 2.0): open, the calls on path
+"""File system calls (sys/kern/vfs_syscalls.c, netbsd-2-0 branch): open, the calls on path
 names (namei and the VOP layer, with 2.0's lock protocol: LOCKPARENT|LOCKLEAF for remove,
 WANTPARENT for a rename's source, ...) and the calls on open vnodes (fsync, ftruncate, lseek).
 

@@ -1,4 +1,4 @@
-"""Vnode operations of the file layer (sys/kern/vfs_vnops.c 1.78, NetBSD 2.0): vn_open,
+"""Vnode operations of the file layer (sys/kern/vfs_vnops.c, netbsd-2-0 branch): vn_open,
 vn_close, vn_read, vn_write and vn_lock, between the system calls and the VOP layer.
 
 vn_read and vn_write take the vnode lock (LK_SHARED for reads, LK_EXCLUSIVE for writes) and,
