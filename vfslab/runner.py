@@ -7,12 +7,19 @@ from __future__ import annotations
 import time
 import tracemalloc
 from collections.abc import Generator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from vfslab.errors import InputError
 from vfslab.kern.fcntl import O_CREAT, O_TRUNC, O_WRONLY
-from vfslab.kern.init_main import Kernel, KernelConfig, vfs_remountroot
+from vfslab.kern.init_main import (
+    DISKS,
+    MACHINE_SETTINGS,
+    QUEUES,
+    Kernel,
+    KernelConfig,
+    vfs_remountroot,
+)
 from vfslab.kern.kern_proc import Proc, ProcSyscalls, spawn_process
 from vfslab.machine import attach, start_init
 from vfslab.metrics.summary import figures, protocol_costs
@@ -21,6 +28,7 @@ from vfslab.sim.panic import Panic
 from vfslab.tunable import check_setting, setting_scopes
 
 NS = 1_000_000_000
+MAX_DURATION_S = 1e7
 SETUP_CHUNK = 64 * 1024
 
 
@@ -76,12 +84,15 @@ def load_scenario(spec: str | Scenario, strict: bool = False, speed: float = 1.0
 
 
 def kernel_config(cfg: RunConfig, sc: Scenario) -> KernelConfig:
+    """The machine of a run: the scenario's [machine] table and the command's --set, each
+    value checked against its declaration (type and range: MACHINE_SETTINGS, the kernel
+    settings of vfslab.tunable), once, for the CLI, scenario files and sweeps alike."""
     kc = KernelConfig(ncpus=cfg.ncpus, seed=cfg.seed, irq_stress=cfg.irq_stress,
                       protocol=cfg.protocol, policy=cfg.policy,
                       policy_options=dict(cfg.policy_options), invariants=cfg.invariants)
-    names = {f.name for f in fields(KernelConfig)}
     overrides = {**sc.kernel, **cfg.kernel}
     faults = overrides.pop("faults", None)
+    costs = overrides.pop("costs", None)
     disk_opts: dict[str, Any] = {}
     sysctl: dict[str, Any] = {}
     for key, val in overrides.items():
@@ -91,10 +102,25 @@ def kernel_config(cfg: RunConfig, sc: Scenario) -> KernelConfig:
         if key.partition(".")[0] in setting_scopes():  # --set ffs.write_behind=false
             sysctl[key] = check_setting(key, val)
             continue
-        if key not in names:
+        t = MACHINE_SETTINGS.get(key)
+        if t is None:
             raise InputError(f"unknown machine setting {key!r}; expected one of "
-                             f"{', '.join(sorted(names))}")
-        setattr(kc, key, _typed(key, val, getattr(KernelConfig(), key)))
+                             f"{', '.join(sorted(MACHINE_SETTINGS))}")
+        setattr(kc, key, t.check("machine", val))
+    if costs is not None:
+        kc.costs = costs
+    if kc.disk not in DISKS:
+        raise InputError(f"machine.disk: expected one of {', '.join(DISKS)}, got {kc.disk!r}")
+    if kc.disk_queue not in QUEUES:
+        raise InputError(f"machine.disk_queue: expected one of {', '.join(QUEUES)}, got "
+                         f"{kc.disk_queue!r}")
+    if kc.intr_cpu >= kc.ncpus:
+        raise InputError(f"machine.intr_cpu: {kc.intr_cpu} is not one of the {kc.ncpus} "
+                         f"CPUs (0 to {kc.ncpus - 1})")
+    need = fs_blocks_needed(kc.fs_inodes)
+    if kc.fs_blocks < need:
+        raise InputError(f"machine.fs_blocks: {kc.fs_blocks} blocks cannot hold a file system "
+                         f"of {kc.fs_inodes} inodes; at least {need}")
     kc.disk_options = {**kc.disk_options, **disk_opts}
     kc.sysctl = {**kc.sysctl, **sysctl}
     if faults:
@@ -102,18 +128,16 @@ def kernel_config(cfg: RunConfig, sc: Scenario) -> KernelConfig:
     return kc
 
 
-def _typed(key: str, val: Any, default: Any) -> Any:
-    """A machine setting checked against the type of its default."""
-    want = type(default)
-    ok = (isinstance(val, bool) if want is bool
-          else isinstance(val, int) and not isinstance(val, bool) if want is int
-          else isinstance(val, (int, float)) and not isinstance(val, bool) if want is float
-          else isinstance(val, want))
-    if not ok:
-        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-                dict: "a table"}.get(want, want.__name__)
-        raise InputError(f"machine setting {key}: expected {kind}, got {val!r}")
-    return float(val) if want is float else val
+def fs_blocks_needed(ninodes: int) -> int:
+    """The smallest file system mkfs can make for `ninodes`: superblock, bitmaps, inode
+    table, and room for the root directory and a few files."""
+    from vfslab.fs.ufs_layout import BITS, BSIZE, INODE_SIZE
+
+    itable = -(-ninodes * INODE_SIZE // BSIZE)
+    imap = -(-ninodes // BITS)
+    meta = 1 + imap + itable
+    bmap = -(-(meta + 64) // BITS)
+    return meta + bmap + 64
 
 
 def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
@@ -147,8 +171,9 @@ def run_scenario(cfg: RunConfig) -> RunResult:
     sc = load_scenario(cfg.scenario, cfg.strict, cfg.speed, cfg.no_think)
     kc = kernel_config(cfg, sc)
     duration = cfg.duration_s if cfg.duration_s is not None else sc.duration_s
-    if duration <= 0:
-        raise InputError(f"duration must be positive, got {duration}")
+    if not 0 < duration <= MAX_DURATION_S:
+        raise InputError(f"duration must be more than 0 and at most {MAX_DURATION_S:g} s "
+                         f"(115 emulated days), got {duration:g} s")
     wall0 = time.perf_counter()
     if cfg.measure_memory:
         tracemalloc.start()

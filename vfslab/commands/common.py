@@ -23,7 +23,10 @@ def parse_duration_s(text: str, where: str = "duration") -> float:
     m = _DURATION.match(str(text))
     if not m:
         raise InputError(f"{where}: expected a duration like 30, 2.5s, 500ms or 2m, got {text!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    s = float(m.group(1)) * _UNITS[m.group(2)]
+    if not 0 < s <= 1e7:
+        raise InputError(f"{where}: must be more than 0 and at most 1e7 s, got {text!r}")
+    return s
 
 
 def parse_value(text: str) -> Any:

@@ -34,6 +34,10 @@ def build_config(scenario: str, protocol: str, policy: str, seed: int, duration:
             if key not in CostModel.field_names():
                 raise InputError(f"cost.{key}: unknown cost; expected one of "
                                  f"{', '.join(CostModel.field_names())}")
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or \
+                    val != int(val) or not 0 <= val <= 10**12:
+                raise InputError(f"cost.{key}: expected nanoseconds, a whole number from 0 "
+                                 f"to 10^12, got {val!r}")
             setattr(cm, key, int(val))
         kernel["costs"] = cm
     dur = parse_duration_s(duration, "--duration") if duration is not None else None

@@ -16,6 +16,7 @@ from vfslab.kern.notify import Notify
 from vfslab.kern.vnode import vnode
 from vfslab.sim.costs import CostModel
 from vfslab.sim.engine import Engine
+from vfslab.tunable import Tunable
 
 if TYPE_CHECKING:
     # types of what the assembly attaches (not imported at run time: the kernel calls none)
@@ -87,6 +88,38 @@ class VfsOps(Protocol):
     def sync(self, mp: mount, wait: bool, lazy: bool = False) -> Generator[Any, Any, int]: ...
 
     def unmount(self, mp: mount) -> Generator[Any, Any, int]: ...
+
+
+# The ranges of the machine's settings (`--set machine.NAME`, a scenario's [machine] table, a
+# sweep's grid: all checked here, by vfslab.runner.kernel_config). Each says why its bound is.
+MACHINE_SETTINGS: dict[str, Tunable] = {t.name: t for t in (
+    Tunable("hz", int, 100, "clock interrupts a second (HZ)", unit="1/s", min=1, max=10_000),
+    Tunable("physmem_mb", int, 256, "page-cache memory (uvmexp.npages)", unit="MiB", min=4,
+            max=65_536),
+    Tunable("bufcache_pct", int, 15, "buffer-cache high-water mark, percent of memory (2.0's "
+            "BUFCACHE)", unit="%", min=1, max=95),
+    Tunable("maxvnodes", int, 2048, "vnodes (desiredvnodes)", min=16, max=10_000_000),
+    Tunable("disk", str, "hdd", "disk model: hdd (a 2004 7200 rpm ATA disk) or ssd"),
+    Tunable("disk_queue", str, "disksort", "the driver's queue: disksort (C-LOOK) or fifo"),
+    Tunable("intr_cpu", int, 0, "the CPU the disk interrupts", min=0, max=63),
+    # 32-bit block pointers in the dinode; the layout needs room for its metadata (runner)
+    Tunable("fs_blocks", int, 1 << 20, "file-system blocks of 4 KiB", min=64,
+            max=(1 << 32) - 1),
+    # version stamps carry the inode number in 24 bits (Kernel.next_stamp)
+    Tunable("fs_inodes", int, 65536, "inodes", min=32, max=(1 << 24) - 1),
+    Tunable("mount_async", bool, False, "mount MNT_ASYNC (write-behind off, metadata delayed)"),
+    Tunable("invariants", bool, False, "check the stack's invariants as it runs"),
+    # vn_syncer_add_to_worklist clamps a delay to syncer_maxdelay - 2 = 30
+    Tunable("syncdelay", int, 30, "seconds before a synced vnode is synced again", unit="s",
+            min=0, max=30),
+    Tunable("filedelay", int, 30, "seconds a dirty file waits on the wheel", unit="s", min=0,
+            max=30),
+    Tunable("dirdelay", int, 15, "seconds a dirty directory waits", unit="s", min=0, max=30),
+    Tunable("metadelay", int, 10, "seconds the device vnode's metadata waits", unit="s",
+            min=0, max=30),
+)}
+DISKS = ("hdd", "ssd")
+QUEUES = ("disksort", "fifo")
 
 
 class mount:  # noqa: N801  (struct mount)

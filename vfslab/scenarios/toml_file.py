@@ -23,6 +23,7 @@ Every error names the file, the line and what was expected.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from pathlib import Path
@@ -54,6 +55,8 @@ def parse_size(val: Any) -> int:
 
 def parse_ns(val: Any) -> int:
     if isinstance(val, (int, float)) and not isinstance(val, bool) and val >= 0:
+        if not math.isfinite(val) or val > 1e7:
+            raise ValueError(f"expected a finite time of at most 1e7 s, got {val!r}")
         return int(val * 10**9)
     m = _TIME.match(str(val))
     if not m:
@@ -82,10 +85,21 @@ def _table_lines(text: str, name: str) -> list[int]:
     return [i for i, line in enumerate(text.splitlines(), start=1) if pat.match(line)]
 
 
+# parameters that must be more than 0 (a count of 0 files, a block of 0 bytes: nothing to run)
+POSITIVE = frozenset({"count", "batch", "ndirs", "files_per_dir", "writes_per_txn",
+                      "pages_per_round", "bs", "log_bs", "size"})
+
+
 def _param(kind: str, val: Any) -> Any:
     if kind == "path":
         if not isinstance(val, str) or not val.startswith("/"):
             raise ValueError(f"expected an absolute path, got {val!r}")
+        from vfslab.fs.ufs_layout import MAXNAMLEN
+
+        for part in val.split("/"):
+            if len(part.encode()) > MAXNAMLEN:
+                raise ValueError(f"a name of {len(part.encode())} bytes in {val[:60]!r}...: "
+                                 f"vfslab's FFS allows {MAXNAMLEN}")
         return val
     if kind == "size":
         return parse_size(val)
@@ -136,6 +150,8 @@ def parse_scenario(text: str, path: str) -> Scenario:
         raise InputError("name: expected a string", path, _line_of(text, "name"))
     try:
         duration = parse_ns(data.get("duration", "60s")) / 1e9
+        if duration <= 0:
+            raise ValueError(f"must be more than 0, got {data.get('duration')!r}")
     except ValueError as e:
         raise InputError(f"duration: {e}", path, _line_of(text, "duration")) from None
     machine = data.get("machine", {})
@@ -203,6 +219,12 @@ def _process(item: dict[str, Any], i: int, path: str, line: int, text: str,
             kwargs[key] = _param(kinds[key], val)
         except ValueError as e:
             raise InputError(f"process {pname}: {key}: {e}", path, kline) from None
+        if key in POSITIVE and kwargs[key] <= 0:
+            raise InputError(f"process {pname}: {key}: must be more than 0, got {val!r}", path,
+                             kline)
+    if "size" in kwargs and "bs" in kwargs and kwargs["size"] < kwargs["bs"]:
+        raise InputError(f"process {pname}: size {kwargs['size']} is smaller than its block "
+                         f"size bs = {kwargs['bs']}", path, line)
     try:
         body = fn(**kwargs)
     except TypeError as e:

@@ -18,6 +18,9 @@ def record(output: str, command: tuple[str, ...]) -> None:
     strace = shutil.which("strace")
     if strace is None:
         raise click.ClickException("strace is not installed (apt-get install strace)")
+    if shutil.which(command[0]) is None:
+        raise click.ClickException(f"{command[0]}: no such program (not found, or not "
+                                   "executable): nothing to record")
     try:
         rc = subprocess.run([strace, "-f", "-tt", "-T", "-y", "-o", output, *command],
                             check=False).returncode

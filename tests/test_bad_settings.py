@@ -1,0 +1,84 @@
+"""Inputs that make no sense are one clear error (exit 2) naming the key or the file and line:
+every setting declares its range and is checked there, once, for the CLI, scenario files and
+sweeps alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from vfslab.cli import cli
+from vfslab.errors import InputError
+from vfslab.sweep.spec import expand
+
+
+def _run(*args: str) -> str:
+    r = CliRunner().invoke(cli, list(args))
+    assert isinstance(r.exception, InputError), (r.exit_code, r.output, r.exception)
+    return str(r.exception)
+
+
+@pytest.mark.parametrize(("setting", "words"), [
+    ("machine.fs_blocks=10", "machine.fs_blocks: must be within"),
+    ("machine.fs_blocks=4294967296", "machine.fs_blocks: must be within"),
+    ("machine.fs_blocks=1000", "cannot hold a file system of 65536 inodes; at least 2116"),
+    ("machine.hz=0", "machine.hz: must be within"),
+    ("machine.physmem_mb=0", "machine.physmem_mb: must be within"),
+    ("machine.physmem_mb=-5", "machine.physmem_mb: must be within"),
+    ("machine.maxvnodes=0", "machine.maxvnodes: must be within"),
+    ("machine.syncdelay=-1", "machine.syncdelay: must be within"),
+    ("machine.bufcache_pct=500", "machine.bufcache_pct: must be within"),
+    ("machine.fs_inodes=99999999", "machine.fs_inodes: must be within"),
+    ("machine.disk=floppy", "machine.disk: expected one of hdd, ssd"),
+    ("machine.intr_cpu=3", "machine.intr_cpu: 3 is not one of the 1 CPUs"),
+    ("machine.physmem_mb=lots", "machine.physmem_mb: expected an integer"),
+    ("cost.ctxsw=-1", "cost.ctxsw: expected nanoseconds"),
+    ("linux.dirty_ratio=-5", "linux.dirty_ratio: must be greater than 0"),
+    ("linux.dirty_ratio=500", "linux.dirty_ratio: must be within"),
+    ("syncer.filedelay=45", "syncer.filedelay: must be within"),
+    ("ffs.write_behind=sometimes", "ffs.write_behind: expected true or false"),
+])
+def test_a_setting_out_of_its_range_is_one_clear_error(setting: str, words: str) -> None:
+    assert words in _run("run", "stream", "--duration", "1s", "--set", setting)
+
+
+@pytest.mark.parametrize(("body", "line", "words"), [
+    ('duration = inf\n', 1, "duration: expected a finite time"),
+    ('duration = 1e30\n', 1, "duration: expected a finite time"),
+    ('duration = 0\n', 1, "duration: must be more than 0"),
+    ('[[process]]\npattern = "smallfiles"\ndir = "/d"\ncount = 0\nsizes = ["4KiB"]\n', 4,
+     "count: must be more than 0"),
+    ('[[process]]\npattern = "writer"\npath = "/f"\nsize = "1MiB"\nbs = 0\n', 5,
+     "bs: must be more than 0"),
+    ('[[process]]\npattern = "database"\npath = "/d"\nsize = "1MiB"\nbs = "8KiB"\n'
+     'log = "/l"\nlog_bs = 0\nwrites_per_txn = 1\n', 7, "log_bs: must be more than 0"),
+    ('[[process]]\npattern = "writer"\npath = "/f"\nsize = "4KiB"\nbs = "64KiB"\n', 1,
+     "smaller than its block size"),
+    ('[[setup]]\npath = "/' + "d" * 200 + '"\ndir = true\n[[process]]\npattern = "writer"\n'
+     'path = "/f"\nsize = "1MiB"\nbs = "64KiB"\n', 1, "a name of 200 bytes"),
+])
+def test_a_scenario_value_that_makes_no_sense_is_an_error_at_its_line(
+        tmp_path: Path, body: str, line: int, words: str) -> None:
+    if "[[process]]" not in body:
+        body += '[[process]]\npattern = "writer"\npath = "/f"\nsize = "1MiB"\nbs = "64KiB"\n'
+    f = tmp_path / "bad.toml"
+    f.write_text(body)
+    msg = _run("run", str(f))
+    assert words in msg and f"bad.toml:{line}" in msg, msg
+
+
+def test_a_cli_duration_that_makes_no_sense_is_an_error() -> None:
+    assert "at most 1e7 s" in _run("run", "stream", "--duration", "1000000000s")
+
+
+def test_a_sweep_checks_kernel_settings_before_any_run() -> None:
+    with pytest.raises(InputError) as e:
+        expand('[grid]\npolicy = ["syncer"]\n"ffs.write_behind" = ["maybe"]\n', "s.toml")
+    assert e.value.line == 3 and "ffs.write_behind: expected true or false" in e.value.message
+
+
+def test_recording_a_program_that_does_not_exist_exits_non_zero() -> None:
+    r = CliRunner().invoke(cli, ["record", "-o", "/tmp/x.log", "--", "/nonexistent-cmd"])
+    assert r.exit_code != 0 and "no such program" in r.output
