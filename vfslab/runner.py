@@ -275,6 +275,8 @@ def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | 
         "emulated_s": elapsed,
         "operations": ops,
         "syscall_errors": sum(p.errors for p in procs),
+        # getnewvnode found no vnode (2.0's tablefull("vnode"): the call got ENFILE)
+        "vnode_table_full": k.vfs.stats_enfile,
         "bytes_read": sum(p.bytes_read for p in procs),
         "bytes_written": sum(p.bytes_written for p in procs),
         "disk_bytes_read": disk.stats.bytes_read - met.disk0[0],

@@ -62,6 +62,8 @@ def print_summary(s: dict[str, Any]) -> None:
         ("wall time", f"{s['wall_s']:.2f} s"),
         ("operations", f"{s['operations']:,}"),
         ("syscall errors", f"{s['syscall_errors']:,}"),
+        *([("vnode table full (ENFILE)", f"{s['vnode_table_full']:,}")]
+          if s.get("vnode_table_full") else []),
         ("bytes read by programs", f"{s['bytes_read']:,}"),
         ("bytes written by programs", f"{s['bytes_written']:,}"),
         ("bytes read from disk", f"{s['disk_bytes_read']:,}"),

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 GEN = Generator[Any, Any, Any]
 EINVAL = 22
+ENFILE = 23
 FS_MAGIC = 0x19540119
 
 
@@ -123,6 +124,8 @@ def ffs_vget(ump: ufsmount, ino: int) -> Generator[Any, Any, tuple[int, vnode | 
                 continue                  # recycled while we slept: look again
             return 0, vp
         vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
+        if vp is None:
+            return ENFILE, None
         if ufs_ihashlookup(ump, ino) is not None:
             # someone beat us to it while getnewvnode slept: push ours back (ungetnewvnode)
             yield from vfs.vrele(vp)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from vfslab.fs.ffs_alloc import ffs_valloc
+from vfslab.fs.ffs_alloc import ffs_valloc, ffs_vfree
 from vfslab.fs.ffs_balloc import ffs_balloc
 from vfslab.fs.ffs_inode import update_inode
 from vfslab.fs.ufs_ihash import ufs_ihashins
@@ -44,6 +44,7 @@ EEXIST = 17
 ENOTDIR = 20
 EISDIR = 21
 EINVAL = 22
+ENFILE = 23
 EMLINK = 31
 ENOTEMPTY = 66
 LINK_MAX = 32767
@@ -55,11 +56,15 @@ def _ump(vp: vnode) -> ufsmount:
     return ump
 
 
-def ffs_vnew(ump: ufsmount, ip: inode) -> Generator[Any, Any, vnode]:
+def ffs_vnew(ump: ufsmount, ip: inode) -> Generator[Any, Any, vnode | None]:
     """A vnode for a newly allocated inode, in the inode hash and locked (what ffs_valloc's
-    VFS_VGET returns)."""
+    VFS_VGET returns); None if no vnode can be had, the inode then freed again (as
+    ffs_valloc does when VFS_VGET fails)."""
     vfs = ump.k.vfs
     vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
+    if vp is None:
+        yield from ffs_vfree(ump, ip.ino)
+        return None
     ip.vp = vp
     vp.v_data = ip
     vp.v_type = VDIR if ip.d.isdir() else VREG
@@ -90,6 +95,10 @@ def ufs_makeinode(mode: int, dvp: vnode, cnp: componentname
     ip.d.nlink = 1
     ip.dirty = True
     tvp = yield from ffs_vnew(ump, ip)
+    if tvp is None:
+        dvp.v_data.lookup_slot = None
+        yield from vfs.vput(dvp)
+        return ENFILE, None
     err = yield from update_inode(ip, not ump.async_)
     if not err:
         err = yield from ufs_direnter(dvp, ip.ino, cnp.cn_nameptr)
@@ -134,6 +143,10 @@ def ufs_mkdir(dvp: vnode, cnp: componentname, mode: int
     ip.d.nlink = 2
     ip.dirty = True
     tvp = yield from ffs_vnew(ump, ip)
+    if tvp is None:
+        dp.lookup_slot = None
+        yield from vfs.vput(dvp)
+        return ENFILE, None
     dp.d.nlink += 1
     dp.dirty = True
     err = yield from update_inode(dp, sync)

@@ -246,6 +246,8 @@ def vfs_mountroot(k: Kernel) -> Generator[Any, Any, int]:
     if ops is None:
         raise k.vfs.panic(f"vfs_mountroot: no file system {k.rootfstype!r} configured")
     devvp = yield from k.vfs.getnewvnode("spec", None, k.spec_vnodeop)
+    if devvp is None:
+        raise k.vfs.panic("vfs_mountroot: no vnode for the root device")
     devvp.v_type = VBLK
     err, mp = yield from ops.mountroot(k, devvp, k.cfg.mount_async)
     if err or mp is None:

@@ -64,6 +64,7 @@ class VfsSubr:
         self.vnode_hold_list: dict[vnode, None] = {}
         self.all_vnodes: list[vnode] = []
         self.nrecycled = 0
+        self.stats_enfile = 0         # getnewvnode found no vnode (tablefull: ENFILE)
         # the vector of a vnode with no file system (miscfs/deadfs/dead_vnops.c): it can be
         # locked and released; everything else is EOPNOTSUPP. One per machine, as each
         # emulated kernel has its own lock manager.
@@ -85,26 +86,26 @@ class VfsSubr:
 
     # ---- vnode allocation and recycling -----------------------------------------------------
     def getnewvnode(self, tag: str, mp: Any, vops: vnodeops | None = None
-                    ) -> Generator[Any, Any, vnode]:
+                    ) -> Generator[Any, Any, vnode | None]:
         """Allocate a vnode with the operations vector `vops`: a new one while under
-        maxvnodes, else recycle the free list's head (getcleanvnode), cleaning it with
-        vclean; sleep on lbolt if none is free."""
+        maxvnodes, else recycle one (getcleanvnode: the free list's head, or the hold list's
+        when the free list is empty, cleaned with vgonel). None when no vnode can be had:
+        the caller returns ENFILE, as 2.0 does after tablefull("vnode")."""
         L = self.L
         p = self.k.proto
-        while True:
-            s = p.freelist_lock()
-            if self.numvnodes < self.maxvnodes:
-                self.numvnodes += 1
-                p.freelist_unlock(s)
-                vp = vnode(len(self.all_vnodes) + 1)
-                vp.v_proto = p.vnode_state(vp)
-                self.all_vnodes.append(vp)
-                break
+        s = p.freelist_lock()
+        if self.numvnodes < self.maxvnodes:
+            self.numvnodes += 1
+            p.freelist_unlock(s)
+            vp = vnode(len(self.all_vnodes) + 1)
+            vp.v_proto = p.vnode_state(vp)
+            self.all_vnodes.append(vp)
+        else:
             vp2 = yield from self.getcleanvnode(s)
-            if vp2 is not None:
-                vp = vp2
-                break
-            yield from self.m.tsleep(self.k.lbolt, "newvn", self.m.tick_ns * self.m.hz)
+            if vp2 is None:
+                self.stats_enfile += 1
+                return None
+            vp = vp2
         vp.v_type = VNON
         vp.v_tag = tag
         vp.v_mount = mp
@@ -119,33 +120,29 @@ class VfsSubr:
         return vp
 
     def getcleanvnode(self, s: int) -> Generator[Any, Any, vnode | None]:
-        """Take the first free vnode whose interlock can be had, and clean it (vfs_subr.c).
+        """Take the first vnode whose interlock can be had from the free list, or, when the
+        free list is empty, from the hold list (vnodes whose buffers hold them: vgonel
+        flushes and invalidates those), and clean it (getnewvnode of vfs_subr.c, 2.0:
+        "if ((vp = TAILQ_FIRST(&vnode_free_list)) == NULL) vp = TAILQ_FIRST(&vnode_hold_list)").
         Called with vnode_free_list_slock held (spl `s` for protocols that raise)."""
         L = self.L
         p = self.k.proto
         vs = None
-        for vp in self.vnode_free_list:
+        listhd = self.vnode_free_list if self.vnode_free_list else self.vnode_hold_list
+        for vp in listhd:
+            if listhd is self.vnode_hold_list and not p.hold_moves_lists and p.holdcnt(vp):
+                continue      # split-interlock: only vnodes whose holds are gone
             vs = p.vi_trylock(vp)
             if vs is not None:
                 break
-        if vs is None and not p.hold_moves_lists:
-            # holds were dropped without moving vnodes between lists: look on the hold list
-            for vp in self.vnode_hold_list:
-                if p.holdcnt(vp) == 0:
-                    vs = p.vi_trylock(vp)
-                    if vs is not None:
-                        del self.vnode_hold_list[vp]
-                        self.vnode_free_list[vp] = None
-                        vp.v_freelist = ON_FREE_LIST
-                        break
         if vs is None:
             p.freelist_unlock(s)
             return None
-        if vp.v_usecount or p.holdcnt(vp):
+        if vp.v_usecount or (listhd is self.vnode_free_list and p.holdcnt(vp)):
             p.vi_unlock(vp, vs)
             p.freelist_unlock(s)
             raise self.panic(f"getcleanvnode: free vnode {vp.v_id} isn't")
-        del self.vnode_free_list[vp]
+        del listhd[vp]
         vp.v_freelist = ON_NO_LIST
         # the interlock was taken inside the free-list lock: release them so that the spl
         # goes back to where it was before both (splbio-always saves spl in each)
