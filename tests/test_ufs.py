@@ -167,3 +167,34 @@ def test_the_allocator_wraps_at_the_end_of_the_disk() -> None:
     assert sb.data_start <= rotor < nblocks
     assert max(k.disk.store) < nblocks, "a block was written past the end of the file system"
     assert fsck_image(k.disk.store) == []
+
+
+def test_the_allocator_finds_blocks_behind_its_preference() -> None:
+    """ffs_alloc searches from the preference to the end and then from the first data block:
+    with every free block behind the preference (an append whose next block is near the end
+    of a full disk) it finds them; ENOSPC only when none is free. (It used to scan to the end
+    of the bitmap block and give up: ENOSPC with blocks free.)"""
+    from vfslab.fs.ffs_alloc import ffs_alloc
+    from vfslab.kern.fcntl import ENOSPC
+
+    def body(sys: ProcSyscalls) -> Generator[Any, Any, Any]:
+        for i in range(40):
+            fd = yield from sys.open(f"/f{i}", O_WRONLY | O_CREAT)
+            got = yield from sys.write(fd, 16 * KiB)
+            yield from sys.close(fd)
+            if got < 0:
+                break
+        ump = sys.k.rootfs
+        assert ump.sb.free_blocks == 0
+        assert (yield from sys.unlink("/f0")) == 0        # its blocks are at the start
+        free = ump.sb.free_blocks
+        err, got = yield from ffs_alloc(ump, ump.sb.nblocks - 1, 1)
+        err2, got2 = yield from ffs_alloc(ump, ump.sb.nblocks - 1, free)
+        err3, _ = yield from ffs_alloc(ump, ump.sb.nblocks - 1, 1)
+        return free, err, got, err2, got2, err3, ump.sb.data_start
+
+    _, (free, err, got, err2, got2, err3, start) = run_body(body, fs_blocks=100,
+                                                              fs_inodes=32)
+    assert free >= 2 and err == 0 and len(got) == 1 and got[0] < 20
+    assert err2 == 0 and len(got) + len(got2) == free
+    assert err3 == ENOSPC

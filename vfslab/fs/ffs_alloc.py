@@ -5,6 +5,7 @@ updated with delayed writes (bdwrite)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +19,11 @@ ENOSPC = 28
 
 
 def ffs_alloc(ump: ufsmount, pref: int, want: int) -> Generator[Any, Any, tuple[int, list[int]]]:
-    """Allocate up to `want` blocks, contiguous from `pref` when free; at least one or
-    ENOSPC."""
+    """Allocate up to `want` blocks, contiguous from the first free block at or after
+    `pref` (searching to the end of the file system, then from its first data block up to
+    `pref`, as ffs_hashalloc goes round the cylinder groups); at least one or ENOSPC. A run
+    stays within one bitmap block. The bitmap is searched a byte at a time in C (a pattern
+    for "not all ones") and bounded by the file system's size, not the bitmap block's."""
     sb = ump.sb
     if sb.free_blocks <= 0:
         return ENOSPC, []
@@ -27,37 +31,29 @@ def ffs_alloc(ump: ufsmount, pref: int, want: int) -> Generator[Any, Any, tuple[
         pref = ump.rotor
     bio = ump.k.bio
     got: list[int] = []
-    b = pref
-    scanned = 0
-    while len(got) < want and scanned < sb.nblocks:
-        mb = b // BITS
-        err, bp = yield from ump.meta_read(sb.bmap_start + mb)
-        if err:
-            bio.brelse(bp)
-            return err, got
-        data = bp.b_data[0]
-        changed = False
-        i = b % BITS
-        while i < BITS and len(got) < want:
-            if not get_bit(data, i):
-                if got and mb * BITS + i != got[-1] + 1:
-                    break          # keep runs contiguous: stop at the first gap
-                set_bit(data, i, True)
-                got.append(mb * BITS + i)
-                changed = True
-            elif got:
-                break
-            i += 1
-        scanned += i - b % BITS
-        if changed:
-            yield from ump.meta_write(bp, False)
-        else:
-            bio.brelse(bp)
+    for lo, hi in ((pref, sb.nblocks), (sb.data_start, pref)):
+        b = lo
+        while b < hi and not got:
+            mb = b // BITS
+            err, bp = yield from ump.meta_read(sb.bmap_start + mb)
+            if err:
+                bio.brelse(bp)
+                return err, got
+            data = bp.b_data[0]
+            base = mb * BITS
+            end = min(hi, base + BITS) - base
+            i = _find_clear(data, b - base, end)
+            if i >= 0:
+                while len(got) < want and i < end and not get_bit(data, i):
+                    set_bit(data, i, True)
+                    got.append(base + i)
+                    i += 1
+                yield from ump.meta_write(bp, False)
+            else:
+                bio.brelse(bp)
+            b = base + BITS
         if got:
             break
-        b = (mb + 1) * BITS
-        if b >= sb.nblocks:
-            b = sb.data_start
     if not got:
         return ENOSPC, []
     sb.free_blocks -= len(got)
@@ -132,17 +128,25 @@ def ffs_vfree(ump: ufsmount, ino: int) -> Generator[Any, Any, int]:
     return 0
 
 
+_NOT_FULL = re.compile(rb"[^\xff]")
+
+
 def _find_clear(data: Any, lo: int, hi: int) -> int:
-    """The first clear bit in [lo, hi) of a bitmap block, or -1."""
+    """The first clear bit in [lo, hi) of a bitmap block, or -1: the bytes that are not
+    all ones are found by a compiled pattern, the bit within one by testing its eight."""
+    if lo >= hi:
+        return -1
     byte = lo >> 3
     end = (hi + 7) >> 3
-    full = 0xFF
     while byte < end:
+        m = _NOT_FULL.search(data, byte, end)
+        if m is None:
+            return -1
+        byte = m.start()
         v = data[byte]
-        if v != full:
-            for bit in range(8):
-                i = byte * 8 + bit
-                if lo <= i < hi and not v >> bit & 1:
-                    return i
+        for bit in range(8):
+            i = byte * 8 + bit
+            if lo <= i < hi and not v >> bit & 1:
+                return i
         byte += 1
     return -1
