@@ -26,6 +26,7 @@ from vfslab.kern.fcntl import (
     O_TRUNC,
     O_WRONLY,
 )
+from vfslab.kern.kern_proc import ProcSyscalls
 
 KiB = 1024
 MiB = 1024 * 1024
