@@ -161,3 +161,27 @@ def test_report_tables_and_plots(local_rows: list[dict[str, Any]], spec_file: Pa
     assert res.exit_code == 0, res.output
     assert (tmp_path / "tradeoff.png").stat().st_size > 1000
     assert (tmp_path / "metric_vs_trickle_window.png").exists()
+
+
+def test_a_corrupt_part_is_named_and_rerun_and_no_part_is_overwritten(tmp_path: Path) -> None:
+    """A truncated Parquet part: `--resume` names it, leaves it out and runs its runs again;
+    a deleted part's number is not reused over another part that holds rows."""
+    from vfslab.sweep.results import ResultStore
+
+    st = ResultStore(tmp_path, batch=2)
+    for i in range(6):
+        st.append({"run_id": f"r{i}", "x": i})
+    st.flush()
+    parts = sorted(tmp_path.glob("part-*.parquet"))
+    assert len(parts) == 3
+    parts[0].unlink()                                  # rows r0, r1 gone
+    parts[1].write_bytes(parts[1].read_bytes()[:20])   # r2, r3: a truncated file
+    st2 = ResultStore(tmp_path, batch=2)
+    rows = st2.rows()
+    assert {r["run_id"] for r in rows} == {"r4", "r5"}
+    assert [f.name for f, _ in st2.skipped] == [parts[1].name]
+    st2.append({"run_id": "r0", "x": 0})
+    st2.append({"run_id": "r1", "x": 1})
+    st2.flush()
+    ids = [r["run_id"] for r in ResultStore(tmp_path).rows()]
+    assert sorted(ids) == ["r0", "r1", "r4", "r5"]      # r4, r5 still there: not overwritten

@@ -22,7 +22,10 @@ def run_sweep(spec: str, engine: str, workers: int | None, address: str | None, 
     points = load(spec)
     store = ResultStore(out)
     done_ids = store.done_ids()
-    if done_ids and not resume:
+    for f, why in store.skipped:
+        click.echo(f"warning: {f}: unreadable, left out ({why}); its runs will run again",
+                   err=True)
+    if (done_ids or store.skipped) and not resume:
         raise InputError(f"{out} already holds results: use --resume or another --out")
     todo = [p for p in points if run_id(p) not in done_ids]
     if limit is not None:
@@ -78,7 +81,10 @@ def report(out: str) -> None:
     from vfslab.sweep.report import METRICS, plots, summarize
     from vfslab.sweep.results import ResultStore
 
-    rows = ResultStore(out).rows()
+    store = ResultStore(out)
+    rows = store.rows()
+    for f, why in store.skipped:
+        click.echo(f"warning: {f}: unreadable, left out of the report ({why})", err=True)
     if not rows:
         raise InputError("no results here", out)
     summ = summarize(rows)
