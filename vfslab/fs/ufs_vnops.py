@@ -81,24 +81,35 @@ def _unlinked(ip: inode) -> None:
             f(ip.ino, ip.ump.m.time())
 
 
+def _valloc_vnode(dvp: vnode, mode: int, nlink: int
+                  ) -> Generator[Any, Any, tuple[int, inode | None, vnode | None]]:
+    """VOP_VALLOC as ufs_makeinode and ufs_mkdir begin: an inode of `mode` with `nlink`
+    links and its vnode, locked. On failure dvp is vput (both callers' contract)."""
+    ump = _ump(dvp)
+    err, ip = yield from ffs_valloc(ump, mode)
+    tvp = None
+    if not err and ip is not None:
+        ip.d.nlink = nlink
+        ip.dirty = True
+        tvp = yield from ffs_vnew(ump, ip)
+        if tvp is None:
+            err = ENFILE
+    if err or tvp is None:
+        dvp.v_data.lookup_slot = None
+        yield from ump.k.vfs.vput(dvp)
+        return err or ENFILE, None, None
+    return 0, ip, tvp
+
+
 def ufs_makeinode(mode: int, dvp: vnode, cnp: componentname
                   ) -> Generator[Any, Any, tuple[int, vnode | None]]:
     """Allocate an inode, write it (with wait), enter its name; vput dvp. The new vnode is
     returned locked."""
     ump = _ump(dvp)
     vfs = ump.k.vfs
-    err, ip = yield from ffs_valloc(ump, mode)
-    if err or ip is None:
-        dvp.v_data.lookup_slot = None
-        yield from vfs.vput(dvp)
+    err, ip, tvp = yield from _valloc_vnode(dvp, mode, 1)
+    if err or ip is None or tvp is None:
         return err, None
-    ip.d.nlink = 1
-    ip.dirty = True
-    tvp = yield from ffs_vnew(ump, ip)
-    if tvp is None:
-        dvp.v_data.lookup_slot = None
-        yield from vfs.vput(dvp)
-        return ENFILE, None
     err = yield from update_inode(ip, not ump.async_)
     if not err:
         err = yield from ufs_direnter(dvp, ip.ino, cnp.cn_nameptr)
@@ -135,18 +146,9 @@ def ufs_mkdir(dvp: vnode, cnp: componentname, mode: int
         yield from vfs.vput(dvp)
         return EMLINK, None
     slot = dp.lookup_slot                    # the parent's slot, kept across what follows
-    err, ip = yield from ffs_valloc(ump, IFDIR | (mode & 0o7777))
-    if err or ip is None:
-        dp.lookup_slot = None
-        yield from vfs.vput(dvp)
+    err, ip, tvp = yield from _valloc_vnode(dvp, IFDIR | (mode & 0o7777), 2)
+    if err or ip is None or tvp is None:
         return err, None
-    ip.d.nlink = 2
-    ip.dirty = True
-    tvp = yield from ffs_vnew(ump, ip)
-    if tvp is None:
-        dp.lookup_slot = None
-        yield from vfs.vput(dvp)
-        return ENFILE, None
     dp.d.nlink += 1
     dp.dirty = True
     err = yield from update_inode(dp, sync)
