@@ -47,3 +47,20 @@ def test_a_sleep_in_an_interrupt_becomes_a_finding() -> None:
     c.record_panic(ei.value)
     assert [(f.kind, f.context) for f in c.findings()] == [
         ("sleep-in-interrupt", "interrupt badintr at IPL_BIO on cpu0")]
+
+
+def test_lockmgr_from_an_interrupt_panics_even_without_yield_from() -> None:
+    """As tsleep: the context is checked at the call, so a handler that forgets `yield from`
+    does not silently take nothing (lockdep's self-tests' 'sleeping lock in hardirq')."""
+    from vfslab.kern.init_main import Kernel, KernelConfig
+    from vfslab.kern.lock import LK_EXCLUSIVE, lock
+    from vfslab.sim.ipl import IPL_BIO
+
+    k = Kernel(KernelConfig())
+    m = k.m
+    lk = lock("testlk", "testlk")
+    m.post_intr(0, IPL_BIO, lambda _: k.locks.lockmgr(lk, LK_EXCLUSIVE) and None, None, at=5,
+                name="badintr")
+    with pytest.raises(Panic, match="lockmgr\\(testlk\\) from interrupt badintr"):
+        m.run(until=10)
+    assert lk.holder is None

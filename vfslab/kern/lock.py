@@ -201,55 +201,16 @@ class LockOps:
     # ---- lockmgr ----------------------------------------------------------------------------
     def lockmgr(self, lkp: lock, flags: int, interlkp: simplelock | None = None
                 ) -> Generator[None, Any, int]:
-        """lockmgr(9): shared/exclusive sleeping lock; returns 0, or EBUSY with LK_NOWAIT."""
+        """lockmgr(9): shared/exclusive sleeping lock; returns 0, or EBUSY with LK_NOWAIT. Use
+        with `yield from`. The context is checked when it is called, as tsleep's is: a
+        handler that forgets `yield from` panics instead of silently taking nothing."""
         m = self.m
-        td: Thread = m.cur  # type: ignore[assignment]
-        if td.intr:
-            raise Panic(f"lockmgr({lkp.cls}) from {td.describe()}: acquiring sleep lock from "
-                        "interrupt context", td.describe(), [call_chain(2)], m.time())
-        td.cpu.t += m.costs.lockmgr
-        self.simple_lock(lkp.lk_interlock)
-        if flags & LK_INTERLOCK and interlkp is not None:
-            self.simple_unlock(interlkp)
-        op = flags & LK_TYPE_MASK
-        if op == LK_RELEASE:
-            return self._release(lkp, td)
-        if op == LK_SHARED:
-            while lkp.lk_exclusivecount and lkp.lk_holder is not td:
-                if flags & LK_NOWAIT:
-                    self.simple_unlock(lkp.lk_interlock)
-                    return EBUSY
-                yield from self._wait(lkp, td)
-            if lkp.lk_holder is td:        # shared while exclusive: recursion, as NetBSD
-                lkp.lk_exclusivecount += 1
-            else:
-                lkp.lk_sharecount += 1
-                lkp.sharers.append(td)
-        elif op in (LK_EXCLUSIVE, LK_DRAIN):
-            if lkp.lk_holder is td:
-                if not (flags & LK_CANRECURSE or lkp.lk_flags & LK_CANRECURSE):
-                    self.simple_unlock(lkp.lk_interlock)
-                    raise Panic(f"lockmgr: locking against myself: {lkp.cls}", td.describe(),
-                                [call_chain(2)], m.time())
-                lkp.lk_exclusivecount += 1
-            else:
-                while lkp.lk_exclusivecount or lkp.lk_sharecount:
-                    if flags & LK_NOWAIT:
-                        self.simple_unlock(lkp.lk_interlock)
-                        return EBUSY
-                    yield from self._wait(lkp, td)
-                lkp.lk_exclusivecount = 1
-                lkp.lk_holder = td
-                lkp.holder = td
-        else:
-            self.simple_unlock(lkp.lk_interlock)
-            raise Panic(f"lockmgr: unknown operation {op:#x}", td.describe(),
-                        [call_chain(2)], m.time())
-        self.simple_unlock(lkp.lk_interlock)
-        td.held.append(lkp)
-        if m.checker is not None:
-            m.checker.on_lock(lkp, td, bool(flags & LK_NOWAIT))
-        return 0
+        td = m.cur
+        if td is None or td.intr:
+            where = td.describe() if td is not None else "no context"
+            raise Panic(f"lockmgr({lkp.cls}) from {where}: acquiring sleep lock from "
+                        "interrupt context", where, [call_chain(2)], m.time())
+        return lockmgr(self, lkp, flags, interlkp, td)  # type: ignore[arg-type]
 
     def _wait(self, lkp: lock, td: Thread) -> Generator[None, Any, None]:
         self._check_wait_cycle(lkp, td)
@@ -317,3 +278,54 @@ class LockOps:
         if lkp.lk_exclusivecount:
             return "exclusive-self" if lkp.lk_holder is self.m.cur else "exclusive-other"
         return "shared" if lkp.lk_sharecount else "unlocked"
+
+
+def lockmgr(L: LockOps, lkp: lock, flags: int, interlkp: simplelock | None, td: Thread
+            ) -> Generator[None, Any, int]:
+    """lockmgr's body (named so in call chains), run by LockOps.lockmgr's caller."""
+    m = L.m
+    td.cpu.t += m.costs.lockmgr
+    L.simple_lock(lkp.lk_interlock)
+    if flags & LK_INTERLOCK and interlkp is not None:
+        L.simple_unlock(interlkp)
+    op = flags & LK_TYPE_MASK
+    if op == LK_RELEASE:
+        return L._release(lkp, td)
+    if op == LK_SHARED:
+        while lkp.lk_exclusivecount and lkp.lk_holder is not td:
+            if flags & LK_NOWAIT:
+                L.simple_unlock(lkp.lk_interlock)
+                return EBUSY
+            yield from L._wait(lkp, td)
+        if lkp.lk_holder is td:        # shared while exclusive: recursion, as NetBSD
+            lkp.lk_exclusivecount += 1
+        else:
+            lkp.lk_sharecount += 1
+            lkp.sharers.append(td)
+    elif op in (LK_EXCLUSIVE, LK_DRAIN):
+        if lkp.lk_holder is td:
+            if not (flags & LK_CANRECURSE or lkp.lk_flags & LK_CANRECURSE):
+                L.simple_unlock(lkp.lk_interlock)
+                raise Panic(f"lockmgr: locking against myself: {lkp.cls}", td.describe(),
+                            [call_chain(2)], m.time())
+            lkp.lk_exclusivecount += 1
+        else:
+            while lkp.lk_exclusivecount or lkp.lk_sharecount:
+                if flags & LK_NOWAIT:
+                    L.simple_unlock(lkp.lk_interlock)
+                    return EBUSY
+                yield from L._wait(lkp, td)
+            lkp.lk_exclusivecount = 1
+            lkp.lk_holder = td
+            lkp.holder = td
+    else:
+        L.simple_unlock(lkp.lk_interlock)
+        raise Panic(f"lockmgr: unknown operation {op:#x}", td.describe(),
+                    [call_chain(2)], m.time())
+    L.simple_unlock(lkp.lk_interlock)
+    td.held.append(lkp)
+    if m.checker is not None:
+        m.checker.on_lock(lkp, td, bool(flags & LK_NOWAIT))
+    return 0
+
+
