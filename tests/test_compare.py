@@ -21,7 +21,8 @@ def test_compare_pr24596_meets_the_trickle_targets(tmp_path: Path) -> None:
     t, s = doc["results"]["trickle"], doc["results"]["syncer"]
     for key in ("peak_write_rate_bps", "mean_dirty_rate_bps", "max_dirty_bytes",
                 "max_dirty_age_s", "read_latency_p99_ms", "fsync_latency_p99_ms",
-                "disk_bytes_written", "bytes_dirtied"):
+                "disk_bytes_written", "bytes_dirtied", "max_unlisted_dirty_pages",
+                "max_unlisted_dirty_age_s"):
         assert key in t
     assert t["peak_write_rate_bps"] <= 1.25 * t["mean_dirty_rate_bps"]
     assert t["max_dirty_age_s"] <= doc["window_s"] + 1.0
@@ -33,8 +34,11 @@ def test_compare_pr24596_meets_the_trickle_targets(tmp_path: Path) -> None:
     for png in ("dirty_backlog.png", "write_throughput.png", "latency_cdf.png"):
         assert (tmp_path / png).stat().st_size > 1000
     ts = pq.read_table(tmp_path / "trickle" / "timeseries.parquet")
-    assert {"t_s", "dirty_bytes", "oldest_dirty_s", "disk_write_bps"} <= set(ts.column_names)
+    assert {"t_s", "dirty_bytes", "oldest_dirty_s", "disk_write_bps", "unlisted_dirty_pages",
+            "oldest_unlisted_s"} <= set(ts.column_names)
     assert ts.num_rows > 1000
+    # the summary's worst is the series' worst
+    assert t["max_unlisted_dirty_pages"] == max(ts.column("unlisted_dirty_pages").to_pylist())
 
 
 def test_without_write_behind_the_policies_alone_differ_as_the_mail_says() -> None:

@@ -21,6 +21,8 @@ POLICY_ROWS = [
     ("peak / dirtying rate", "peak_ratio", "x"),
     ("max dirty data", "max_dirty_bytes", "MB"),
     ("max dirty age (at risk)", "max_dirty_age_s", "s"),
+    ("dirty pages on no worklist", "max_unlisted_dirty_pages", ""),
+    ("... oldest of them", "max_unlisted_dirty_age_s", "s"),
     ("read latency p50", "read_latency_p50_ms", "ms"),
     ("read latency p99", "read_latency_p99_ms", "ms"),
     ("write latency p99", "write_latency_p99_ms", "ms"),

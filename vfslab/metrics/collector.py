@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 NS = 1_000_000_000
 SERIES = ("t_s", "dirty_pages", "dirty_bytes", "dirty_bufs", "pageout_pages", "oldest_dirty_s",
+          "unlisted_dirty_pages", "oldest_unlisted_s",
           "disk_write_bps", "disk_read_bps", "disk_queue", "throttled", "free_pages")
-FLOAT_SERIES = ("t_s", "oldest_dirty_s", "disk_write_bps", "disk_read_bps")
+FLOAT_SERIES = ("t_s", "oldest_dirty_s", "oldest_unlisted_s", "disk_write_bps", "disk_read_bps")
 
 
 def _int64s() -> array[int]:
@@ -57,6 +58,8 @@ class Metrics(KernelObserver):
         self._last_r = 0
         self.max_dirty_age_ns = 0
         self.max_dirty_bytes = 0
+        self.max_unlisted_pages = 0
+        self.max_unlisted_age_ns = 0
         self._stopped = False
         self.t0 = 0
         self.disk0 = (0, 0, 0)
@@ -116,6 +119,14 @@ class Metrics(KernelObserver):
             self.max_dirty_age_ns = age
         if dirty_bytes > self.max_dirty_bytes:
             self.max_dirty_bytes = dirty_bytes
+        unlisted, since = self.unlisted_dirty()
+        uage = (now - since) if since >= 0 else 0
+        s["unlisted_dirty_pages"].append(unlisted)
+        s["oldest_unlisted_s"].append(uage / NS)
+        if unlisted > self.max_unlisted_pages:
+            self.max_unlisted_pages = unlisted
+        if uage > self.max_unlisted_age_ns:
+            self.max_unlisted_age_ns = uage
         w = disk.stats.bytes_written
         r = disk.stats.bytes_read
         dt = self.interval_ns / NS
@@ -144,6 +155,32 @@ class Metrics(KernelObserver):
                         oldest = t
                     break
         return oldest
+
+    def unlisted_dirty(self) -> tuple[int, int]:
+        """PR kern/24596's symptom: dirty pages on no list the 2004 syncer walks, because
+        their vnode is in no slot of the syncer's worklist (the PR's problem 2), and when the
+        oldest of them was dirtied (-1 if none). The wheel itself is read, not VONWORKLST: a
+        vnode flagged but unlinked is just as unreachable. The PR's problem 3, pages dirtied
+        through a writable mapping without the kernel knowing, cannot arise yet: vfslab has
+        no pmap, so every dirty page is on its object's dirty list (docs/model.md).
+
+        Only the syncer walks the wheel: for a policy that finds dirty data another way (the
+        trickle syncer walks the dirty objects themselves) this counts what the 2004 syncer
+        would not have seen, not what that policy misses."""
+        pending = self.k.syncer.syncer_workitem_pending
+        count = 0
+        oldest = -1
+        for uobj in self.k.uvm.dirty_objects:
+            vp = uobj.vp
+            slot = vp.v_synclist
+            if slot >= 0 and vp in pending[slot]:
+                continue
+            dq = uobj.dirtyq
+            count += len(dq)
+            t = next(iter(dq)).dirtied_at
+            if oldest < 0 or t < oldest:
+                oldest = t
+        return count, oldest
 
     # ---- summaries --------------------------------------------------------------------------
     @staticmethod

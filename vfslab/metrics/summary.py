@@ -5,6 +5,9 @@
 - mean_dirty_rate_bps: bytes that went from clean to dirty (pages and buffers) per second;
 - max_dirty_bytes, max_dirty_age_s: the backlog and the age of the oldest dirty data at its
   worst: what a crash would have lost;
+- max_unlisted_dirty_pages, max_unlisted_dirty_age_s: PR kern/24596's symptom at its worst, dirty
+  pages whose vnode is on no slot of the syncer's worklist and the age of the oldest of them
+  (Metrics.unlisted_dirty says what is and is not counted);
 - read/write/fsync latency percentiles (write latency includes throttling);
 - disk_bytes_written (in the measured window) and disk_bytes_to_durable, which adds the
   backlog still dirty at the end (each dirty page and buffer written once), so that designs
@@ -47,6 +50,8 @@ def figures(k: Any, elapsed_s: float) -> dict[str, Any]:
         "mean_write_rate_bps": disk_written / el,
         "max_dirty_bytes": int(met.max_dirty_bytes),
         "max_dirty_age_s": met.max_dirty_age_ns / 1e9,
+        "max_unlisted_dirty_pages": int(met.max_unlisted_pages),
+        "max_unlisted_dirty_age_s": met.max_unlisted_age_ns / 1e9,
         "read_latency_p50_ms": p("read", "p50_ms"),
         "read_latency_p99_ms": p("read", "p99_ms"),
         "read_latency_max_ms": p("read", "max_ms"),
