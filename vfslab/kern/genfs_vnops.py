@@ -68,7 +68,12 @@ class Genfs:
         """VOP_PUTPAGES over [off, end) (end 0: to the end): write dirty pages when `clean`,
         free pages when `free` (discarding dirty ones if not `clean`), wait when `sync`;
         `pageout` pages are freed by aiodoned once written. `pages` restricts the write to
-        those dirty pages (the trickle syncer's batch). Returns 0 or EIO."""
+        those dirty pages (the trickle syncer's batch). Returns 0 or EIO.
+
+        The worklist removals are 2.0's (genfs_vnops.c, netbsd-2-0 branch; PR kern/24596):
+        with no pages the vnode leaves the worklist at once; a flush of the whole file that
+        wrote nothing, found no output pending when it began and met no dirty buffer takes
+        it off at the end, whatever was dirtied while it slept."""
         k = self.k
         m = self.m
         uvm = k.uvm
@@ -79,8 +84,17 @@ class Genfs:
         hi = ((end + PAGE_SIZE - 1) >> PAGE_SHIFT) if end else _NOEND
         error = 0
         s = p.vi_lock(vp)
+        if not uobj.memq:
+            # uo_npages == 0: off the worklist at splbio (no dirty buffers), and return
+            p.maybe_leave_worklist_locked(k.vfs, vp)
+            p.vi_unlock(vp, s)
+            return 0
         clusters: list[list[vm_page]] = []
         busy: list[vm_page] = []
+        # a flush of the whole file may end with the vnode off the worklist: only if it had
+        # nothing to write and no output was pending when it began (2.0's wasclean)
+        whole = clean and pages is None and not pageout and off == 0 and end == 0
+        wasclean = whole and p.putpages_wasclean(k.vfs, vp)
         if clean:
             if pages is None:
                 dq = uobj.dirtyq
@@ -123,6 +137,8 @@ class Genfs:
                             and lo <= bpg.offset < hi:
                         busy.append(bpg)
             n = sum(len(c) for c in clusters)
+            if n:
+                wasclean = False
             uvm.npageout += n
             if pageout:
                 uvm.npdpageout += n
@@ -141,9 +157,17 @@ class Genfs:
                 aio.uvm_aio_aiodone(bp)
             for pg in busy:
                 yield from self.wait_unbusy(vp, pg)
+                if not (pg.flags & PG_CLEAN):
+                    # 2.0 looks the page up again after the wait and finds it dirty; a page
+                    # dirtied at a lower offset meanwhile it has passed, and does not see
+                    wasclean = False
             latched = k.ubc.pop_error(vp)
             if latched and not error:
                 error = latched
+        if wasclean:
+            s = p.vi_lock(vp)
+            p.putpages_leave_worklist(k.vfs, vp)
+            p.vi_unlock(vp, s)
         if free:
             s = p.vi_lock(vp)
             victims = [pg for pg in uobj.memq.values() if lo <= pg.offset < hi]

@@ -121,6 +121,28 @@ class Protocol:
         self.maybe_leave_worklist(vfs, vp)
         self.buflist_unlock(vp, s)
 
+    def putpages_wasclean(self, vfs: VfsSubr, vp: vnode) -> bool:
+        """genfs_putpages' `wasclean = (vp->v_numoutput == 0)`, read with v_interlock held:
+        2.0 reads it at splbio under global_v_numoutput_slock."""
+        s = self.m.splbio()
+        lk = vfs.global_v_numoutput_slock
+        self.simple_lock(lk)
+        idle = vp.v_numoutput == 0
+        self.simple_unlock(lk)
+        self.m.splx(s)
+        return idle
+
+    def putpages_leave_worklist(self, vfs: VfsSubr, vp: vnode) -> None:
+        """genfs_putpages' end (v_interlock held): a flush of the whole file that was clean
+        (nothing to write, no output pending when it began) with no dirty buffers takes the
+        vnode off the worklist, at splbio. Pages dirtied while putpages slept are then on no
+        list the syncer walks: PR kern/24596's problem 2."""
+        s = self.synclist_lock()
+        if self.on_worklist(vp) and not vp.v_dirtyblkhd:
+            self.set_onworklist(vp, False)
+            self.k.syncer.unlink(vp)
+        self.synclist_unlock(s)
+
     # ---- v_numoutput ------------------------------------------------------------------------
     def numoutput_add(self, vfs: VfsSubr, vp: vnode, n: int) -> None:
         """V_INCR_NUMOUTPUT (called at splbio): the global lock hack of 2.0."""

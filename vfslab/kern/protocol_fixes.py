@@ -77,6 +77,13 @@ class WorklistLock(Protocol):
     def maybe_leave_worklist_locked(self, vfs: VfsSubr, vp: vnode) -> None:
         """Likewise."""
 
+    def putpages_wasclean(self, vfs: VfsSubr, vp: vnode) -> bool:
+        """v_numoutput is under v_interlock here, which putpages holds."""
+        return vp.v_numoutput == 0
+
+    def putpages_leave_worklist(self, vfs: VfsSubr, vp: vnode) -> None:
+        """Likewise: only the syncer takes vnodes off its worklist."""
+
 
 class SplbioAlways(WorklistLock):
     name = "splbio-always"
@@ -214,6 +221,12 @@ class SplitInterlock(WorklistLock):
         n = vp.v_holdcnt
         self._bio_unlock(vp, s)
         return n
+
+    def putpages_wasclean(self, vfs: VfsSubr, vp: vnode) -> bool:
+        s = self._bio_lock(vp)
+        idle = vp.v_numoutput == 0
+        self._bio_unlock(vp, s)
+        return idle
 
     def numoutput_add(self, vfs: VfsSubr, vp: vnode, n: int) -> None:
         s = self._bio_lock(vp)
