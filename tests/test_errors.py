@@ -242,3 +242,20 @@ def test_metadata_read_errors_reach_the_caller_and_leave_no_buffer_behind(
     assert got == 2 * PAGE
     assert dissociated >= 1
     k2.invariants.check()
+
+
+def test_a_latched_write_error_is_reported_even_when_no_page_is_left() -> None:
+    """The failed pages may be gone (freed by the page daemon, truncated) by the time of the
+    fsync: genfs_putpages' early return for an object with no pages still reports the latch."""
+    def body(sys: Any) -> GEN:
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        vp = sys.fdp.fd_ofiles[fd].f_vp
+        assert not vp.v_uobj.memq
+        sys.k.ubc.latch_error(vp, EIO)
+        first = yield from sys.fsync(fd)
+        second = yield from sys.fsync(fd)
+        yield from sys.close(fd)
+        return first, second
+
+    _, (first, second) = run_body(body, **FS)
+    assert (first, second) == (-EIO, 0)

@@ -88,7 +88,8 @@ class Genfs:
             # uo_npages == 0: off the worklist at splbio (no dirty buffers), and return
             p.maybe_leave_worklist_locked(k.vfs, vp)
             p.vi_unlock(vp, s)
-            return 0
+            # a write error latched for the next fsync outlives the pages it failed on
+            return k.ubc.pop_error(vp) if sync else 0
         clusters: list[list[vm_page]] = []
         busy: list[vm_page] = []
         # a flush of the whole file may end with the vnode off the worklist: only if it had
