@@ -159,8 +159,8 @@ class Genfs:
             for pg in busy:
                 yield from self.wait_unbusy(vp, pg)
                 if not (pg.flags & PG_CLEAN):
-                    # 2.0 looks the page up again after the wait and finds it dirty; a page
-                    # dirtied at a lower offset meanwhile it has passed, and does not see
+                    # 2.0 looks the page up again after the wait and finds it dirty; pages
+                    # dirtied meanwhile at offsets its cursor has passed it does not see
                     wasclean = False
             latched = k.ubc.pop_error(vp)
             if latched and not error:
