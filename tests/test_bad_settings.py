@@ -35,7 +35,7 @@ def _run(*args: str) -> str:
     ("machine.intr_cpu=3", "machine.intr_cpu: 3 is not one of the 1 CPUs"),
     ("machine.physmem_mb=lots", "machine.physmem_mb: expected an integer"),
     ("cost.ctxsw=-1", "cost.ctxsw: expected nanoseconds"),
-    ("linux.dirty_ratio=-5", "linux.dirty_ratio: must be greater than 0"),
+    ("linux.dirty_ratio=-5", "linux.dirty_ratio: must be within [0, 100]"),
     ("linux.dirty_ratio=500", "linux.dirty_ratio: must be within"),
     ("syncer.filedelay=45", "syncer.filedelay: must be within"),
     ("ffs.write_behind=sometimes", "ffs.write_behind: expected true or false"),

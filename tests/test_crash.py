@@ -348,6 +348,17 @@ def test_appended_data_waits_for_its_inode_block(policy: str, options: dict[str,
     assert worst <= lo.bound_s
 
 
+def test_with_a_journal_appended_data_waits_one_commit_not_a_second_expiry() -> None:
+    """linux.inode=journal: the inode block is committed within commit_interval of the
+    data's writeback, so the promise is the expiry, the period and one commit (5 s here, 8 s
+    for ext2's second expiry), and it holds."""
+    worst, lo = _worst_loss("linux", {"dirty_expire_centisecs": 300,
+                                      "dirty_writeback_centisecs": 100, "inode": "journal",
+                                      "commit_interval": 1.0}, 60.0)
+    assert lo.window_s == 5.0
+    assert 3.0 < worst <= lo.bound_s
+
+
 def test_trickle_dates_the_inode_block_back_to_its_data() -> None:
     """Trickle keeps its window under a load that fills each wake-up's quota with pages: the
     inode block is due when the data it makes reachable is (bbackdate); without that the block

@@ -37,7 +37,8 @@ def attach(k: Kernel, store: dict[int, Any] | None = None) -> None:
     k.notify.attach(k.policy)
     k.boot_kthreads.append(k.policy.start)
     disk = make_disk(k.m, kind=cfg.disk, iodone=k.bio.biodone, queue=cfg.disk_queue,
-                     intr_cpu=cfg.intr_cpu, nblocks=cfg.fs_blocks, **cfg.disk_options)
+                     intr_cpu=cfg.intr_cpu, nblocks=cfg.fs_blocks, queue_settings=cfg.sysctl,
+                     **cfg.disk_options)
     if store is None:
         mkfs(disk.store, cfg.fs_blocks, cfg.fs_inodes)
     else:

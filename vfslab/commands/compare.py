@@ -76,6 +76,7 @@ def result_row(res: Any) -> dict[str, Any]:
         "interrupt_latency": c["interrupt_latency"],
         "window_s": s["window_s"],
         "panic": s["panic"],
+        "disk_queue": res.kernel.cfg.disk_queue,
     })
     return f
 
@@ -84,13 +85,17 @@ def result_row(res: Any) -> dict[str, Any]:
 @click.argument("scenario", default="pr24596")
 @click.option("--policies", default=None, help="comma list (default: syncer,trickle,linux)")
 @click.option("--protocols", default=None, help="comma list of locking protocols")
+@click.option("--vary", default=None, metavar="KEY=V1,V2",
+              help="also run each policy with KEY (a --set key) at each value, e.g. "
+                   "machine.disk_queue=disksort,mq-deadline")
 @scenario_options
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="directory for plots, per-run Parquet and compare.json "
                    "[default: vfslab-out/compare-SCENARIO, none with --json]")
 @click.option("--no-out", is_flag=True, help="print the table only; write no files")
-def compare(scenario: str, policies: str | None, protocols: str | None, seed: int,
+def compare(scenario: str, policies: str | None, protocols: str | None, vary: str | None,
+            seed: int,
             duration: str | None, cpus: int, sets: tuple[str, ...], config: str | None,
             irq_stress: float, invariants: bool, strict: bool, speed: float, no_think: bool,
             as_json: bool, out: str | None, no_out: bool) -> None:
@@ -103,17 +108,28 @@ def compare(scenario: str, policies: str | None, protocols: str | None, seed: in
     protos = [p.strip() for p in (protocols or "netbsd-2.0").split(",") if p.strip()]
     if not pols or not protos:
         raise InputError("--policies/--protocols: expected a comma-separated list")
+    variants: list[tuple[str, tuple[str, ...]]] = [("", ())]
+    if vary is not None:
+        key, eq, vals = vary.partition("=")
+        values = [v.strip() for v in vals.split(",") if v.strip()]
+        if not eq or not key.strip() or not values:
+            raise InputError(f"--vary: expected KEY=V1,V2,..., got {vary!r}")
+        variants = [(v, (f"{key.strip()}={v}",)) for v in values]
     runs: dict[str, Any] = {}
     for proto in protos:
         for pol in pols:
-            label = pol if len(protos) == 1 else (proto if len(pols) == 1 else f"{pol}/{proto}")
-            cfg = build_config(scenario, proto, pol, seed, duration, cpus, sets, config,
-                               irq_stress, invariants, False, strict, speed, no_think,
-                               selected=pols)
-            if not as_json:
-                click.echo(f"running {scenario} with policy {pol}, protocol {proto} ...",
-                           err=True)
-            runs[label] = run_scenario(cfg)
+            for value, extra in variants:
+                label = pol if len(protos) == 1 else (proto if len(pols) == 1
+                                                      else f"{pol}/{proto}")
+                if value:
+                    label = f"{label} {value}"
+                cfg = build_config(scenario, proto, pol, seed, duration, cpus,
+                                   (*sets, *extra), config, irq_stress, invariants, False,
+                                   strict, speed, no_think, selected=pols)
+                if not as_json:
+                    click.echo(f"running {scenario} with policy {pol}, protocol {proto}"
+                               f"{', ' + extra[0] if extra else ''} ...", err=True)
+                runs[label] = run_scenario(cfg)
     first = next(iter(runs.values()))
     rows = {label: result_row(r) for label, r in runs.items()}
     doc = {"scenario": first.scenario.name, "seed": seed,
@@ -132,7 +148,7 @@ def compare(scenario: str, policies: str | None, protocols: str | None, seed: in
         from vfslab.metrics.plots import plot_runs
 
         for label, r in runs.items():
-            write_run(r, f"{out}/{label.replace('/', '_')}")
+            write_run(r, f"{out}/{label.replace('/', '_').replace(' ', '_')}")
         plot_runs({label: r.kernel for label, r in runs.items()}, out, first.scenario.name)
         with open(f"{out}/compare.json", "w") as fh:
             json.dump(doc, fh, indent=2, sort_keys=True, default=str)
@@ -165,4 +181,5 @@ def _print_table(scenario: str, seed: int, rows: dict[str, dict[str, Any]],
                               for r in rows.values()], unit)
     if not protocols:
         table.add_row("promised window", *[f"{r['window_s']:.0f}" for r in rows.values()], "s")
+        table.add_row("disk queue", *[r["disk_queue"] for r in rows.values()], "")
     Console(width=max(100, Console().width)).print(table)

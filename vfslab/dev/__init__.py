@@ -18,7 +18,7 @@ __all__ = ["HDD", "SSD", "Disk", "FaultInjector", "FaultRule", "Torn", "make_dis
 def make_disk(m: Engine, kind: str = "hdd", iodone: Callable[[Any], None] | None = None,
               queue: str = "disksort", depth: int | None = None, intr_cpu: int = 0,
               nblocks: int = 1 << 20, faults: Any = None, tear: bool = True,
-              **params: Any) -> Disk:
+              queue_settings: dict[str, Any] | None = None, **params: Any) -> Disk:
     """A disk of `kind` ("hdd" or "ssd") whose completions call `iodone` (biodone).
     `tear`: whether a power cut tears the write in service at a sector boundary (disks
     without power-loss protection) or loses it whole."""
@@ -40,6 +40,7 @@ def make_disk(m: Engine, kind: str = "hdd", iodone: Callable[[Any], None] | None
         inj = FaultInjector(m.random("disk-faults"))
     if intr_cpu >= len(m.cpus):
         raise InputError(f"intr_cpu {intr_cpu}: the machine has {len(m.cpus)} cpu(s)")
-    disk = Disk(m, model, iodone or (lambda bp: None), queue, d, intr_cpu, nblocks, inj)
+    disk = Disk(m, model, iodone or (lambda bp: None), queue, d, intr_cpu, nblocks, inj,
+                queue_settings=queue_settings)
     disk.tears = bool(tear)
     return disk

@@ -1,6 +1,7 @@
-"""A disk driver in the manner of NetBSD's wd(4)/sd(4) of 2004: a request queue (FIFO or the
-disksort elevator), a device that holds up to `depth` requests, a completion interrupt at
-IPL_BIO that transfers the data, starts the next request and calls biodone.
+"""A disk driver in the manner of NetBSD's wd(4)/sd(4) of 2004: a request queue (queues.py:
+disksort, FIFO, or Linux's mq-deadline), a device that holds up to `depth` requests, a
+completion interrupt at IPL_BIO that transfers the data, starts the next request and calls
+biodone.
 
 The block store maps 4 KiB block numbers to payloads; a write's payloads land at completion.
 """
@@ -8,14 +9,13 @@ The block store maps 4 KiB block numbers to payloads; a write's payloads land at
 from __future__ import annotations
 
 import random
-from bisect import insort
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from vfslab.dev.faults import FaultInjector
 from vfslab.dev.models import ServiceModel
+from vfslab.dev.queues import Merged, RequestQueue, make_queue
 from vfslab.sim.engine import Engine
 from vfslab.sim.ipl import IPL_BIO
 
@@ -79,9 +79,7 @@ class Disk:
     def __init__(self, m: Engine, model: ServiceModel, iodone: Callable[[Any], None],
                  queue: str = "disksort", depth: int = 1, intr_cpu: int = 0,
                  nblocks: int = 1 << 20, faults: FaultInjector | None = None,
-                 name: str = "wd0") -> None:
-        if queue not in ("disksort", "fifo"):
-            raise ValueError(f"queue must be disksort or fifo, got {queue!r}")
+                 name: str = "wd0", queue_settings: dict[str, Any] | None = None) -> None:
         if depth < 1:
             raise ValueError("depth must be at least 1")
         self.m = m
@@ -95,9 +93,7 @@ class Disk:
         self.name = name
         self.store: dict[int, Any] = {}
         self.stats = DiskStats()
-        self.waiting: deque[Any] = deque()        # FIFO
-        self.sorted: list[tuple[int, int, Any]] = []   # disksort: (blkno, seq, bp)
-        self._seq = 0
+        self.queue: RequestQueue = make_queue(queue, queue_settings)
         self.inflight: dict[Any, tuple[int, int, int]] = {}   # bp -> (start, end, number)
         self.nstarted = 0
         self.head_blkno = 0
@@ -108,29 +104,7 @@ class Disk:
 
     # ---- queue --------------------------------------------------------------------------
     def queue_length(self) -> int:
-        return len(self.waiting) + len(self.sorted) + len(self.inflight)
-
-    def _enqueue(self, bp: Any) -> None:
-        if self.queue_kind == "fifo":
-            self.waiting.append(bp)
-        else:
-            self._seq += 1
-            insort(self.sorted, (bp.b_blkno, self._seq, bp))
-
-    def _dequeue(self) -> Any:
-        if self.queue_kind == "fifo":
-            return self.waiting.popleft() if self.waiting else None
-        s = self.sorted
-        if not s:
-            return None
-        # disksort_blkno: a one-way elevator (C-LOOK): the next request at or above the head,
-        # else wrap to the lowest
-        from bisect import bisect_left
-
-        i = bisect_left(s, (self.head_blkno, -1, None)) if s[-1][0] >= self.head_blkno else 0
-        if i >= len(s):
-            i = 0
-        return s.pop(i)[2]
+        return len(self.queue) + len(self.inflight)
 
     # ---- driver entry points -----------------------------------------------------------------
     def strategy(self, bp: Any) -> None:
@@ -146,7 +120,7 @@ class Disk:
             m.splx(s)
             self.iodone(bp)
             return
-        self._enqueue(bp)
+        self.queue.add(bp, m.time())
         q = self.queue_length()
         if q > self.stats.max_queue:
             self.stats.max_queue = q
@@ -157,7 +131,7 @@ class Disk:
         """Give the device as many queued requests as it has slots (wdstart)."""
         m = self.m
         while len(self.inflight) < self.depth:
-            bp = self._dequeue()
+            bp = self.queue.next(m.time(), self.head_blkno)
             if bp is None:
                 return
             m.charge(m.costs.driver_start)
@@ -206,7 +180,11 @@ class Disk:
         if self.log is not None:
             self.log.finished(now, reqno, not failed)
         self.start()
-        self.iodone(bp)
+        if isinstance(bp, Merged):
+            for child in bp.finish():
+                self.iodone(child)
+        else:
+            self.iodone(bp)
 
     # ---- power failure ------------------------------------------------------------------------
     def power_cut(self, tear: bool, rng: random.Random) -> dict[int, Any]:

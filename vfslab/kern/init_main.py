@@ -100,7 +100,8 @@ MACHINE_SETTINGS: dict[str, Tunable] = {t.name: t for t in (
             "BUFCACHE)", unit="%", min=1, max=95),
     Tunable("maxvnodes", int, 2048, "vnodes (desiredvnodes)", min=16, max=10_000_000),
     Tunable("disk", str, "hdd", "disk model: hdd (a 2004 7200 rpm ATA disk) or ssd"),
-    Tunable("disk_queue", str, "disksort", "the driver's queue: disksort (C-LOOK) or fifo"),
+    Tunable("disk_queue", str, "disksort", "the driver's queue: disksort (2.0's C-LOOK), fifo, "
+            "or mq-deadline (Linux's default for a rotating disk; tunables mq_deadline.*)"),
     Tunable("intr_cpu", int, 0, "the CPU the disk interrupts", min=0, max=63),
     # 32-bit block pointers in the dinode; the layout needs room for its metadata (runner)
     Tunable("fs_blocks", int, 1 << 20, "file-system blocks of 4 KiB", min=64,
@@ -119,7 +120,7 @@ MACHINE_SETTINGS: dict[str, Tunable] = {t.name: t for t in (
             min=0, max=30),
 )}
 DISKS = ("hdd", "ssd")
-QUEUES = ("disksort", "fifo")
+QUEUES = ("disksort", "fifo", "mq-deadline")   # vfslab.dev.queues.NAMES
 
 
 class mount:  # noqa: N801  (struct mount)

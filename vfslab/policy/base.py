@@ -5,11 +5,13 @@ daemons of its own, and this class is the whole API it needs; none of it reaches
 kernel's interfaces (VOP_PUTPAGES, bawrite, VOP_UPDATE, the page cache's dirty queues):
 
     what is dirty      dirty_vnodes(), dirty_pages(vp), dirty_buffers(), ndirty_pages(),
-                       ndirty_buffers(), npages(); each page has .offset (page index) and
+                       ndirty_buffers(), npages(), nfree_pages(), nreserved_pages(); each
+                       page has .offset (page index) and
                        .dirtied_at, each buffer .b_dirtied_at (ns), in dirtying order
     writing            flush_pages(vp, pages=..., start=, end=, sync=) (clustered into 64 KiB
                        I/Os), flush_buffer(bp), flush_vnode_buffers(vp), update_inode(vp)
-    time and threads   now(), spawn(name, body), sleep(ns, wmesg), callout(period_ns, fn)
+    time and threads   now(), spawn(name, body), sleep(ns, wmesg), callout(period_ns, fn),
+                       current_thread() (who is running: a writer in write_throttle)
     throttling         override write_throttle(vp, npages) (a generator run by the writer) and
                        pause in it with `yield from self.pause(vp, ns)`
     the disk           disk_bytes_written()
@@ -30,6 +32,7 @@ from vfslab.kern.buf import B_DELWRI
 from vfslab.kern.notify import KernelObserver
 from vfslab.kern.vnode_if import VOP_UPDATE
 from vfslab.sim.callout import periodic
+from vfslab.sim.context import Thread
 from vfslab.tunable import Tunable
 
 if TYPE_CHECKING:
@@ -103,10 +106,24 @@ class WritebackPolicy(KernelObserver):
         """Call `fn()` every `period_ns` from the clock interrupt (no sleeping in it)."""
         periodic(self.m, int(period_ns), lambda _: fn(), name=name or f"{self.name}-callout")
 
+    def current_thread(self) -> object | None:
+        """The thread running now (a key for per-writer state), or None in an interrupt."""
+        cur = self.m.cur
+        return cur if isinstance(cur, Thread) else None
+
     # ---- what is dirty ----------------------------------------------------------------------
     def npages(self) -> int:
         """Page frames of the machine."""
         return int(self.k.uvm.npages)
+
+    def nfree_pages(self) -> int:
+        """Page frames on the free list (every other frame holds a file's page)."""
+        return int(self.k.uvm.free)
+
+    def nreserved_pages(self) -> int:
+        """Free pages the kernel keeps for itself: the page daemon's target
+        (uvmexp.freetarg), below which it reclaims."""
+        return int(self.k.uvm.freetarg)
 
     def ndirty_pages(self) -> int:
         return int(self.k.uvm.ndirty)
