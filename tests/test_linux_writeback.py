@@ -248,6 +248,8 @@ def test_a_throttled_writer_holds_dirty_and_writeback_pages_at_the_setpoint() ->
     assert abs(held.mean() / setpoint - 1) < 0.10
     assert held.std() < 0.05 * setpoint
     assert held.max() <= limit
+    # the policy's own report says the same from the throttle's side
+    assert abs(r.summary["policy_report"]["held_over_setpoint"] - 1) < 0.10
     # and the bandwidth estimate is the disk's rate (what the writer gets), within 5%
     tput = r.summary["figures"]["throughput_write_bps"]
     assert abs(pol.avg_write_bandwidth * 4096 / tput - 1) < 0.05

@@ -286,6 +286,7 @@ def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | 
         "dirty_bufs_end": k.bio.ndirty,
         "latency": {op: lat[op] for op in ("read", "write", "fsync") if op in lat},
         "window_s": k.policy.window_s(),
+        "policy_report": k.policy.report(),
         "figures": figures(k, elapsed),
         "costs": protocol_costs(k, elapsed, ops),
         "engine_events": m.events_processed(),

@@ -75,6 +75,10 @@ def print_summary(s: dict[str, Any]) -> None:
         rows.append((f"{op} latency p50/p99/max",
                      f"{lat['p50_ms']:.3f} / {lat['p99_ms']:.3f} / {lat['max_ms']:.3f} ms "
                      f"(n={lat['count']:,})"))
+    for key, val in s.get("policy_report", {}).items():
+        rows.append((f"{s['policy']}: {_report_name(key)}",
+                     f"{val:,.3f}" if isinstance(val, float) else
+                     f"{val:,}" if isinstance(val, int) else str(val)))
     if "invariant_checks" in s:
         rows.append(("invariant checks passed", f"{s['invariant_checks']:,}"
                      if not s.get("panic") else "a check failed (below)"))
@@ -93,6 +97,14 @@ def print_summary(s: dict[str, Any]) -> None:
     con.print(t)
     if s.get("panic"):
         con.print(f"[bold red]{s['panic']}[/]")
+
+
+def _report_name(key: str) -> str:
+    """A policy report's key as a row name: the unit suffix in parentheses."""
+    for suffix, unit in (("_mb_s", "MB/s"), ("_mb", "MB"), ("_s", "s")):
+        if key.endswith(suffix):
+            return f"{key[:-len(suffix)].replace('_', ' ')} ({unit})"
+    return key.replace("_", " ")
 
 
 @click.command()

@@ -17,6 +17,8 @@ kernel's interfaces (VOP_PUTPAGES, bawrite, VOP_UPDATE, the page cache's dirty q
     the disk           disk_bytes_written()
     its promise        window_s() and period_s(): data older than window + period may be lost
                        in a crash (the crash tests hold the policy to it)
+    its own figures    report(): name -> number or text, shown by `vfslab run` and in the
+                       run's JSON as "policy_report"
 
 Tunables are declared (`TUNABLES`), and `--set NAME.key=value`, TOML `[NAME]` tables and
 sweep grids are checked against the declaration: type, range, and the key itself.
@@ -88,6 +90,11 @@ class WritebackPolicy(KernelObserver):
         """How often the policy's daemon wakes: data dirtied just after a pass waits this
         long more than the window (a crash may lose up to window + period)."""
         return 1.0
+
+    def report(self) -> dict[str, float | int | str]:
+        """The policy's own figures at the end of a run (its passes, its estimates), by a
+        name that says the unit (`..._mb`, `..._s`); {} by default."""
+        return {}
 
     # ---- time and threads -------------------------------------------------------------------
     def now(self) -> int:

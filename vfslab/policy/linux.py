@@ -192,6 +192,9 @@ class LinuxPolicy(WritebackPolicy):
         self.paused_ns = 0
         self.commits = 0
         self.chunks: list[int] = []     # chunk sizes given, in pages (the last 1000)
+        # dirty + writeback pages each time the throttle acted (above free run): n, sum,
+        # sum of squares, max
+        self._held = [0, 0, 0, 0]
 
     # ---- the promise ----------------------------------------------------------------------
     def window_s(self) -> float:
@@ -585,6 +588,11 @@ class LinuxPolicy(WritebackPolicy):
                 return
             if not self.running:
                 self.wb_start_background_writeback()
+            h = self._held
+            h[0] += 1
+            h[1] += dirty
+            h[2] += dirty * dirty
+            h[3] = max(h[3], dirty)
             wb_thresh = self.wb_thresh(thresh)
             wb_dirty = dirty
             self.dirty_exceeded = wb_dirty > wb_thresh and dirty > thresh
@@ -633,6 +641,36 @@ class LinuxPolicy(WritebackPolicy):
                 return
 
     # ---- for reports and tests -----------------------------------------------------------------
+    def report(self) -> dict[str, float | int | str]:
+        """The thresholds and estimates at the end, the flusher's passes, and where the
+        throttle held the writers: dirty + writeback pages each time it acted, against the
+        setpoint."""
+        bg, freerun, setpoint, limit = self.thresholds()
+        mb = ld.PAGE_SIZE / 1e6
+        n, tot, sq, top = self._held
+        out: dict[str, float | int | str] = {
+            "inode": self.opts["inode"],
+            "background_threshold_mb": bg * mb, "free_run_mb": freerun * mb,
+            "setpoint_mb": setpoint * mb, "limit_mb": limit * mb,
+            "write_bandwidth_estimate_mb_s": self.avg_write_bandwidth * mb,
+            "dirty_ratelimit_mb_s": self.dirty_ratelimit * mb,
+            "flusher_woken_by_writers": self.background_wakeups,
+            "periodic_passes": self.kupdate_passes,
+            "background_passes": self.background_passes,
+            "pauses": self.pauses, "paused_s": self.paused_ns / NS,
+            "throttle_checks_above_free_run": n,
+        }
+        if n:
+            mean = tot / n
+            sd = max(0.0, sq / n - mean * mean) ** 0.5
+            # what the throttle held (dirty + writeback when it acted), over the setpoint
+            out["held_over_setpoint"] = mean / setpoint if setpoint else 0.0
+            out["held_spread_over_setpoint"] = sd / setpoint if setpoint else 0.0
+            out["held_at_most_mb"] = top * mb
+        if self.journal:
+            out["commits"] = self.commits
+        return out
+
     def pos_ratio(self, dirty: float) -> float:
         """The global control line at `dirty` pages, as a fraction (1 at the setpoint)."""
         _bg, _freerun, setpoint, limit = self.thresholds()
