@@ -142,6 +142,16 @@ def test_at_the_setpoint_a_writer_sleeps_pages_over_the_task_rate() -> None:
     assert ts.nr_dirtied == 0 and ts.nr_dirtied_pause == 250
 
 
+def test_pages_under_writeback_count_against_the_writer_as_dirty_ones() -> None:
+    # 12,142 dirty and 5,000 under write: the same 17,142 at the setpoint, the same pause
+    pol, m = _machine(dirty=12_142)
+    pol.nr_writeback = 5_000
+    _drive(pol, TaskState(), 1024)
+    assert m.sleeps == [40 * 1_000_000]
+    # background writeback counts dirty pages only: 12,142 is above 9,785, so it is woken
+    assert pol.background_wakeups >= 1
+
+
 def test_think_time_since_the_last_pause_is_credited() -> None:
     pol, m = _machine(dirty=17_142)
     ts = TaskState()
@@ -185,6 +195,44 @@ def test_below_the_free_run_ceiling_a_writer_is_not_paused_but_wakes_the_flusher
     pol, m = _machine(dirty=9_785)
     _drive(pol, TaskState(), 1024)
     assert pol.background_wakeups == 0
+
+
+def test_pages_are_written_range_cyclic_from_writeback_index() -> None:
+    pol, _m = _machine(dirty=0)
+    vp = object()
+    pages = [SimpleNamespace(offset=o) for o in (5, 1, 9, 3)]     # in dirtying order
+    written: list[list[int]] = []
+
+    def flush(vp: Any, pages: list[Any]) -> Generator[Any, Any, int]:
+        written.append([pg.offset for pg in pages])
+        yield from ()
+        return 0
+
+    pol.dirty_pages = lambda v: list(pages)        # type: ignore[method-assign]
+    pol.flush_pages = flush                        # type: ignore[method-assign,assignment]
+    pol.writeback_index[vp] = 4                    # type: ignore[index]
+    for _ in range(2):
+        list(pol._write_pages(vp, 2))              # type: ignore[arg-type]
+    # in page order from index 4, not the oldest first; then round to the start
+    assert written == [[5, 9], [1, 3]]
+    assert pol.writeback_index[vp] == 4            # type: ignore[index]
+
+
+def test_an_inode_redirtied_while_written_is_dated_now_behind_the_newest() -> None:
+    pol, m = _machine(dirty=0)
+    a, b, c = object(), object(), object()
+    for ino, when in ((a, 100), (b, 200)):
+        pol.dirtied_when[ino] = pol.b_dirty[ino] = when    # type: ignore[index]
+    pol.dirtied_when[c] = 50                               # type: ignore[index]
+    # still dirty after its turn, slice not used up: redirty_tail
+    pol.requeue_inode(c, clean=False, slice_used=False)    # type: ignore[arg-type]
+    assert list(pol.b_dirty) == [a, b, c]
+    assert pol.dirtied_when[c] == pol.jiffies()            # type: ignore[index]
+    # slice used up: requeued for the same pass, dirtied_when kept
+    pol.dirtied_when[a] = 100                              # type: ignore[index]
+    pol.b_dirty.pop(a)                                     # type: ignore[arg-type]
+    pol.requeue_inode(a, clean=False, slice_used=True)     # type: ignore[arg-type]
+    assert list(pol.b_more_io) == [a] and pol.dirtied_when[a] == 100  # type: ignore[index]
 
 
 def test_both_forms_of_a_limit_are_refused() -> None:
