@@ -272,7 +272,7 @@ def test_vnodes_held_by_their_buffers_are_recycled_not_waited_for() -> None:
                   kernel={"disk": "ssd", "maxvnodes": 64, "physmem_mb": 64})
     res = run_scenario(RunConfig(scenario=sc))
     s = res.summary
-    assert s["syscall_errors"] == 0
+    assert s["syscall_errors_total"] == 0
     assert s["bytes_written"] >= n * 64 * 1024
     assert res.kernel.vfs.nrecycled > n // 2
 

@@ -274,7 +274,9 @@ def summarize(k: Kernel, sc: Scenario, t0: int, duration: float, panic: Panic | 
         "cpus": k.cfg.ncpus,
         "emulated_s": elapsed,
         "operations": ops,
-        "syscall_errors": sum(p.errors for p in procs),
+        # failed calls by call and errno, and their total
+        "syscall_errors": {op: dict(sorted(c.items())) for op, c in sorted(met.errors.items())},
+        "syscall_errors_total": sum(sum(c.values()) for c in met.errors.values()),
         # getnewvnode found no vnode (2.0's tablefull("vnode"): the call got ENFILE)
         "vnode_table_full": k.vfs.stats_enfile,
         "bytes_read": sum(p.bytes_read for p in procs),

@@ -61,7 +61,7 @@ def print_summary(s: dict[str, Any]) -> None:
         ("emulated time", f"{s['emulated_s']:.2f} s"),
         ("wall time", f"{s['wall_s']:.2f} s"),
         ("operations", f"{s['operations']:,}"),
-        ("syscall errors", f"{s['syscall_errors']:,}"),
+        ("syscall errors", _errors_text(s)),
         *([("vnode table full (ENFILE)", f"{s['vnode_table_full']:,}")]
           if s.get("vnode_table_full") else []),
         ("bytes read by programs", f"{s['bytes_read']:,}"),
@@ -97,6 +97,14 @@ def print_summary(s: dict[str, Any]) -> None:
     con.print(t)
     if s.get("panic"):
         con.print(f"[bold red]{s['panic']}[/]")
+
+
+def _errors_text(s: dict[str, Any]) -> str:
+    """The total, then each call's errnos: "66 (write ENOSPC 64, open ENOENT 2)"."""
+    total = s["syscall_errors_total"]
+    parts = [f"{op} {name} {n:,}" for op, by in s["syscall_errors"].items()
+             for name, n in sorted(by.items(), key=lambda kv: -kv[1])]
+    return f"{total:,}" + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _report_name(key: str) -> str:

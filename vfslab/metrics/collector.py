@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 import sys
 from array import array
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vfslab.kern.fcntl import ERRNO_NAMES
 from vfslab.kern.notify import KernelObserver
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class Metrics(KernelObserver):
         # every latency, kept exactly (percentiles are exact) in 8 bytes each: an hour's soak
         # keeps a few million
         self.lat: dict[str, array[int]] = defaultdict(_int64s)
-        self.errors: dict[str, int] = defaultdict(int)
+        # failed calls by call and errno name: {"write": {"ENOSPC": 64}}
+        self.errors: dict[str, Counter[str]] = defaultdict(Counter)
         # typed arrays, not lists of Python numbers: an hour at 10 samples a second is 36,000
         # samples a series
         self.series: dict[str, array[Any]] = {
@@ -77,7 +79,7 @@ class Metrics(KernelObserver):
     def syscall_done(self, op: str, start: int, end: int, rv: int) -> None:
         self.lat[op].append(end - start)
         if rv < 0:
-            self.errors[op] += 1
+            self.errors[op][ERRNO_NAMES.get(-rv, f"errno {-rv}")] += 1
 
     # ---- sampling ---------------------------------------------------------------------------
     def start(self) -> None:

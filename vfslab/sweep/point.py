@@ -41,9 +41,10 @@ def run_point(point: dict[str, Any]) -> dict[str, Any]:
         s = res.summary
         row.update(flatten(s.get("figures", {}), "fig."))
         row.update(flatten(s.get("costs", {}), "cost."))
-        for key in ("operations", "syscall_errors", "bytes_written", "bytes_read",
+        for key in ("operations", "bytes_written", "bytes_read",
                     "disk_bytes_written", "disk_bytes_read", "window_s"):
             row[key] = s.get(key)
+        row["syscall_errors"] = s.get("syscall_errors_total")
         row["status"] = "panic" if s.get("panic") else "ok"
         row["error"] = s.get("panic") or ""
     except Exception as e:   # a failed run is recorded and the sweep goes on
