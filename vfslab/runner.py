@@ -167,6 +167,19 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
         raise k.vfs.panic(f"remount after setup failed: {err}")
 
 
+def _wait_all(k: Kernel, state: dict[str, int]) -> Generator[Any, Any, None]:
+    """Wait for every process of the run, those forked meanwhile too (wait4), then end the
+    run at that instant."""
+    m = k.m
+    while True:
+        left = [p for p in k.procs[state["first_proc"]:] if not p.exited]
+        if not left:
+            break
+        yield from m.tsleep(left[0], "wait4", 0)
+    state["exited_at"] = m.time()
+    m.at(m.time(), _end_of_run)
+
+
 def run_scenario(cfg: RunConfig) -> RunResult:
     sc = load_scenario(cfg.scenario, cfg.strict, cfg.speed, cfg.no_think)
     kc = kernel_config(cfg, sc)
@@ -203,10 +216,14 @@ def run_scenario(cfg: RunConfig) -> RunResult:
         yield from _setup(k, sc)
         state["t0"] = k.m.time()
         k.metrics.start()
+        state["first_proc"] = len(k.procs)
         for ps in sc.processes:
             spawn_process(k, ps.name, ps.body, k.m.random(f"proc:{ps.name}"), ps.start_ns)
-        # the run ends `duration` after the workload starts, whatever setup took
+        # the run ends `duration` after the workload starts, whatever setup took; a replay
+        # ends when its processes have exited, the duration being a cap
         k.m.at(state["t0"] + round(duration * NS), _end_of_run)
+        if sc.until_exit:
+            k.m.spawn("replay-wait", _wait_all(k, state))
 
     start_init(k, then)
     panic: Panic | None = None
@@ -231,6 +248,13 @@ def run_scenario(cfg: RunConfig) -> RunResult:
         tracemalloc.stop()
     wall = time.perf_counter() - wall0
     summary = summarize(k, sc, state.get("t0", 0), duration, panic)
+    if sc.until_exit:
+        unfinished = [p.p_comm for p in k.procs[state.get("first_proc", 0):] if not p.exited]
+        stats = sc.notes.get("replay_stats")
+        summary["replay"] = {**(stats.summary() if stats is not None else {}),
+                             "cut": bool(unfinished) and panic is None,
+                             "unfinished_processes": unfinished,
+                             "cap_s": duration}
     summary["wall_s"] = wall
     if cfg.measure_memory:
         summary["peak_python_bytes"] = peak_mem

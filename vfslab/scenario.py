@@ -41,3 +41,6 @@ class Scenario:
     kernel: dict[str, Any] = field(default_factory=dict)   # KernelConfig field overrides
     warnings: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    # a replay: the run ends when every process has exited, `duration_s` being a cap (a run
+    # the cap cuts says so in its summary)
+    until_exit: bool = False

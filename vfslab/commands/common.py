@@ -105,7 +105,9 @@ def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="probability that an interrupt point takes the next interrupt early"),
         click.option("--invariants", is_flag=True, help="check the stack's invariants as it runs"),
         click.option("--strict", is_flag=True,
-                     help="fio: refuse options vfslab does not model (default: warn)"),
+                     help="fio: refuse options vfslab does not model (default: warn); "
+                          "strace: a replay that diverges from its log or is cut short is "
+                          "an error (exit 1)"),
         click.option("--speed", type=float, default=1.0, show_default=True,
                      help="strace: replay N times faster (think times divided by N)"),
         click.option("--no-think", is_flag=True, help="strace: replay without think times"),

@@ -75,6 +75,24 @@ def print_summary(s: dict[str, Any]) -> None:
         rows.append((f"{op} latency p50/p99/max",
                      f"{lat['p50_ms']:.3f} / {lat['p99_ms']:.3f} / {lat['max_ms']:.3f} ms "
                      f"(n={lat['count']:,})"))
+    rp = s.get("replay")
+    if rp is not None:
+        rows.append(("replay: calls / replayed", f"{rp.get('calls', 0):,} / "
+                                                 f"{rp.get('replayed', 0):,}"))
+        div = rp.get("diverged", 0)
+        parts = [f"{call} {key} x{v['count']} (lines {', '.join(map(str, v['first_lines']))})"
+                 for call, by in rp.get("diverged_by_call", {}).items()
+                 for key, v in by.items()]
+        rows.append(("replay: diverged from the log", f"{div:,}" + (
+            "\n" + "\n".join(parts[:8]) + ("\n..." if len(parts) > 8 else "") if parts
+            else "")))
+        nm = rp.get("not_modelled", {})
+        if nm:
+            rows.append(("replay: calls not modelled", ", ".join(
+                f"{n} x{c:,}" for n, c in sorted(nm.items(), key=lambda kv: -kv[1]))))
+        rows.append(("replay: ran to completion",
+                     f"no: cut at the cap of {rp['cap_s']:g} s, unfinished: "
+                     f"{', '.join(rp['unfinished_processes'])}" if rp.get("cut") else "yes"))
     for key, val in s.get("policy_report", {}).items():
         rows.append((f"{s['policy']}: {_report_name(key)}",
                      f"{val:,.3f}" if isinstance(val, float) else
@@ -185,4 +203,10 @@ def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | No
 
             print_crash(crash)
     if res.panic is not None or (crash is not None and crash.bug()):
+        raise SystemExit(1)
+    rp = s.get("replay")
+    if strict and rp is not None and (rp.get("diverged") or rp.get("cut")):
+        what = (f"{rp['diverged']:,} calls diverged from the log" if rp.get("diverged")
+                else f"cut short at {rp['cap_s']:g} s")
+        click.echo(f"vfslab: --strict: the replay of {res.scenario.name} {what}", err=True)
         raise SystemExit(1)

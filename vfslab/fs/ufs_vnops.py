@@ -486,17 +486,45 @@ def ufs_getattr(vp: vnode) -> Generator[Any, Any, tuple[int, dict[str, int]]]:
 
 
 def ufs_setattr(vp: vnode, vattr: dict[str, int]) -> GEN:
-    """A new size is VOP_TRUNCATE (EISDIR for a directory); a time is stored in the inode."""
+    """A new size is VOP_TRUNCATE (EISDIR for a directory); a time or permission bits are
+    stored in the inode; an owner (vfslab's dinode has none) still changes the inode
+    (IN_CHANGE), so it is written as ufs_chown's would be."""
     ip: inode = vp.v_data
     err = 0
     if "size" in vattr:
         if vp.v_type == VDIR:
             return EISDIR
         err = yield from VOP_TRUNCATE(vp, vattr["size"], 0)
-    if "mtime" in vattr and not err:
+    if err:
+        return err
+    if "mtime" in vattr:
         ip.d.mtime = vattr["mtime"]
         ip.dirty = True
+    if "mode" in vattr:
+        ip.d.mode = (ip.d.mode & ~0o7777) | (vattr["mode"] & 0o7777)
+        ip.dirty = True
+    if "uid" in vattr or "gid" in vattr:
+        ip.dirty = True
     return err
+
+
+def ufs_readdir(vp: vnode, offset: int, n: int) -> Generator[Any, Any, tuple[int, int]]:
+    """VOP_READDIR (vp locked): a directory's bytes from `offset`, at most `n` and within one
+    block, read through the buffer cache (ufs_readdir's VOP_READ of a directory, which 2.0's
+    ffs_read does with breadn, not UBC). The entries are FFS's: a Linux program's getdents
+    returns a different count for the same names."""
+    from vfslab.fs.ufs_lookup import ufs_blkatoff
+
+    if vp.v_type != VDIR:
+        return ENOTDIR, 0
+    size = vp.v_size
+    if offset >= size or n <= 0:
+        return 0, 0
+    err, bp = yield from ufs_blkatoff(vp, offset // BSIZE)
+    if err:
+        return err, 0
+    vp.v_data.ump.k.bio.brelse(bp)
+    return 0, min(n, BSIZE - offset % BSIZE, size - offset)
 
 
 def ufs_strategy(vp: vnode, bp: buf) -> None:

@@ -24,6 +24,7 @@ EPERM: Final = 1
 ENOENT: Final = 2
 EIO: Final = 5
 EBADF: Final = 9
+ECHILD: Final = 10
 ENOMEM: Final = 12
 EBUSY: Final = 16
 EEXIST: Final = 17

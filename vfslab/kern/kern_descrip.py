@@ -36,10 +36,13 @@ class file:  # noqa: N801  (struct file)
 
 
 class filedesc:  # noqa: N801  (struct filedesc)
-    __slots__ = ("fd_ofiles",)
+    """A descriptor table; `fd_refcnt` processes share it (fork1's FORK_SHAREFILES)."""
+
+    __slots__ = ("fd_ofiles", "fd_refcnt")
 
     def __init__(self) -> None:
         self.fd_ofiles: dict[int, file] = {}
+        self.fd_refcnt = 1
 
     def fdalloc(self, want: int = 0) -> int:
         fd = want
@@ -49,12 +52,14 @@ class filedesc:  # noqa: N801  (struct filedesc)
 
 
 class cwdinfo:  # noqa: N801  (struct cwdinfo)
-    """The process's current directory (cwdi_cdir), referenced."""
+    """The process's current directory (cwdi_cdir), referenced; shared by `cwdi_refcnt`
+    processes (FORK_SHARECWD)."""
 
-    __slots__ = ("cwdi_cdir",)
+    __slots__ = ("cwdi_cdir", "cwdi_refcnt")
 
     def __init__(self, cdir: vnode | None = None) -> None:
         self.cwdi_cdir = cdir
+        self.cwdi_refcnt = 1
 
 
 def closef(k: Kernel, fp: file) -> GEN:

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from vfslab.kern.fcntl import ECHILD
 from vfslab.kern.kern_descrip import cwdinfo, filedesc
 from vfslab.sim.context import Thread
 
@@ -221,6 +222,33 @@ class ProcSyscalls:
         yield from self._leave("fallocate", t, rv)
         return rv
 
+    def getdents(self, fd: int, n: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_getdents(self.fdp, fd, n)
+        yield from self._leave("getdents", t, rv)
+        return rv
+
+    def setattr(self, path: str, what: str, mode: int = -1) -> GEN:
+        """utimes (what "utimes"), chmod ("chmod", `mode`) or chown ("chown") of a path."""
+        t = self._enter()
+        rv = yield from self.sc.sys_setattr(path, self._attrs(what, mode),
+                                            cwd=self.proc.p_cwdi)
+        yield from self._leave(what, t, rv)
+        return rv
+
+    def fsetattr(self, fd: int, what: str, mode: int = -1) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_fsetattr(self.fdp, fd, self._attrs(what, mode))
+        yield from self._leave(what, t, rv)
+        return rv
+
+    def _attrs(self, what: str, mode: int) -> dict[str, int]:
+        if what == "utimes":
+            return {"mtime": self.m.time()}
+        if what == "chmod":
+            return {"mode": max(0, mode)}
+        return {"uid": 0}
+
     def dup(self, fd: int) -> GEN:
         t = self._enter()
         rv = yield from self.sc.sys_dup(self.fdp, fd)
@@ -249,6 +277,46 @@ class ProcSyscalls:
             self._journal_fsync(fd, rv, mark, off >> 12, (off + length - 1) >> 12)
         yield from self._leave("fsync", t, rv)
         return rv
+
+    def fork(self, flags: int, name: str,
+             body: Callable[[ProcSyscalls, random.Random], Generator[Any, Any, Any]],
+             rng: random.Random) -> GEN:
+        """fork1: a child process running `body`, with this one's descriptors and directory
+        shared or copied by `flags` (kern_fork.FORK_SHAREFILES, FORK_SHARECWD). Returns the
+        child's pid."""
+        from vfslab.kern.kern_fork import fork1
+
+        t = self._enter()
+        k = self.k
+        child = Proc(len(k.procs) + 1, name)
+        k.procs.append(child)
+        fork1(k, self.proc, flags, child)
+        _start(k, child, body, rng)
+        yield from self._leave("fork", t, child.p_pid)
+        return child.p_pid
+
+    def wait(self, pid: int) -> GEN:
+        """wait4 for the child `pid`: sleeps until it has exited (exit1 wakes it); ECHILD
+        if there is no such process."""
+        t = self._enter()
+        child = next((p for p in self.k.procs if p.p_pid == pid), None)
+        if child is None:
+            rv = -ECHILD
+        else:
+            while not child.exited:
+                yield from self.m.tsleep(child, "wait", 0)
+            rv = pid
+        yield from self._leave("wait", t, rv)
+        return rv
+
+    def user_wait(self, key: object, why: str) -> GEN:
+        """Sleep until `user_wake(key)`: a workload's own synchronisation between its
+        processes (a futex, in effect), not a system call vfslab measures."""
+        yield from self.m.tsleep(key, why[:8], 0)
+        return 0
+
+    def user_wake(self, key: object) -> None:
+        self.m.wakeup(key)
 
     def nanosleep(self, ns: int) -> GEN:
         if ns > 0:
@@ -281,17 +349,36 @@ def spawn_process(k: Kernel, name: str,
     """Create a process running `body(sys, rng)`; it starts `start_ns` after now."""
     proc = Proc(len(k.procs) + 1, name)
     k.procs.append(proc)
+    _start(k, proc, body, rng, start_ns)
+    return proc
+
+
+def _start(k: Kernel, proc: Proc,
+           body: Callable[[ProcSyscalls, random.Random], Generator[Any, Any, Any]],
+           rng: random.Random, start_ns: int = 0) -> None:
     sys = ProcSyscalls(k, proc)
 
     def main() -> Generator[Any, Any, None]:
         if start_ns > 0:
             yield from k.m.tsleep(proc, "start", start_ns)
         yield from body(sys, rng)
-        yield from k.syscalls.close_all(proc.p_fd)
-        cdir, proc.p_cwdi.cwdi_cdir = proc.p_cwdi.cwdi_cdir, None
+        yield from exit1(k, proc)
+
+    proc.thread = k.m.spawn(proc.p_comm, main(), proc)
+
+
+def exit1(k: Kernel, proc: Proc) -> Generator[Any, Any, None]:
+    """Process exit (kern_exit.c): the last process of a shared descriptor table closes its
+    files (fdfree), the last of a shared directory releases it (cwdfree)."""
+    fdp = proc.p_fd
+    fdp.fd_refcnt -= 1
+    if fdp.fd_refcnt == 0:
+        yield from k.syscalls.close_all(fdp)
+    cwdi = proc.p_cwdi
+    cwdi.cwdi_refcnt -= 1
+    if cwdi.cwdi_refcnt == 0:
+        cdir, cwdi.cwdi_cdir = cwdi.cwdi_cdir, None
         if cdir is not None:
             yield from k.vfs.vrele(cdir)
-        proc.exited = True
-
-    proc.thread = k.m.spawn(name, main(), proc)
-    return proc
+    proc.exited = True
+    k.m.wakeup(proc)                  # a parent in wait4

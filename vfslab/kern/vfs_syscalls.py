@@ -49,6 +49,7 @@ from vfslab.kern.vnode_if import (
     VOP_FSYNC,
     VOP_LINK,
     VOP_MKDIR,
+    VOP_READDIR,
     VOP_REMOVE,
     VOP_RENAME,
     VOP_RMDIR,
@@ -163,6 +164,47 @@ class Syscalls:
         err: int = EISDIR if vp.v_type == VDIR else \
             (yield from VOP_SETATTR(vp, {"size": length}))
         yield from vfs.vn_unlock(vp)
+        return -err if err else 0
+
+    def sys_getdents(self, fdp: filedesc, fd: int, n: int) -> GEN:
+        """sys_getdents (vn_readdir): VOP_READDIR from the file's offset under the vnode
+        lock, the offset advanced by what it returned; 0 at the end."""
+        fp = fdp.fd_ofiles.get(fd)
+        if fp is None or not fp.readable():
+            return -EBADF
+        vfs = self.k.vfs
+        vp = fp.f_vp
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        err, got = yield from VOP_READDIR(vp, fp.f_offset, n)
+        if not err:
+            fp.f_offset += got
+        yield from vfs.vn_unlock(vp)
+        return -err if err else got
+
+    def sys_setattr(self, path: str, attrs: dict[str, int], cwd: cwdinfo | None = None
+                    ) -> GEN:
+        """sys_utimes, sys_chmod, sys_chown: namei(LOOKUP, LOCKLEAF), VOP_SETATTR, vput."""
+        self.m.charge(self.m.costs.fs_op)
+        k = self.k
+        nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
+        err = yield from namei(k, nd)
+        if err:
+            return -err
+        vp = nd.ni_vp
+        assert vp is not None
+        err = yield from VOP_SETATTR(vp, attrs)
+        yield from k.vfs.vput(vp)
+        return -err if err else 0
+
+    def sys_fsetattr(self, fdp: filedesc, fd: int, attrs: dict[str, int]) -> GEN:
+        """sys_futimes, sys_fchmod, sys_fchown: VOP_SETATTR under the vnode lock."""
+        fp = fdp.fd_ofiles.get(fd)
+        if fp is None:
+            return -EBADF
+        vfs = self.k.vfs
+        yield from vfs.vn_lock(fp.f_vp, LK_EXCLUSIVE)
+        err = yield from VOP_SETATTR(fp.f_vp, attrs)
+        yield from vfs.vn_unlock(fp.f_vp)
         return -err if err else 0
 
     def sys_fallocate(self, fdp: filedesc, fd: int, off: int, length: int) -> GEN:

@@ -168,6 +168,13 @@ def VOP_SETATTR(vp: vnode, vattr: dict[str, int]) -> Generator[Any, Any, int]:  
     return gen
 
 
+def VOP_READDIR(vp: vnode, offset: int, n: int  # noqa: N802
+                ) -> Generator[Any, Any, tuple[int, int]]:
+    """Directory bytes from `offset`, at most `n` (vp locked): (0 or an errno, the count)."""
+    gen: Generator[Any, Any, tuple[int, int]] = vp.v_op.vop_readdir(vp, offset, n)
+    return gen
+
+
 def VOP_TRUNCATE(vp: vnode, length: int, flags: int = 0) -> Generator[Any, Any, int]:  # noqa: N802
     gen: Generator[Any, Any, int] = vp.v_op.vop_truncate(vp, length, flags)
     return gen
