@@ -129,12 +129,13 @@ class Op:
 class OpenFile:
     """An open file as the log shows it: what the descriptors of several tasks share."""
 
-    __slots__ = ("path", "flags", "is_dir")
+    __slots__ = ("path", "flags", "is_dir", "offset")
 
     def __init__(self, path: str, flags: int, is_dir: bool = False) -> None:
         self.path = path
         self.flags = flags
         self.is_dir = is_dir
+        self.offset = 0            # the file offset the log implies (reads, writes, lseek)
 
 
 class Task:
@@ -346,10 +347,13 @@ class _Parser:
                 return
             off = _int(args[3]) if name[0] == "p" else -1
             kind = "read" if name in READS else "write"
+            pos = off if off >= 0 else f.offset
+            if ok and off < 0 and c.ret:
+                f.offset += c.ret
             if kind == "write" and ok:
                 self.written.add(f.path)
             if kind == "read" and ok and c.ret and f.path not in self.written:
-                self.found(f.path, size=(off + c.ret) if off >= 0 else -1)
+                self.found(f.path, size=pos + c.ret)
             add(kind, fd, c.ret if ok else _count(args, name), off)
             return
         if name in ("lseek", "_llseek"):
@@ -362,6 +366,8 @@ class _Parser:
             off = _int(args[1]) if name == "lseek" else _int(args[1]) << 32 | _int(args[2])
             if ok and whence == SEEK_END and f.path not in self.written and c.ret is not None:
                 self.found(f.path, size=c.ret - off)
+            if ok and c.ret is not None:
+                f.offset = c.ret
             add("lseek", fd, off, whence)
             return
         if name in ("fsync", "fdatasync"):
@@ -935,13 +941,25 @@ def to_scenario(path: str, text: str | None = None, speed: float = 1.0,
             if str(d) not in tr.absent:
                 dirs.add(str(d))
             d = d.parent
+    from vfslab.fs.ufs_layout import MAXNAMLEN
+
+    def fits(p: str) -> bool:
+        return all(len(part.encode("latin-1", "replace")) <= MAXNAMLEN
+                   for part in p.split("/"))
+
+    toolong = sorted(p for p in [*existing, *dirs] if not fits(p))
     setup = [SetupItem(ROOT, 0, True)]
     setup += [SetupItem(_map(d), 0, True)
-              for d in sorted(dirs, key=lambda x: (x.count("/"), x)) if d != "/"]
+              for d in sorted(dirs, key=lambda x: (x.count("/"), x)) if d != "/" and fits(d)]
     setup += [SetupItem(_map(p), size) for p, size in sorted(existing.items())
-              if p not in dirs and p != "/"]
+              if p not in dirs and p != "/" and fits(p)]
     end = max((op.end_ns for t in tr.tasks.values() for op in t.ops), default=0)
     warnings = []
+    if toolong:
+        warnings.append(f"{path}: {len(toolong)} path(s) found before the run have a name "
+                        f"longer than vfslab's FFS allows ({MAXNAMLEN} bytes; Linux's 255), "
+                        f"e.g. {toolong[0][:60]}...: not created; their calls fail with "
+                        f"ENAMETOOLONG and count as divergences")
     if tr.unmodelled:
         warnings.append(f"{path}: calls not modelled: " + ", ".join(
             f"{n} x{c}" for n, c in tr.unmodelled.most_common()))

@@ -265,7 +265,7 @@ def read_log(path: str, text: str) -> Iterator[Call | Exit]:
             continue
         m = _PREFIX.match(line)
         pid = int(m.group(1) or m.group(2) or 0) if m else 0
-        rest = line[m.end():] if m else line
+        rest = (line[m.end():] if m else line).lstrip()
         t, rest = clock.read(rest, lineno)
         if rest.startswith("+++"):
             if "exited with" in rest or "killed by" in rest:
