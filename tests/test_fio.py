@@ -121,7 +121,7 @@ def test_fios_examples_run_or_are_refused_with_a_reason(capsys: pytest.CaptureFi
             continue
         try:
             res = run_scenario(RunConfig(scenario=sc, duration_s=0.2,
-                                         kernel={"fs_blocks": 1 << 18, "disk": "ssd"}))
+                                         kernel={"disk": "ssd"}))
         except InputError as e:
             outcome[name] = f"refused: {e}"
             continue
@@ -134,3 +134,66 @@ def test_fios_examples_run_or_are_refused_with_a_reason(capsys: pytest.CaptureFi
     kinds = Counter(v.split(":")[0] for v in outcome.values())
     print(kinds)
     assert kinds["ran"] >= 30 and sum(kinds.values()) == len(EXAMPLES)
+
+
+def test_a_job_stopped_by_an_io_error_is_a_failed_run_naming_it(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vfslab.cli import cli
+
+    job = tmp_path / "full.fio"
+    # 8 MiB of writes into a file system of 1,400 blocks (5.5 MiB): ENOSPC
+    job.write_text("[filler]\nrw=write\nbs=64k\nsize=8m\n")
+    r = CliRunner().invoke(cli, ["run", f"fio:{job}", "--set", "machine.fs_blocks=1400",
+                                 "--set", "machine.fs_inodes=64"])
+    assert r.exit_code == 1, r.output
+    assert "fio job filler.0: pwrite failed with ENOSPC" in r.output
+    res = run_scenario(RunConfig(scenario=to_scenario(str(job)), kernel={
+        "fs_blocks": 1400, "fs_inodes": 64, "disk": "ssd"}))
+    assert res.summary["fio"]["errors"] == [{"job": "filler.0", "call": "pwrite",
+                                             "errno": "ENOSPC"}]
+    assert res.summary["syscall_errors"]["write"] == {"ENOSPC": 1}
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("[a]\nrw=randrw\nrwmixread=150\nsize=1m\n", 3, "rwmixread: expected a percentage"),
+    ("[a]\nrw=read\nbs=1g\nsize=1m\n", 3, "larger than the file"),
+    ("[a]\nnumjobs=0\nsize=1m\n", 2, "numjobs: expected a whole number of at least 1"),
+    ("[a]\nrw=read\nsize=6g\n", 3, "larger than vfslab's FFS allows"),
+])
+def test_values_fio_refuses_are_refused_with_their_line(text: str, line: int,
+                                                        words: str) -> None:
+    with pytest.raises(InputError) as ei:
+        sc_of(text)
+    assert ei.value.line == line and words in ei.value.message
+
+
+def test_an_include_cycle_is_an_error_at_the_include(tmp_path: Path) -> None:
+    (tmp_path / "a.fio").write_text("[a]\nsize=1m\ninclude b.fio\n")
+    (tmp_path / "b.fio").write_text("include a.fio\n")
+    with pytest.raises(InputError) as ei:
+        to_scenario(str(tmp_path / "a.fio"))
+    assert ei.value.file.endswith("b.fio") and ei.value.line == 1
+    assert "include cycle: a.fio -> b.fio -> a.fio" in ei.value.message
+
+
+def test_a_time_based_job_runs_its_end_fsync_and_the_run_waits_for_it() -> None:
+    sc = sc_of("[w]\nrw=write\nbs=64k\nsize=64m\nruntime=1\ntime_based\nend_fsync=1\n")
+    r = run_scenario(RunConfig(scenario=sc, kernel={"disk": "hdd"}))
+    assert r.summary["latency"]["fsync"]["count"] == 1
+    assert not r.summary["completion"]["cut"]
+    assert r.summary["emulated_s"] > 1.0        # the fsync after the runtime is in the run
+
+
+def test_files_are_laid_out_at_their_size_and_the_file_system_sized_to_fit() -> None:
+    sc = sc_of("[r]\nrw=randread\nbs=4k\nsize=1g\nruntime=1\n"
+               "[w]\nrw=randwrite\nbs=4k\nsize=4g\nruntime=1\nnrfiles=2\n")
+    setup = {s.path: (s.size, s.fill) for s in sc.setup if not s.is_dir}
+    assert setup["/fio/r.0.0"] == (1 << 30, True)             # read: written, no cap
+    assert setup["/fio/w.0.0"] == (2 << 30, False)            # written at random: extended
+    # 5 GiB of files: more than the default 4 GiB file system, so it is made to fit
+    assert sc.kernel["fs_blocks"] >= (1024 + 4096) * 256
+    r = run_scenario(RunConfig(scenario=sc_of("[r]\nrw=randread\nbs=4k\nsize=300m\n"
+                                              "runtime=1\n"), kernel={"disk": "hdd"}))
+    # the reads reach the disk: laid out past the old 256 MiB cap, no holes
+    assert r.summary["latency"]["read"]["p50_ms"] > 1.0

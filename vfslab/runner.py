@@ -154,6 +154,14 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
         fd = yield from sys.open(item.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if fd < 0:
             raise InputError(f"scenario {sc.name}: cannot create {item.path} (errno {-fd})")
+        if not item.fill:
+            if item.size > 0:
+                err = yield from sys.ftruncate(fd, item.size)
+                if err < 0:
+                    raise InputError(f"scenario {sc.name}: cannot extend {item.path} to "
+                                     f"{item.size} bytes (errno {-err})")
+            yield from sys.close(fd)
+            continue
         left = item.size
         while left > 0:
             n = min(left, SETUP_CHUNK)
@@ -250,11 +258,14 @@ def run_scenario(cfg: RunConfig) -> RunResult:
     summary = summarize(k, sc, state.get("t0", 0), duration, panic)
     if sc.until_exit:
         unfinished = [p.p_comm for p in k.procs[state.get("first_proc", 0):] if not p.exited]
+        completion = {"cut": bool(unfinished) and panic is None,
+                      "unfinished_processes": unfinished, "cap_s": duration}
+        summary["completion"] = completion
         stats = sc.notes.get("replay_stats")
-        summary["replay"] = {**(stats.summary() if stats is not None else {}),
-                             "cut": bool(unfinished) and panic is None,
-                             "unfinished_processes": unfinished,
-                             "cap_s": duration}
+        if stats is not None:
+            summary["replay"] = {**stats.summary(), **completion}
+    if "fio_errors" in sc.notes:
+        summary["fio"] = {"errors": list(sc.notes["fio_errors"])}
     summary["wall_s"] = wall
     if cfg.measure_memory:
         summary["peak_python_bytes"] = peak_mem

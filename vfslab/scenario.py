@@ -29,6 +29,9 @@ class SetupItem:
     path: str
     size: int = 0
     is_dir: bool = False
+    # False: the file is only extended to `size` (posix_fallocate, as fio lays out a file
+    # a job will write), not written: no block is allocated until the run writes it
+    fill: bool = True
 
 
 @dataclass

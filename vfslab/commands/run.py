@@ -204,6 +204,17 @@ def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | No
             print_crash(crash)
     if res.panic is not None or (crash is not None and crash.bug()):
         raise SystemExit(1)
+    errs = s.get("fio", {}).get("errors", [])
+    if errs:
+        e = errs[0]
+        click.echo(f"vfslab: fio job {e['job']}: {e['call']} failed with {e['errno']}, which "
+                   f"stops the job as fio's continue_on_error=none does"
+                   + (f" ({len(errs)} jobs stopped)" if len(errs) > 1 else ""), err=True)
+        raise SystemExit(1)
+    comp = s.get("completion", {})
+    if comp.get("cut") and s.get("replay") is None:
+        click.echo(f"vfslab: the run was cut at its cap of {comp['cap_s']:g} s with "
+                   f"{', '.join(comp['unfinished_processes'])} unfinished", err=True)
     rp = s.get("replay")
     if strict and rp is not None and (rp.get("diverged") or rp.get("cut")):
         what = (f"{rp['diverged']:,} calls diverged from the log" if rp.get("diverged")

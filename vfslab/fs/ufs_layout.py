@@ -30,6 +30,9 @@ INODE_SIZE = 128
 INOPB = BSIZE // INODE_SIZE      # inodes per block
 NDADDR = 12
 NINDIR = BSIZE // 4
+# the largest file: 12 direct blocks, one indirect and one double indirect block of 4 KiB
+# (no triple indirect): ufsmount's um_maxfilesize, ~4 GiB
+MAXFILESIZE = (NDADDR + NINDIR + NINDIR * NINDIR) * BSIZE
 INODE_FMT = "<HHQQI12III"        # mode nlink size mtime gen db[12] ib dib
 DIRENT_SIZE = 128
 DIRENTS = BSIZE // DIRENT_SIZE

@@ -21,6 +21,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.fs.ffs_balloc import ffs_balloc
+from vfslab.fs.ufs_layout import MAXFILESIZE
 from vfslab.kern.vnode_if import (
     FSYNC_DATAONLY,
     FSYNC_WAIT,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from vfslab.kern.vnode import vnode
 
 CHUNK = 64 * 1024
+EFBIG = 27
 GEN = Generator[Any, Any, int]
 
 WRITE_BEHIND = declare_setting("ffs", Tunable(
@@ -75,6 +77,8 @@ def ffs_write(vp: vnode, u: uio, ioflag: int) -> GEN:
     n = u.uio_resid
     if n == 0:
         return 0
+    if off < 0 or off + n > MAXFILESIZE:
+        return EFBIG                   # ufs_readwrite.c WRITE: past um_maxfilesize
     done = 0
     err = 0
     behind = not ump.async_ and not ioflag & IO_MMAP and \

@@ -25,8 +25,8 @@ from vfslab.kern.fcntl import O_CREAT, O_DIRECT, O_RDONLY, O_RDWR, O_TRUNC, O_WR
 from vfslab.scenario import ProcessSpec, Scenario, SetupItem
 
 ROOT = "/fio"
-MAX_LAYOUT = 256 * 1024 * 1024     # files laid out before a run are capped at this size
 S = 1_000_000_000
+END_GRACE_S = 300.0     # after the longest runtime: time for end_fsync and closes
 SYNC_ENGINES = {"sync", "psync", "vsync", "pvsync", "pvsync2", "mmap", "falloc",
                 "filecreate", "filestat", "filedelete", "ftruncate"}
 ASYNC_ENGINES = {"libaio", "io_uring", "posixaio", "solarisaio", "windowsaio", "aio"}
@@ -93,8 +93,9 @@ def parse_time_ns(text: str, default_unit_ns: int, where: tuple[str, int], what:
 
 
 def read_jobfile(path: str, env: dict[str, str] | None = None, text: str | None = None,
-                 strict: bool = False) -> FioFile:
-    """Parse a job file into jobs with their inherited options."""
+                 strict: bool = False, _including: tuple[str, ...] = ()) -> FioFile:
+    """Parse a job file into jobs with their inherited options (`include` files too; an
+    include cycle is an error at the include that closes it)."""
     env = dict(os.environ) if env is None else env
     if text is None:
         try:
@@ -113,7 +114,11 @@ def read_jobfile(path: str, env: dict[str, str] | None = None, text: str | None 
             continue
         if line.startswith("include "):
             inc = Path(path).parent / line.split(None, 1)[1].strip()
-            sub = read_jobfile(str(inc), env, strict=strict)
+            chain = (*_including, str(Path(path).resolve()))
+            if str(inc.resolve()) in chain:
+                names = " -> ".join(Path(c).name for c in (*chain, str(inc.resolve())))
+                raise InputError(f"include cycle: {names}", path, lineno)
+            sub = read_jobfile(str(inc), env, strict=strict, _including=chain)
             jobs.extend(sub.jobs)
             continue
         if line.startswith("["):
@@ -202,6 +207,7 @@ class JobPlan:
     create_on_open: bool
     seed: int
     file_op: str = ""          # filecreate / filestat / filedelete engines: one op per file
+    shared_files: bool = False  # filename= given: every clone uses the same files
 
 
 def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
@@ -233,6 +239,13 @@ def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
         threads = max(1, num("iodepth", "1"))
     elif engine not in SYNC_ENGINES:
         raise _Refuse(f"ioengine={engine} is not a file I/O engine vfslab models")
+    for k in ("rwmixread", "rwmixwrite"):
+        if k in o and not 0 <= num(k) <= 100:
+            raise InputError(f"{k}: expected a percentage from 0 to 100, got {o[k]!r}",
+                             *where(k))
+    if "iodepth" in o and num("iodepth") < 1:
+        raise InputError(f"iodepth: expected at least 1, got {o['iodepth']!r}",
+                         *where("iodepth"))
     if rw in ("read", "write", "randread", "randwrite"):
         read_pct = 100 if "read" in rw else 0
     else:
@@ -274,6 +287,19 @@ def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
         size = filesize * len(files)
     runtime = parse_time_ns(o["runtime"], S, where("runtime"), "runtime") if "runtime" in o \
         else int(default_runtime_s * S)
+    from vfslab.fs.ufs_layout import MAXFILESIZE
+
+    if offset_of(o, kb_base, where) + filesize > MAXFILESIZE:
+        raise InputError(f"size: a file of {(offset_of(o, kb_base, where) + filesize) / 2**30:.1f} "
+                         f"GiB is larger than vfslab's FFS allows ({MAXFILESIZE / 2**30:.1f} "
+                         f"GiB: 4 KiB blocks, no triple indirect); use a smaller size or more "
+                         f"files (nrfiles)", *where("size" if "size" in o else "filesize"))
+    if max(b for b, _ in bs_choices) > filesize:
+        # fio: "min block size larger than file size" (it refuses the job)
+        key = "bs" if "bs" in o or "blocksize" in o else "bssplit"
+        raise InputError(f"{key}: a block of {max(b for b, _ in bs_choices):,} bytes is larger "
+                         f"than the file ({filesize:,} bytes)", *where(key if key in o else
+                                                                        "size"))
 
     rate = 0.0
     if "rate" in o:
@@ -296,16 +322,29 @@ def plan(job: Job, path: str, default_runtime_s: float) -> JobPlan:
         if not o.get("offset", "0").endswith("%") else 0,
         file_service=o.get("file_service_type", "roundrobin").split(":")[0],
         group=job.group, threads=threads, create_on_open=num("create_on_open") != 0,
-        seed=num("randseed", "0"), file_op=file_op)
+        seed=num("randseed", "0"), file_op=file_op, shared_files="filename" in o)
+
+
+def offset_of(o: dict[str, str], kb_base: int, where: Any) -> int:
+    v = o.get("offset", "0")
+    return 0 if v.endswith("%") else parse_size(v, kb_base, where("offset"), "offset")
 
 
 class _Refuse(Exception):
     """A job vfslab does not model, with the reason."""
 
 
-def job_body(p: JobPlan, share: int, done: list[int], waits: list[int], part: int = 0
-             ) -> Any:
-    """The process body of one clone (or one of an async job's iodepth threads)."""
+def job_body(p: JobPlan, share: int, done: list[int], waits: list[int], part: int = 0,
+             errors: list[dict[str, str]] | None = None, label: str = "") -> Any:
+    """The process body of one clone (or one of an async job's iodepth threads). An I/O
+    error stops it, as fio's continue_on_error=none stops a job, and is recorded in
+    `errors` (job, call, errno)."""
+    from vfslab.kern.fcntl import ERRNO_NAMES
+
+    def failed(call: str, rv: int) -> None:
+        if errors is not None:
+            errors.append({"job": label or p.name, "call": call,
+                           "errno": ERRNO_NAMES.get(-rv, f"errno {-rv}")})
 
     def body(sys: Any, rng: random.Random) -> Generator[Any, Any, None]:
         if p.group:
@@ -331,6 +370,8 @@ def job_body(p: JobPlan, share: int, done: list[int], waits: list[int], part: in
             fd = yield from sys.open(f, flags, 0o644)
             if fd < 0:
                 fd = yield from sys.open(f, O_RDWR | O_CREAT | O_TRUNC, 0o644)
+            if fd < 0:
+                failed("open", fd)
             fds.append(fd)
         if any(fd < 0 for fd in fds):
             done[p.group] += 1
@@ -369,14 +410,19 @@ def job_body(p: JobPlan, share: int, done: list[int], waits: list[int], part: in
             fd = fds[cur]
             if is_read:
                 got = yield from sys.pread(fd, bs, off)
+                call = "pread"
             else:
                 got = yield from sys.pwrite(fd, bs, off)
+                call = "pwrite"
                 writes += 1
-                if p.fsync and writes % p.fsync == 0:
-                    yield from sys.fsync(fd)
-                if p.fdatasync and writes % p.fdatasync == 0:
-                    yield from sys.fdatasync(fd)
+                if got >= 0 and p.fsync and writes % p.fsync == 0:
+                    got = yield from sys.fsync(fd)
+                    call = "fsync"
+                if got >= 0 and p.fdatasync and writes % p.fdatasync == 0:
+                    got = yield from sys.fdatasync(fd)
+                    call = "fdatasync"
             if got < 0:
+                failed(call, got)
                 break
             moved += bs
             n += 1
@@ -390,7 +436,9 @@ def job_body(p: JobPlan, share: int, done: list[int], waits: list[int], part: in
                     yield from sys.nanosleep(due - now)
         for fd in fds:
             if p.end_fsync or p.fsync_on_close:
-                yield from sys.fsync(fd)
+                rv = yield from sys.fsync(fd)
+                if rv < 0:
+                    failed("fsync", rv)
             yield from sys.close(fd)
         done[p.group] += 1
 
@@ -414,7 +462,11 @@ def to_scenario(path: str, text: str | None = None, env: dict[str, str] | None =
         except _Refuse as why:
             ff.refused.append((job.name, str(why)))
             continue
-        numjobs = max(1, int(job.opts.get("numjobs", "1") or 1))
+        nj = job.opts.get("numjobs", "1")
+        if not nj.isdigit() or int(nj) < 1:
+            raise InputError(f"numjobs: expected a whole number of at least 1, got {nj!r}",
+                             path, job.lines.get("numjobs", job.line))
+        numjobs = int(nj)
         plans.append((p, numjobs))
     if not plans:
         reasons = "; ".join(f"[{j}] {w}" for j, w in ff.refused)
@@ -422,28 +474,32 @@ def to_scenario(path: str, text: str | None = None, env: dict[str, str] | None =
     ngroups = max(p.group for p, _ in plans) + 1
     done = [0] * ngroups
     waits: list[int] = [0] * ngroups
+    errors: list[dict[str, str]] = []
+    sizes: dict[str, int] = {}         # every file a job uses, with the size it reaches
     for p, numjobs in plans:
         if p.threads > 1:
             warnings.append(f"{path}: [{p.name}] asynchronous engine run as {p.threads} "
                             f"synchronous threads (iodepth)")
         for clone in range(numjobs):
-            files = p.files if clone == 0 or "filename" in p.name else \
+            files = p.files if clone == 0 or p.shared_files else \
                 [f.replace(".0.", f".{clone}.") for f in p.files]
             cp = JobPlan(**{**p.__dict__, "files": files})
+            for f in files:
+                sizes[f] = max(sizes.get(f, 0), p.offset + p.filesize)
             if (p.read_pct or (p.random and not p.create_on_open)) and \
                     p.file_op != "filecreate":
+                # fio lays out a file a job reads by writing it, and preallocates (here:
+                # extends) one it only writes at random
                 for f in files:
                     want = p.offset + p.filesize
-                    if want > MAX_LAYOUT:
-                        warnings.append(f"{path}: [{p.name}] {f}: laid out {MAX_LAYOUT >> 20} "
-                                        f"MiB of {want >> 20} MiB before the run")
-                        want = MAX_LAYOUT
-                    setup.setdefault(f, SetupItem(f, want))
+                    old = setup.get(f)
+                    fill = bool(p.read_pct) or (old is not None and old.fill)
+                    setup[f] = SetupItem(f, max(want, old.size if old else 0), fill=fill)
             for t in range(p.threads):
                 share = cp.total // p.threads
-                procs.append(ProcessSpec(f"{p.name}.{clone}" + (f".{t}" if p.threads > 1
-                                                                 else ""),
-                                         job_body(cp, share, done, waits, t), p.start_ns))
+                label = f"{p.name}.{clone}" + (f".{t}" if p.threads > 1 else "")
+                procs.append(ProcessSpec(label, job_body(cp, share, done, waits, t, errors,
+                                                         label), p.start_ns))
                 waits[p.group] += 1
     dirs: set[str] = set()
     for f in [*setup, *[f for p, _ in plans for f in p.files]]:
@@ -454,7 +510,15 @@ def to_scenario(path: str, text: str | None = None, env: dict[str, str] | None =
     items = [SetupItem(d, 0, True) for d in sorted(dirs, key=lambda d: (d.count("/"), d))]
     runtime = max((p.runtime_ns + p.start_ns for p, _ in plans), default=30 * S) / S
     sc = Scenario(f"fio:{Path(path).name}", f"fio job file {path}", procs,
-                  [*items, *setup.values()], duration_s=min(runtime, 3600.0),
+                  [*items, *setup.values()], duration_s=runtime + END_GRACE_S,
                   warnings=warnings)
+    # the jobs end at their runtime and then run end_fsync: the run ends when they have
+    sc.until_exit = True
+    # a file system big enough for the jobs' files (4 KiB blocks, 2% for indirect blocks
+    # and directories, 64 MiB of room); `--set machine.fs_blocks` still decides
+    need = sum(sizes.values()) * 102 // 100 // 4096 + (64 << 20) // 4096
+    if need > 1 << 20:
+        sc.kernel["fs_blocks"] = min(need, (1 << 32) - 1)
     sc.notes["refused"] = ff.refused
+    sc.notes["fio_errors"] = errors
     return sc
