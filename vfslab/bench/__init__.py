@@ -14,6 +14,7 @@ BENCHES: dict[str, str] = {
     "policy": "vfslab.bench.policy:policy",
     "sweep": "vfslab.bench.sweep:sweep",
     "crash": "vfslab.bench.crash:crash",
+    "replay": "vfslab.bench.replay:replay",
 }
 
 

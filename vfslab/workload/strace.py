@@ -659,7 +659,7 @@ def parse(path: str, text: str | None = None) -> Trace:
     p = _Parser(path)
     tr = p.tr
     tr.lines = sum(1 for line in text.splitlines() if line.strip())
-    for ev in read_log(path, text):
+    for ev in read_log(path, text, IGNORED):
         if isinstance(ev, Exit):
             p.exit(ev)
             continue
