@@ -230,25 +230,30 @@ def fsck(image: str, repair: bool, output: str | None, as_json: bool) -> None:
     from vfslab.fs.fsck_repair import Repairer, Unrepairable
 
     store, nblocks = load_image(image)
-    r = Repairer(store)
+    r = Repairer(store, nblocks)
     status = 0
     error = None
-    if repair:
-        try:
-            r.run()
-        except Unrepairable as e:
-            error = str(e)
-        problems = r.before
-        if error:
-            status = 8
-        elif r.repairs:
-            status = 1
-            save_image(store, nblocks, output or image)
-    else:
-        from vfslab.fs.fsck import fsck_image
+    try:
+        if repair:
+            try:
+                r.run()
+            except Unrepairable as e:
+                error = str(e)
+            problems = r.before
+            if error:
+                status = 8                  # nothing is written
+            elif r.repairs:
+                status = 1
+                save_image(store, nblocks, output or image)
+        else:
+            from vfslab.fs.fsck import fsck_image
 
-        problems = fsck_image(store)
-        status = 4 if problems else 0
+            problems = fsck_image(store, nblocks)
+            status = 4 if problems else 0
+    except Exception as e:          # no input may end in a traceback: say it, write nothing
+        click.echo(f"vfslab fsck: {image}: cannot check this image ({type(e).__name__}: "
+                   f"{e}); nothing was written", err=True)
+        raise SystemExit(8) from None
     if as_json:
         click.echo(json.dumps({"image": image, "problems": problems, "repairs": r.repairs,
                                "unrepairable": error, "status": status}, indent=2))

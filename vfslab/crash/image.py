@@ -122,17 +122,24 @@ def decode_block(raw: bytes) -> Any:
 
 
 def save_image(image: dict[int, Any], nblocks: int, path: str | Path) -> None:
-    """Write a sparse raw image; a trailer names it (magic and block count) for `load_image`."""
+    """Write a sparse raw image; a trailer names it (magic and block count) for `load_image`.
+    Written beside it and renamed over it: an image is replaced whole or not at all."""
     p = Path(path)
-    with p.open("wb") as f:
-        for blk in sorted(image):
-            v = image[blk]
-            if v is None:
-                continue
-            f.seek(blk * BSIZE)
-            f.write(encode_block(v))
-        f.seek(nblocks * BSIZE)
-        f.write(IMAGE_MAGIC + struct.pack("<Q", nblocks))
+    tmp = p.with_name(p.name + ".vfslab-tmp")
+    try:
+        with tmp.open("wb") as f:
+            for blk in sorted(image):
+                v = image[blk]
+                if v is None or not 0 <= blk < nblocks:
+                    continue
+                f.seek(blk * BSIZE)
+                f.write(encode_block(v))
+            f.seek(nblocks * BSIZE)
+            f.write(IMAGE_MAGIC + struct.pack("<Q", nblocks))
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def load_image(path: str | Path) -> tuple[dict[int, Any], int]:

@@ -23,10 +23,12 @@ from vfslab.fs.ufs_layout import (
     ROOTINO,
     Dinode,
     Superblock,
+    layout,
     read_block,
     unpack_dirents,
 )
 
+MIN_BLOCKS = 64            # the smallest file system mkfs makes room for
 IFMT = 0o170000
 IFDIR = 0o040000
 IFREG = 0o100000
@@ -70,7 +72,55 @@ def _blocks_of(store: dict[int, Any], sb: Superblock, d: Dinode
     return data, ind
 
 
-def scan_image(store: dict[int, Any]) -> Scan:
+LAYOUT_FIELDS = ("bmap_start", "bmap_blocks", "imap_start", "imap_blocks", "itable_start",
+                 "itable_blocks", "data_start")
+
+
+def check_superblock(sb: Superblock, image_blocks: int | None
+                     ) -> tuple[list[str], Superblock | None]:
+    """The superblock against the image's size and against itself, before anything in it is
+    trusted (fsck_ffs's setup(): checksb; with no alternate superblock, the layout is
+    recomputed from what mkfs makes of the block and inode counts). Returns (the problems,
+    the superblock to use: the same one, a corrected copy, or None when the layout cannot be
+    told: "impossible layout")."""
+    probs: list[str] = []
+    nblocks = sb.nblocks
+    if image_blocks is not None and nblocks != image_blocks:
+        probs.append(f"superblock: {nblocks} blocks, the image holds {image_blocks}")
+        nblocks = image_blocks
+    if not MIN_BLOCKS <= nblocks < 1 << 32:
+        probs.append(f"superblock: impossible layout ({nblocks} blocks)")
+        return probs, None
+    cand = [sb.ninodes]
+    if sb.itable_blocks and sb.itable_blocks * INOPB != sb.ninodes:
+        cand.append(sb.itable_blocks * INOPB)
+    good = None
+    for n in cand:
+        if ROOTINO < n <= nblocks * INOPB and n % INOPB == 0:
+            try:
+                good = layout(nblocks, n)
+                break
+            except ValueError:
+                continue
+    if good is None:
+        probs.append(f"superblock: impossible layout ({sb.ninodes} inodes in {nblocks} "
+                     f"blocks)")
+        return probs, None
+    fixed = Superblock(**{**sb.__dict__})
+    if good.ninodes != sb.ninodes:
+        probs.append(f"superblock: {sb.ninodes} inodes, the inode table holds {good.ninodes}")
+    fixed.nblocks, fixed.ninodes = nblocks, good.ninodes
+    for f in LAYOUT_FIELDS:
+        if getattr(sb, f) != getattr(good, f):
+            probs.append(f"superblock: {f} {getattr(sb, f)}, mkfs makes {getattr(good, f)}")
+            setattr(fixed, f, getattr(good, f))
+    if sb.root_ino != ROOTINO:
+        probs.append(f"superblock: root inode {sb.root_ino}, expected {ROOTINO}")
+        fixed.root_ino = ROOTINO
+    return probs, (fixed if probs else sb)
+
+
+def scan_image(store: dict[int, Any], image_blocks: int | None = None) -> Scan:
     raw = store.get(0)
     try:
         sb = Superblock.unpack(raw)
@@ -82,9 +132,11 @@ def scan_image(store: dict[int, Any]) -> Scan:
     if sb.magic != 0x19540119:
         sc.problems.append(f"superblock: bad magic {sb.magic:#x}")
         return sc
-    if not (0 < sb.data_start < sb.nblocks and sb.ninodes > ROOTINO):
-        sc.problems.append("superblock: impossible layout")
+    probs, use = check_superblock(sb, image_blocks)
+    sc.problems.extend(probs)
+    if use is None:
         return sc
+    sc.sb = sb = use
     # phase 1: inodes and their blocks
     for ib in range(sb.itable_blocks):
         blk = store.get(sb.itable_start + ib)
@@ -203,9 +255,10 @@ def scan_image(store: dict[int, Any]) -> Scan:
     return sc
 
 
-def fsck_image(store: dict[int, Any]) -> list[str]:
-    """Every inconsistency of an image ([] for a clean file system)."""
-    return scan_image(store).problems
+def fsck_image(store: dict[int, Any], image_blocks: int | None = None) -> list[str]:
+    """Every inconsistency of an image ([] for a clean file system); `image_blocks`, the
+    image's size, is what the superblock is checked against."""
+    return scan_image(store, image_blocks).problems
 
 
 def file_blocks(store: dict[int, Any], ino: int) -> list[int]:

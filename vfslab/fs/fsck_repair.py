@@ -72,8 +72,9 @@ def _set_dirent(store: dict[int, Any], blk: int, slot: int, ino: int, name: str)
 
 
 class Repairer:
-    def __init__(self, store: dict[int, Any]) -> None:
+    def __init__(self, store: dict[int, Any], image_blocks: int | None = None) -> None:
         self.store = store
+        self.image_blocks = image_blocks     # the image's size: what the superblock must say
         self.repairs: list[str] = []
         self.before: list[str] = []          # what the first check found
         self.final: Scan | None = None       # the check of the repaired image
@@ -84,7 +85,7 @@ class Repairer:
     # ---- the passes -------------------------------------------------------------------------
     def run(self) -> list[str]:
         for npass in range(MAX_PASSES):
-            sc = scan_image(self.store)
+            sc = scan_image(self.store, self.image_blocks)
             if npass == 0:
                 self.before = list(sc.problems)
             if not sc.problems:
@@ -93,6 +94,10 @@ class Repairer:
             if any(p.startswith("superblock: unreadable") or "bad magic" in p
                    or "impossible layout" in p for p in sc.problems):
                 raise Unrepairable("; ".join(sc.problems[:3]))
+            if npass == 0 and sc.sb is not None:
+                for p in sc.problems:
+                    if p.startswith("superblock: ") and "free" not in p:
+                        self.note(f"{p}: rewritten from the block and inode counts")
             if ROOTINO not in sc.inodes or not sc.inodes[ROOTINO].isdir():
                 raise Unrepairable("root inode missing or not a directory")
             if self.phase1(sc):
@@ -102,7 +107,7 @@ class Repairer:
             if self.phase34(sc):
                 continue
             self.phase5(sc)
-        self.final = scan_image(self.store)
+        self.final = scan_image(self.store, self.image_blocks)
         left = self.final.problems
         if left:
             raise Unrepairable(f"still inconsistent after {MAX_PASSES} passes: {left[0]}")
@@ -290,7 +295,7 @@ class Repairer:
         blk = self._free_block(sc)
         if not ino or not blk:
             return None
-        d = Dinode(IFDIR | 0o700, 2, BSIZE, 0, sb.generation + ino)
+        d = Dinode(IFDIR | 0o700, 2, BSIZE, 0, (sb.generation + ino) & 0xFFFFFFFF)
         d.db[0] = blk
         buf = bytearray(BSIZE)
         pack_dirent(buf, 0, ino, ".")
@@ -334,7 +339,7 @@ class Repairer:
         return True
 
 
-def repair_image(store: dict[int, Any]) -> list[str]:
+def repair_image(store: dict[int, Any], image_blocks: int | None = None) -> list[str]:
     """Repair `store` in place; the repairs made, one line each ([] for a clean image).
     Raises Unrepairable when the superblock or the root directory is gone."""
-    return Repairer(store).run()
+    return Repairer(store, image_blocks).run()
