@@ -365,3 +365,25 @@ def test_a_real_programs_replay_matches_its_log(tmp_path: Path, program: str) ->
         host = Path(path)
         if host.is_file() and str(host).startswith(str(work)):
             assert _size(res, "/replay" + path) == host.stat().st_size, path
+
+
+def test_a_child_that_runs_before_its_clone_returns_is_still_its_parents_child() -> None:
+    tr = parse("t.log", textwrap.dedent("""\
+        1 10:00:00.000001 openat(AT_FDCWD</w>, "a", O_WRONLY|O_CREAT|O_TRUNC, 0644) = 3</w/a>
+        1 10:00:00.000002 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD <unfinished ...>
+        2 10:00:00.000003 write(3</w/a>, "c", 1) = 1
+        1 10:00:00.000004 <... clone resumed>, child_tidptr=0x7f) = 2
+        1 10:00:00.000005 write(3</w/a>, "p", 1) = 1
+        """))
+    assert sorted(tr.tasks) == [(1, 0), (2, 0)]
+    child = tr.tasks[(2, 0)]
+    assert child.parent == (1, 0) and [op.kind for op in child.ops] == ["write"]
+    assert [op.kind for op in tr.tasks[(1, 0)].ops] == ["open", "fork", "write"]
+    r = replay("""\
+        1 10:00:00.000001 openat(AT_FDCWD</w>, "a", O_WRONLY|O_CREAT|O_TRUNC, 0644) = 3</w/a>
+        1 10:00:00.000002 clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|SIGCHLD <unfinished ...>
+        2 10:00:00.000003 write(3</w/a>, "c", 1) = 1
+        1 10:00:00.000004 <... clone resumed>, child_tidptr=0x7f) = 2
+        1 10:00:00.000005 write(3</w/a>, "p", 1) = 1
+        """)
+    assert r.summary["replay"]["diverged"] == 0 and r.summary["bytes_written"] == 2

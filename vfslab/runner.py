@@ -51,6 +51,8 @@ class RunConfig:
     no_think: bool = False        # strace: drop think times
     record_crash: bool = False    # keep the journal and the disk's write log (crash tests)
     memory_every_s: float = 0.0   # soak: sample the host's memory this often (emulated)
+    # progress: called with (emulated seconds done, the run's duration) as the run goes
+    on_progress: Any = None
 
 
 @dataclass
@@ -201,6 +203,8 @@ def run_scenario(cfg: RunConfig) -> RunResult:
     k = Kernel(kc)
     attach(k)
     k.metrics.memory_every_ns = int(cfg.memory_every_s * NS)
+    if cfg.on_progress is not None:
+        k.metrics.on_sample = lambda ns: cfg.on_progress(ns / NS, duration)
     if cfg.record_crash:
         from vfslab.crash.journal import Journal
         from vfslab.dev.wd import WriteLog

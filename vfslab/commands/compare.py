@@ -100,9 +100,6 @@ def compare(scenario: str, policies: str | None, protocols: str | None, vary: st
             irq_stress: float, invariants: bool, strict: bool, speed: float, no_think: bool,
             as_json: bool, out: str | None, no_out: bool) -> None:
     """Run SCENARIO under several writeback policies and/or locking protocols."""
-    from vfslab.commands.run import build_config
-    from vfslab.runner import run_scenario
-
     pols = [p.strip() for p in (policies or ("syncer" if protocols else
                                              "syncer,trickle,linux")).split(",") if p.strip()]
     protos = [p.strip() for p in (protocols or "netbsd-2.0").split(",") if p.strip()]
@@ -115,7 +112,25 @@ def compare(scenario: str, policies: str | None, protocols: str | None, vary: st
         if not eq or not key.strip() or not values:
             raise InputError(f"--vary: expected KEY=V1,V2,..., got {vary!r}")
         variants = [(v, (f"{key.strip()}={v}",)) for v in values]
+    from vfslab.commands.progress import progress, wanted
+
     runs: dict[str, Any] = {}
+    nruns = len(protos) * len(pols) * len(variants)
+    with progress("compare", nruns, wanted(as_json), unit="runs") as bar:
+        _compare_runs(scenario, pols, protos, variants, seed, duration, cpus, sets, config,
+                      irq_stress, invariants, strict, speed, no_think, as_json, runs, bar)
+    _finish(scenario, pols, protos, seed, as_json, out, no_out, runs)
+
+
+def _compare_runs(scenario: str, pols: list[str], protos: list[str],
+                  variants: list[tuple[str, tuple[str, ...]]], seed: int,
+                  duration: str | None, cpus: int, sets: tuple[str, ...],
+                  config: str | None, irq_stress: float, invariants: bool, strict: bool,
+                  speed: float, no_think: bool, as_json: bool, runs: dict[str, Any],
+                  bar: Any) -> None:
+    from vfslab.commands.run import build_config
+    from vfslab.runner import run_scenario
+
     for proto in protos:
         for pol in pols:
             for value, extra in variants:
@@ -130,6 +145,11 @@ def compare(scenario: str, policies: str | None, protocols: str | None, vary: st
                     click.echo(f"running {scenario} with policy {pol}, protocol {proto}"
                                f"{', ' + extra[0] if extra else ''} ...", err=True)
                 runs[label] = run_scenario(cfg)
+                bar.advance()
+
+
+def _finish(scenario: str, pols: list[str], protos: list[str], seed: int, as_json: bool,
+            out: str | None, no_out: bool, runs: dict[str, Any]) -> None:
     first = next(iter(runs.values()))
     rows = {label: result_row(r) for label, r in runs.items()}
     doc = {"scenario": first.scenario.name, "seed": seed,

@@ -152,9 +152,18 @@ def crashtest(scenario: str, policies: tuple[str, ...], protocol: str, crashes: 
                   not no_mount, machine)
     for pt in points:
         pt["policy_options"] = options_for(pt["policy"], pol_opts)
+    from vfslab.commands.progress import progress, wanted
+
     rows: list[dict[str, Any]] = []
     wall0 = time.perf_counter()
-    engines.execute(points, rows.append, engine, jobs, None, "vfslab.crash.crashtest:run_batch")
+    total = sum(int(pt.get("ncrashes", pt.get("crashes", 1))) for pt in points)
+    with progress("crashtest", total, wanted(as_json), unit="crashes") as bar:
+        def on_row(row: dict[str, Any]) -> None:
+            rows.append(row)
+            bar.advance(int(row.get("crashes", 0)) or 1)
+
+        engines.execute(points, on_row, engine, jobs, None,
+                        "vfslab.crash.crashtest:run_batch")
     wall = time.perf_counter() - wall0
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:

@@ -176,7 +176,11 @@ def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | No
     elif image is not None:
         raise InputError("--image: only with --crash-at or --crash-after-request")
     else:
-        res = run_scenario(cfg)
+        from vfslab.commands.progress import progress, wanted
+
+        with progress("running", 1.0, wanted(as_json), unit="emulated s") as bar:
+            cfg.on_progress = lambda done_s, total_s: bar.update(done_s, total=total_s)
+            res = run_scenario(cfg)
     for w in res.scenario.warnings:
         click.echo(f"vfslab: warning: {w}", err=True)
     s = res.summary

@@ -74,6 +74,8 @@ class Metrics(KernelObserver):
         # growth a soak must tell apart from a leak
         self.memory: list[tuple[float, int, int, int]] = []
         self._next_mem = 0
+        # called with the emulated ns since the start at each sample (a progress bar)
+        self.on_sample: Any = None
 
     # ---- syscall layer hooks ----------------------------------------------------------------
     def syscall_done(self, op: str, start: int, end: int, rv: int) -> None:
@@ -105,6 +107,8 @@ class Metrics(KernelObserver):
         k = self.k
         m = k.m
         now = m.now
+        if self.on_sample is not None:
+            self.on_sample(now - self.t0)
         uvm = k.uvm
         disk = k.disk
         s = self.series

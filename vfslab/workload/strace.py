@@ -68,6 +68,7 @@ from vfslab.scenario import ProcessSpec, Scenario, SetupItem
 from vfslab.workload.strace_syntax import (
     Call,
     Exit,
+    Spawning,
     fd_and_path,
     read_log,
     split_args,
@@ -285,6 +286,10 @@ class _Parser:
 
         ok = c.errno is None and (c.ret is None or c.ret >= 0)
         name, args = c.name, c.args
+        if c.ret is None and name not in FORKS:
+            # '= ?': the task vanished during the call; what it did is unknown
+            tr.ignored[name] += 1
+            return
         if name in FORKS:
             if c.ret is None or not ok:
                 return
@@ -663,11 +668,11 @@ def parse(path: str, text: str | None = None) -> Trace:
         if isinstance(ev, Exit):
             p.exit(ev)
             continue
+        if isinstance(ev, Spawning):
+            # an unfinished clone(): its child may show up before it returns
+            p.spawning.append((p.task(ev.pid), _fork_flags(ev.name, ev.args)))
+            continue
         try:
-            if ev.name in FORKS and ev.ret is None:
-                # an unfinished clone(): its child may show up before it returns
-                p.spawning.append((p.task(ev.pid), _fork_flags(ev.name, ev.args)))
-                continue
             p.call(ev)
         except (IndexError, ValueError) as e:
             raise InputError(f"{ev.name}: unexpected arguments ({e})", path,

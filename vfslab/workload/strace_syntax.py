@@ -38,6 +38,7 @@ _RET = re.compile(r"^\s*=\s*(0x[0-9a-fA-F]+|-?\d+|\?)")
 _ERRNO = re.compile(r"^\s+(E[A-Z0-9]+)\s+\(")
 _DUR = re.compile(r"<(\d+\.\d+)>\s*$")
 UNFINISHED = "<unfinished ...>"
+NO_RETURN = frozenset({"exit", "exit_group", "execve", "execveat", "rt_sigreturn"})
 
 
 @dataclass(slots=True)
@@ -58,6 +59,21 @@ class Exit:
     lineno: int
     pid: int
     t_ns: int
+
+
+@dataclass(slots=True)
+class Spawning:
+    """A fork-family call left unfinished: the child it makes may print lines before the
+    call returns in the log."""
+
+    lineno: int
+    pid: int
+    t_ns: int
+    name: str
+    args: list[str]
+
+
+SPAWNS = frozenset({"fork", "vfork", "clone", "clone2", "clone3"})
 
 
 def _c_int(s: str) -> int:
@@ -259,7 +275,7 @@ class _Clock:
 
 
 def read_log(path: str, text: str, skip: frozenset[str] | set[str] = frozenset()
-             ) -> Iterator[Call | Exit]:
+             ) -> Iterator[Call | Exit | Spawning]:
     """Each call and exit of an strace log, in the log's order (see the module docstring).
     Calls named in `skip` come without their arguments or result (the reader does not need
     them: they are only counted), which saves splitting half of a typical log."""
@@ -310,12 +326,14 @@ def read_log(path: str, text: str, skip: frozenset[str] | set[str] = frozenset()
             raise InputError(f"{name}(...): {e}", path, lineno) from None
         if unfinished:
             pending[pid] = (name, body[:end], t, lineno)
+            if name in SPAWNS:
+                yield Spawning(lineno, pid, t, name, args)
             continue
         tail = body[end:]
         r = _RET.match(tail)
         if r is None:
-            if tail.strip().startswith("= ?") or not tail.strip():
-                # exit_group and execve in a vanished task: no result
+            if not tail.strip() and name in NO_RETURN:
+                # exit_group, exit and execve in a task that is gone: no result is printed
                 yield Call(lineno, pid, t, name, args, None, None, None, 0)
                 continue
             raise InputError(f"expected ' = RESULT' after {name}(...), got {tail[:40]!r}",
