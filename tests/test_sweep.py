@@ -185,3 +185,26 @@ def test_a_corrupt_part_is_named_and_rerun_and_no_part_is_overwritten(tmp_path: 
     st2.flush()
     ids = [r["run_id"] for r in ResultStore(tmp_path).rows()]
     assert sorted(ids) == ["r0", "r1", "r4", "r5"]      # r4, r5 still there: not overwritten
+
+
+def test_the_report_sorts_tunables_by_value_and_says_units_and_absent_calls() -> None:
+    from vfslab.sweep.report import METRICS, cell, sort_key, summarize
+
+    def row(window: float, seed: int, dirty: float) -> dict[str, Any]:
+        return {"status": "ok", "param.policy": "trickle", "param.trickle.window": window,
+                "param.seed": seed, "fig.max_dirty_age_s": window, "window_s": window,
+                "fig.read_latency_p99_ms": 30.0, "fig.read_ops": 10, "fig.fsync_ops": 0,
+                "fig.fsync_latency_p99_ms": 0.0, "fig.peak_write_rate_bps": 16.9e6 + seed,
+                "fig.max_dirty_bytes": dirty}
+
+    rows = [row(w, s, 133e6) for w in (1, 10, 2, 20, 5) for s in (0, 1)]
+    summ = summarize(rows)
+    order = [r["trickle.window"] for r in sorted(summ, key=lambda r: sort_key(
+        r, ["policy", "trickle.window"]))]
+    assert order == [1, 2, 5, 10, 20]                    # not 1, 10, 2, 20, 5
+    rec = summ[0]
+    by = {m: (scale, op) for m, _label, scale, op in METRICS}
+    assert cell(rec, "fig.fsync_latency_p99_ms", *by["fig.fsync_latency_p99_ms"]) == "—"
+    assert cell(rec, "fig.max_dirty_bytes", *by["fig.max_dirty_bytes"]) == "133 ± 0.00"
+    assert cell(rec, "fig.peak_write_rate_bps", *by["fig.peak_write_rate_bps"]).startswith(
+        "16.9 ± ")

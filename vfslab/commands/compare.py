@@ -30,7 +30,7 @@ POLICY_ROWS = [
     ("bytes dirtied", "bytes_dirtied", "MB"),
     ("disk bytes written", "disk_bytes_written", "MB"),
     ("... plus backlog at end", "disk_bytes_to_durable", "MB"),
-    ("disk bytes / dirtied", "write_amplification", "x"),
+    ("(disk + backlog) / dirtied", "write_amplification", "x"),
     ("program write throughput", "throughput_write_bps", "MB/s"),
 ]
 

@@ -78,7 +78,7 @@ def report(out: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vfslab.sweep.report import METRICS, plots, summarize
+    from vfslab.sweep.report import METRICS, UNITS_NOTE, cell, plots, sort_key, summarize
     from vfslab.sweep.results import ResultStore
 
     store = ResultStore(out)
@@ -89,24 +89,25 @@ def report(out: str) -> None:
         raise InputError("no results here", out)
     summ = summarize(rows)
     table = Table(title=f"{out}: {len(rows)} runs, {len(summ)} configurations")
-    cand = sorted({k for rec in summ for k in rec if "." not in k and k != "runs"} |
-                  {k for rec in summ for k in rec if "." in k and not k.startswith("fig.")})
+    cand = sorted({k for rec in summ for k in rec
+                   if k != "runs" and not k.startswith(("fig.", "window_s"))})
     # the parameters that vary (and the policy): constant ones are said once, above
     params = [p for p in cand if p == "policy" or len({str(r.get(p)) for r in summ}) > 1]
     fixed = {p: summ[0].get(p) for p in cand if p not in params}
     click.echo("fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
     for p in params:
-        table.add_column(p)
+        table.add_column(p, no_wrap=True)
     table.add_column("runs", justify="right")
-    for _, label in METRICS:
-        table.add_column(label, justify="right")
-    for rec in sorted(summ, key=lambda r: tuple(str(r.get(p)) for p in params)):
+    for _, label, _scale, _op in METRICS:
+        table.add_column(label, justify="right", no_wrap=True)
+    for rec in sorted(summ, key=lambda r: sort_key(r, params)):
         cells = [str(rec.get(p, "")) for p in params] + [str(rec["runs"])]
-        for m, _ in METRICS:
-            v, ci = rec[m], rec[m + ".ci95"]
-            cells.append(f"{v:.3g}" + ("" if ci != ci else f" ± {ci:.2g}"))
+        cells += [cell(rec, m, scale, op) for m, _label, scale, op in METRICS]
         table.add_row(*cells)
-    Console(width=max(120, Console().width)).print(table)
+    con = Console()
+    # piped, the table keeps its whole width rather than cutting headers and cells
+    Console(width=con.width if con.is_terminal else 250).print(table)
+    click.echo(UNITS_NOTE)
     files = plots(summ, Path(out))
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:

@@ -14,11 +14,14 @@ import matplotlib.pyplot as plt
 
 from vfslab.metrics.plots import save_figure
 
-METRICS = [("fig.max_dirty_age_s", "max dirty age (s)"),
-           ("fig.read_latency_p99_ms", "read p99 (ms)"),
-           ("fig.peak_write_rate_bps", "peak write (B/s)"),
-           ("fig.max_dirty_bytes", "max dirty (B)"),
-           ("fig.fsync_latency_p99_ms", "fsync p99 (ms)")]
+# (row key, column label, scale: the column's unit is the key's divided by it; the op whose
+# latency it is, if any: "—" when no run of the configuration made that call)
+METRICS = [("fig.max_dirty_age_s", "max dirty age (s)", 1.0, None),
+           ("fig.read_latency_p99_ms", "read p99 (ms)", 1.0, "read"),
+           ("fig.peak_write_rate_bps", "peak write (MB/s)", 1e6, None),
+           ("fig.max_dirty_bytes", "max dirty (MB)", 1e6, None),
+           ("fig.fsync_latency_p99_ms", "fsync p99 (ms)", 1.0, "fsync")]
+UNITS_NOTE = "MB = 10^6 bytes; ± is the 95% confidence interval of the mean across seeds"
 # two-sided 95% Student t critical values by degrees of freedom (>30: normal)
 _T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
         9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
@@ -60,11 +63,50 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for key, rs in configs(rows).items():
         rec: dict[str, Any] = dict(key)
         rec["runs"] = len(rs)
-        for m, _ in METRICS:
+        for m, _label, _scale, op in METRICS:
+            vals = [float(r[m]) for r in rs if r.get(m) is not None]
+            rec[m], rec[m + ".ci95"] = mean_ci(vals)
+            if op is not None:
+                rec[m + ".made"] = any((r.get(f"fig.{op}_ops") or 0) > 0 for r in rs)
+        for m in ("window_s",):
             vals = [float(r[m]) for r in rs if r.get(m) is not None]
             rec[m], rec[m + ".ci95"] = mean_ci(vals)
         out.append(rec)
     return out
+
+
+def sort_key(rec: dict[str, Any], params: list[str]) -> tuple[Any, ...]:
+    """By each parameter's value: numbers as numbers (1, 2, 5, 10, 20), then text."""
+    out: list[Any] = []
+    for p in params:
+        v = rec.get(p)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            out.append((1, 0.0, "" if v is None else str(v)))
+        else:
+            out.append((0, float(v), ""))
+    return tuple(out)
+
+
+def cell(rec: dict[str, Any], m: str, scale: float, op: str | None) -> str:
+    """A mean ± CI in the column's unit, or — for a call no run made."""
+    if op is not None and not rec.get(m + ".made", True):
+        return "—"
+    v, ci = rec[m], rec[m + ".ci95"]
+    if v != v:
+        return "—"
+    v, ci = v / scale, ci / scale
+    return _num(v) + ("" if ci != ci else f" ± {_num(ci)}")
+
+
+def _num(x: float) -> str:
+    a = abs(x)
+    if a >= 100:
+        return f"{x:,.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    if a >= 0.1 or a == 0:
+        return f"{x:.2f}"
+    return f"{x:.2g}"
 
 
 def varying(summary: list[dict[str, Any]]) -> list[str]:
@@ -79,6 +121,7 @@ def varying(summary: list[dict[str, Any]]) -> list[str]:
 
 def plots(summary: list[dict[str, Any]], out: Path) -> list[Path]:
     files = []
+    ci = _ci
     for tun in varying(summary):
         fig, ax = plt.subplots(figsize=(7, 4))
         by_pol: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
@@ -94,27 +137,43 @@ def plots(summary: list[dict[str, Any]], out: Path) -> list[Path]:
                         label=pol, capsize=3)
         ax.set_xlabel(tun)
         ax.set_ylabel("max dirty age (s)")
-        ax.set_title(f"max dirty age against {tun}")
+        ax.set_title(f"max dirty age against {tun} (95% CI)")
         ax.legend()
         ax.grid(alpha=0.3)
+        ax.ticklabel_format(useOffset=False, style="plain", axis="both")
         files.append(save_figure(fig, out / f"metric_vs_{tun.replace('.', '_')}.png"))
-    fig, ax = plt.subplots(figsize=(7, 5))
-    by_pol2: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for rec in summary:
-        by_pol2[rec["policy"]].append((rec["fig.max_dirty_age_s"],
-                                       rec["fig.read_latency_p99_ms"]))
-    for pol, pts2 in sorted(by_pol2.items()):
-        sc = ax.scatter([p[0] for p in pts2], [p[1] for p in pts2], label=pol, alpha=0.8)
-        front = frontier(pts2)
-        ax.plot([p[0] for p in front], [p[1] for p in front], lw=1,
-                color=sc.get_facecolor()[0])
-    ax.set_xlabel("max dirty age: data at risk (s)")
-    ax.set_ylabel("read latency p99 (ms)")
-    ax.set_title("trade-off: one point per configuration, line = frontier")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    files.append(save_figure(fig, out / "tradeoff.png"))
+    # the trade-off, twice: against the age measured, and against the age promised
+    for xkey, xlabel, name in (("fig.max_dirty_age_s", "max dirty age: data at risk (s)",
+                                "tradeoff.png"),
+                               ("window_s", "promised window: data a crash may lose (s)",
+                                "tradeoff_window.png")):
+        fig, ax = plt.subplots(figsize=(7, 5))
+        by_pol2: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for rec in summary:
+            if rec.get(xkey) == rec.get(xkey):          # not NaN
+                by_pol2[rec["policy"]].append(rec)
+        for pol, recs in sorted(by_pol2.items()):
+            xs = [r[xkey] for r in recs]
+            ys = [r["fig.read_latency_p99_ms"] for r in recs]
+            eb = ax.errorbar(xs, ys, xerr=[ci(r, xkey) for r in recs],
+                             yerr=[ci(r, "fig.read_latency_p99_ms") for r in recs],
+                             fmt="o", capsize=3, alpha=0.8, label=pol)
+            front = frontier(list(zip(xs, ys, strict=True)))
+            ax.plot([p[0] for p in front], [p[1] for p in front], lw=1,
+                    color=eb.lines[0].get_color())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("read latency p99 (ms)")
+        ax.set_title("trade-off: one point per configuration (95% CI), line = frontier")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        ax.ticklabel_format(useOffset=False, style="plain", axis="both")
+        files.append(save_figure(fig, out / name))
     return files
+
+
+def _ci(rec: dict[str, Any], key: str) -> float:
+    v = rec.get(key + ".ci95", float("nan"))
+    return 0.0 if v != v else float(v)
 
 
 def frontier(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
