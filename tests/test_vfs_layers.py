@@ -289,3 +289,41 @@ def test_a_full_vnode_table_is_enfile_not_a_hang() -> None:
     k, results = run_body(body, maxvnodes=16)
     assert -ENFILE in results and k.vfs.stats_enfile > 0
     assert all(r >= 0 for r in results[:5])
+
+
+def test_symbolic_links_are_made_read_and_followed_and_fsck_knows_them() -> None:
+    from vfslab.fs.fsck import fsck_image
+
+    out: dict[str, int] = {}
+
+    def body(sys: Any) -> Generator[Any, Any, None]:
+        yield from sys.mkdir("/d", 0o755)
+        fd = yield from sys.open("/d/real", O_WRONLY | O_CREAT)
+        yield from sys.write(fd, 10_000)
+        yield from sys.close(fd)
+        out["symlink"] = yield from sys.symlink("real", "/d/link")
+        out["abs"] = yield from sys.symlink("/d", "/dirlink")
+        out["stat"] = yield from sys.stat("/d/link")              # followed
+        out["lstat"] = yield from sys.lstat("/d/link")            # the link: 4 bytes
+        out["readlink"] = yield from sys.readlink("/d/link", 100)
+        out["readlink_file"] = yield from sys.readlink("/d/real", 100)
+        fd = yield from sys.open("/dirlink/link", O_RDONLY)      # through two links
+        out["read"] = yield from sys.read(fd, 20_000)
+        yield from sys.close(fd)
+        yield from sys.symlink("loop2", "/loop1")
+        yield from sys.symlink("loop1", "/loop2")
+        out["loop"] = yield from sys.stat("/loop1")
+        yield from sys.symlink("new", "/d/dangling")
+        fd = yield from sys.open("/d/dangling", O_WRONLY | O_CREAT)  # creates the target
+        yield from sys.write(fd, 5)
+        yield from sys.close(fd)
+        out["target"] = yield from sys.stat("/d/new")
+        out["unlink"] = yield from sys.unlink("/d/link")             # the link, not the file
+        out["after"] = yield from sys.stat("/d/real")
+        out["exists"] = yield from sys.symlink("x", "/d/real")
+
+    k, _ = run_body(body)
+    assert out == {"symlink": 0, "abs": 0, "stat": 10_000, "lstat": 4, "readlink": 4,
+                   "readlink_file": -22, "read": 10_000, "loop": -62, "target": 5,
+                   "unlink": 0, "after": 10_000, "exists": -17}
+    assert fsck_image(k.disk.store, k.cfg.fs_blocks) == []

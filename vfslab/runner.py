@@ -153,6 +153,12 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
         if item.is_dir:
             yield from sys.mkdir(item.path, 0o755)
             continue
+        if item.link is not None:
+            err = yield from sys.symlink(item.link, item.path)
+            if err < 0:
+                raise InputError(f"scenario {sc.name}: cannot make the link {item.path} "
+                                 f"(errno {-err})")
+            continue
         fd = yield from sys.open(item.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if fd < 0:
             raise InputError(f"scenario {sc.name}: cannot create {item.path} (errno {-fd})")

@@ -32,6 +32,7 @@ class SetupItem:
     # False: the file is only extended to `size` (posix_fallocate, as fio lays out a file
     # a job will write), not written: no block is allocated until the run writes it
     fill: bool = True
+    link: str | None = None   # a symbolic link to this target (not a file)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from vfslab.fs.ufs_ihash import ufs_ihashins, ufs_ihashlookup, ufs_ihashrem
 from vfslab.fs.ufs_layout import BSIZE, ROOTINO, SECTORS, Dinode, Superblock
 from vfslab.kern.init_main import mount
 from vfslab.kern.lock import LK_EXCLUSIVE
-from vfslab.kern.vnode import VDIR, VREG, vnode
+from vfslab.kern.vnode import vnode
 from vfslab.kern.vnode_if import FSYNC_LAZY, FSYNC_WAIT, VOP_FSYNC
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def ffs_vget(ump: ufsmount, ino: int) -> Generator[Any, Any, tuple[int, vnode | 
         d = Dinode.unpack_from(bp.b_data[0], off)
         k.bio.brelse(bp)
         ip.d = d
-        vp.v_type = VDIR if d.isdir() else VREG       # ufs_vinit
+        vp.v_type = d.vtype()                         # ufs_vinit
         vp.v_size = d.size
         return 0, vp
 

@@ -21,11 +21,13 @@ from vfslab.fs.ufs_vnops import (
     ufs_mkdir,
     ufs_open,
     ufs_readdir,
+    ufs_readlink,
     ufs_remove,
     ufs_rename,
     ufs_rmdir,
     ufs_setattr,
     ufs_strategy,
+    ufs_symlink,
 )
 from vfslab.kern.buf import B_DELWRI
 from vfslab.kern.vnode_if import FSYNC_WAIT, vnodeops
@@ -94,7 +96,8 @@ def ffs_vnodeop(ump: ufsmount) -> vnodeops:
         lookup=ufs_lookup, create=ufs_create, mkdir=ufs_mkdir, remove=ufs_remove,
         rmdir=ufs_rmdir, link=ufs_link, rename=ufs_rename, open=ufs_open, close=ufs_close,
         read=ffs_read, write=ffs_write, fsync=ffs_fsync, getattr=ufs_getattr,
-        setattr=ufs_setattr, readdir=ufs_readdir, truncate=ffs_truncate,
+        setattr=ufs_setattr, readdir=ufs_readdir, symlink=ufs_symlink,
+        readlink=ufs_readlink, truncate=ffs_truncate,
         inactive=ufs_inactive,
         reclaim=ffs_reclaim, lock=k.vfs.genfs_lock, unlock=k.vfs.genfs_unlock,
         bmap=ufs_bmap, strategy=ufs_strategy, bwrite=vn_bwrite,

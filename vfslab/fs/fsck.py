@@ -32,6 +32,7 @@ MIN_BLOCKS = 64            # the smallest file system mkfs makes room for
 IFMT = 0o170000
 IFDIR = 0o040000
 IFREG = 0o100000
+IFLNK = 0o120000
 
 
 @dataclass
@@ -148,7 +149,7 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None) -> Scan:
             if ino <= 1 or not (blk[off] or blk[off + 1]):     # mode 0: free
                 continue
             d = Dinode.unpack_from(blk, off)
-            if d.mode & IFMT not in (IFDIR, IFREG):
+            if d.mode & IFMT not in (IFDIR, IFREG, IFLNK):
                 sc.problems.append(f"inode {ino}: bad mode {d.mode:#o}")
             sc.inodes[ino] = d
             data, ind = _blocks_of(store, sb, d)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vfslab.fs.fsck import IFDIR, IFMT, IFREG, Scan, _blocks_of, scan_image
+from vfslab.fs.fsck import IFDIR, IFLNK, IFMT, IFREG, Scan, _blocks_of, scan_image
 from vfslab.fs.ufs_layout import (
     BITS,
     BSIZE,
@@ -118,7 +118,7 @@ class Repairer:
         sb = sc.sb
         why: dict[int, str] = {}
         for ino, d in sc.inodes.items():
-            if d.mode & IFMT not in (IFDIR, IFREG):
+            if d.mode & IFMT not in (IFDIR, IFREG, IFLNK):
                 why[ino] = f"bad mode {d.mode:#o}"
         for ino, b in sc.bad:
             why.setdefault(ino, f"block {b} out of range")

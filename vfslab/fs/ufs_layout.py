@@ -40,6 +40,7 @@ MAXNAMLEN = 123
 ROOTINO = 2
 IFDIR = 0o040000
 IFREG = 0o100000
+IFLNK = 0o120000
 IFMT = 0o170000
 BITS = BSIZE * 8
 ZERO_BLOCK = bytes(BSIZE)
@@ -100,6 +101,13 @@ class Dinode:
 
     def isdir(self) -> bool:
         return self.mode & IFMT == IFDIR
+
+    def vtype(self) -> int:
+        """ufs_vinit: the vnode type of this inode's mode (VDIR, VLNK or VREG)."""
+        from vfslab.kern.vnode import VDIR, VLNK, VREG
+
+        fmt = self.mode & IFMT
+        return VDIR if fmt == IFDIR else VLNK if fmt == IFLNK else VREG
 
 
 def layout(nblocks: int, ninodes: int) -> Superblock:

@@ -17,7 +17,7 @@ from vfslab.fs.ffs_alloc import ffs_valloc, ffs_vfree
 from vfslab.fs.ffs_balloc import ffs_balloc
 from vfslab.fs.ffs_inode import update_inode
 from vfslab.fs.ufs_ihash import ufs_ihashins
-from vfslab.fs.ufs_layout import BSIZE, IFDIR, IFREG, ROOTINO, pack_dirent
+from vfslab.fs.ufs_layout import BSIZE, IFDIR, IFLNK, IFREG, ROOTINO, pack_dirent
 from vfslab.fs.ufs_lookup import (
     ufs_dirempty,
     ufs_direnter,
@@ -28,7 +28,7 @@ from vfslab.fs.ufs_lookup import (
 from vfslab.kern.buf import B_ERROR
 from vfslab.kern.lock import LK_EXCLUSIVE
 from vfslab.kern.vfs_lookup import DELETE, ISDOTDOT, LOCKLEAF, LOCKPARENT, MODMASK, relookup
-from vfslab.kern.vnode import VDIR, VNON, VREG
+from vfslab.kern.vnode import VDIR, VLNK, VNON
 from vfslab.kern.vnode_if import VOP_REMOVE, VOP_STRATEGY, VOP_TRUNCATE
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ EISDIR = 21
 EINVAL = 22
 ENFILE = 23
 EMLINK = 31
+ENAMETOOLONG = 63
 ENOTEMPTY = 66
 LINK_MAX = 32767
 GEN = Generator[Any, Any, int]
@@ -67,7 +68,7 @@ def ffs_vnew(ump: ufsmount, ip: inode) -> Generator[Any, Any, vnode | None]:
         return None
     ip.vp = vp
     vp.v_data = ip
-    vp.v_type = VDIR if ip.d.isdir() else VREG
+    vp.v_type = ip.d.vtype()
     vp.v_size = 0
     ufs_ihashins(ump, ip.ino, vp)
     yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
@@ -129,6 +130,52 @@ def ufs_makeinode(mode: int, dvp: vnode, cnp: componentname
 def ufs_create(dvp: vnode, cnp: componentname, mode: int
                ) -> Generator[Any, Any, tuple[int, vnode | None]]:
     return (yield from ufs_makeinode(IFREG | (mode & 0o7777), dvp, cnp))
+
+
+def ufs_symlink(dvp: vnode, cnp: componentname, target: str) -> GEN:
+    """VOP_SYMLINK (ufs_vnops.c): ufs_makeinode(IFLNK | 0777), then the target written into
+    the link's first block (written synchronously unless MNT_ASYNC, as ufs_makeinode writes
+    the inode). vputs dvp. Simplified: 2.0 keeps a target shorter than 60 bytes in the inode
+    (a fast symlink) and writes a longer one through VOP_WRITE; vfslab's file data are
+    version stamps, so the target is a metadata block of bytes here."""
+    ump = _ump(dvp)
+    k = ump.k
+    raw = target.encode("latin-1", "replace")
+    if not raw or len(raw) > BSIZE - 1:
+        yield from k.vfs.vput(dvp)
+        return ENAMETOOLONG if raw else ENOENT
+    err, tvp = yield from ufs_makeinode(IFLNK | 0o777, dvp, cnp)
+    if err or tvp is None:
+        return err
+    ip: inode = tvp.v_data
+    err = yield from ffs_balloc(tvp, 0, len(raw), dirop=True)
+    if not err:
+        bp = yield from k.bio.bget(tvp, 0, BSIZE)
+        bp.b_data[0] = bytearray(raw.ljust(BSIZE, b"\0"))
+        ip.d.size = tvp.v_size = len(raw)
+        ip.dirty = True
+        if ump.async_:
+            k.bio.bdwrite(bp)
+        else:
+            err = yield from k.bio.bwrite(bp)
+        if not err:
+            err = yield from update_inode(ip, not ump.async_)
+    yield from k.vfs.vput(tvp)
+    return err
+
+
+def ufs_readlink(vp: vnode) -> Generator[Any, Any, tuple[int, str]]:
+    """VOP_READLINK: the target, read from the link's block through the buffer cache."""
+    from vfslab.fs.ufs_lookup import ufs_blkatoff
+
+    if vp.v_type != VLNK:
+        return EINVAL, ""
+    err, bp = yield from ufs_blkatoff(vp, 0)
+    if err:
+        return err, ""
+    raw = bytes(bp.b_data[0][:vp.v_size])
+    vp.v_data.ump.k.bio.brelse(bp)
+    return 0, raw.decode("latin-1")
 
 
 def ufs_mkdir(dvp: vnode, cnp: componentname, mode: int

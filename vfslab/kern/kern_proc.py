@@ -198,6 +198,24 @@ class ProcSyscalls:
         yield from self._leave("stat", t, rv)
         return rv
 
+    def lstat(self, path: str) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_stat(path, cwd=self.proc.p_cwdi, follow=False)
+        yield from self._leave("stat", t, rv)
+        return rv
+
+    def symlink(self, target: str, path: str) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_symlink(target, path, cwd=self.proc.p_cwdi)
+        yield from self._leave("symlink", t, rv)
+        return rv
+
+    def readlink(self, path: str, n: int) -> GEN:
+        t = self._enter()
+        rv = yield from self.sc.sys_readlink(path, n, cwd=self.proc.p_cwdi)
+        yield from self._leave("readlink", t, rv)
+        return rv
+
     def fstat(self, fd: int) -> GEN:
         t = self._enter()
         rv = yield from self.sc.sys_fstat(self.fdp, fd)

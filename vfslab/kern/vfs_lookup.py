@@ -19,8 +19,8 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.lock import LK_EXCLUSIVE
-from vfslab.kern.vnode import VDIR
-from vfslab.kern.vnode_if import EJUSTRETURN, VOP_LOOKUP
+from vfslab.kern.vnode import VDIR, VLNK
+from vfslab.kern.vnode_if import EJUSTRETURN, VOP_LOOKUP, VOP_READLINK
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
@@ -30,7 +30,9 @@ ENOENT = 2
 ENOTDIR = 20
 EISDIR = 21
 EINVAL = 22
+ELOOP = 62
 ENAMETOOLONG = 63
+MAXSYMLINKS = 32          # sys/param.h
 NAME_MAX = 255            # 2.0's MAXNAMLEN; the file system may allow fewer (FFS here: 123)
 PATH_MAX = 1024
 
@@ -136,6 +138,7 @@ def lookup(k: Kernel, ndp: nameidata) -> Generator[Any, Any, int]:
             yield from vfs.vn_unlock(dp)
         return 0
     i = 0
+    nlinks = 0
     while True:
         name = comps[i]
         cnp.cn_nameptr = name
@@ -177,6 +180,38 @@ def lookup(k: Kernel, ndp: nameidata) -> Generator[Any, Any, int]:
             return 0
         assert vp is not None
         ndp.ni_vp = vp
+        if vp.v_type == VLNK and (not last or cnp.cn_flags & FOLLOW):
+            # a symbolic link to follow (namei's loop): its target, then what followed it,
+            # from the root or from the directory that holds it; at most MAXSYMLINKS
+            nlinks += 1
+            err, target = (ELOOP, "") if nlinks > MAXSYMLINKS else \
+                (yield from VOP_READLINK(vp))
+            yield from vfs.vput(vp)
+            ndp.ni_vp = None
+            if not err and not target:
+                err = ENOENT
+            if err:
+                if cnp.cn_flags & PDIRUNLOCK:
+                    yield from vfs.vrele(dp)
+                else:
+                    yield from vfs.vput(dp)
+                ndp.ni_dvp = None
+                return err
+            if cnp.cn_flags & PDIRUNLOCK:
+                yield from vfs.vn_lock(dp, LK_EXCLUSIVE)
+                cnp.cn_flags &= ~PDIRUNLOCK
+            if target.startswith("/"):
+                yield from vfs.vput(dp)
+                dp = k.rootvnode
+                assert dp is not None
+                vfs.vref(dp)
+                yield from vfs.vn_lock(dp, LK_EXCLUSIVE)
+            comps = [c for c in target.split("/") if c] + comps[i + 1:]
+            ndp.ni_dvp = None
+            if not comps:                   # a link to "/": the root itself
+                comps = ["."]
+            i = 0
+            continue
         if not last:
             if vp.v_type != VDIR:
                 yield from _drop_parent(k, ndp, cnp)

@@ -31,6 +31,7 @@ from vfslab.kern.lock import LK_EXCLUSIVE
 from vfslab.kern.vfs_lookup import (
     CREATE,
     DELETE,
+    FOLLOW,
     LOCKLEAF,
     LOCKPARENT,
     LOOKUP,
@@ -42,7 +43,7 @@ from vfslab.kern.vfs_lookup import (
     nameidata,
 )
 from vfslab.kern.vfs_vnops import vn_open
-from vfslab.kern.vnode import VDIR
+from vfslab.kern.vnode import VDIR, VLNK
 from vfslab.kern.vnode_if import (
     FSYNC_DATAONLY,
     FSYNC_WAIT,
@@ -50,10 +51,12 @@ from vfslab.kern.vnode_if import (
     VOP_LINK,
     VOP_MKDIR,
     VOP_READDIR,
+    VOP_READLINK,
     VOP_REMOVE,
     VOP_RENAME,
     VOP_RMDIR,
     VOP_SETATTR,
+    VOP_SYMLINK,
 )
 
 if TYPE_CHECKING:
@@ -183,10 +186,11 @@ class Syscalls:
 
     def sys_setattr(self, path: str, attrs: dict[str, int], cwd: cwdinfo | None = None
                     ) -> GEN:
-        """sys_utimes, sys_chmod, sys_chown: namei(LOOKUP, LOCKLEAF), VOP_SETATTR, vput."""
+        """sys_utimes, sys_chmod, sys_chown: namei(LOOKUP, LOCKLEAF | FOLLOW), VOP_SETATTR,
+        vput."""
         self.m.charge(self.m.costs.fs_op)
         k = self.k
-        nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
+        nd = NDINIT(LOOKUP, LOCKLEAF | FOLLOW, path, _cdir(cwd))
         err = yield from namei(k, nd)
         if err:
             return -err
@@ -226,11 +230,12 @@ class Syscalls:
         return (yield from uvm_mmap.sys_msync(self.k, fdp, fd, off, length))
 
     # ---- names ------------------------------------------------------------------------------
-    def sys_stat(self, path: str, cwd: cwdinfo | None = None) -> GEN:
-        """sys___stat13: namei(LOOKUP, LOCKLEAF), vn_stat (the size), vput."""
+    def sys_stat(self, path: str, cwd: cwdinfo | None = None, follow: bool = True) -> GEN:
+        """sys___stat13 (namei FOLLOW) or sys___lstat13 (`follow` False: a symbolic link
+        itself): namei(LOOKUP, LOCKLEAF), vn_stat (the size), vput."""
         self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
-        nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
+        nd = NDINIT(LOOKUP, LOCKLEAF | (FOLLOW if follow else 0), path, _cdir(cwd))
         err = yield from namei(k, nd)
         if err:
             return -err
@@ -244,7 +249,7 @@ class Syscalls:
         k = self.k
         if length < 0:
             return -EINVAL
-        nd = NDINIT(LOOKUP, 0, path, _cdir(cwd))
+        nd = NDINIT(LOOKUP, FOLLOW, path, _cdir(cwd))
         err = yield from namei(k, nd)
         if err:
             return -err
@@ -368,7 +373,7 @@ class Syscalls:
         k = self.k
         vfs = k.vfs
         cdir = _cdir(cwd)
-        nd = NDINIT(LOOKUP, 0, path, cdir)
+        nd = NDINIT(LOOKUP, FOLLOW, path, cdir)
         err = yield from namei(k, nd)
         if err:
             return -err
@@ -388,10 +393,44 @@ class Syscalls:
         yield from vfs.vrele(vp)
         return -err if err else 0
 
+    def sys_symlink(self, target: str, path: str, cwd: cwdinfo | None = None) -> GEN:
+        """sys_symlink: namei(CREATE, LOCKPARENT); EEXIST if the name exists; VOP_SYMLINK
+        (vputs the directory)."""
+        self.m.charge(self.m.costs.fs_op)
+        k = self.k
+        vfs = k.vfs
+        nd = NDINIT(CREATE, LOCKPARENT, path, _cdir(cwd))
+        err = yield from namei(k, nd)
+        if err:
+            return -err
+        dvp = nd.ni_dvp
+        assert dvp is not None
+        if nd.ni_vp is not None:
+            yield from vfs.vput_parent(dvp, nd.ni_vp)
+            yield from vfs.vrele(nd.ni_vp)
+            return -EEXIST
+        err = yield from VOP_SYMLINK(dvp, nd.ni_cnd, target)
+        return -err if err else 0
+
+    def sys_readlink(self, path: str, n: int, cwd: cwdinfo | None = None) -> GEN:
+        """sys_readlink: namei(LOOKUP, LOCKLEAF) of the link itself; EINVAL if it is not
+        one; VOP_READLINK; the bytes returned (at most `n`)."""
+        self.m.charge(self.m.costs.fs_op)
+        k = self.k
+        nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
+        err = yield from namei(k, nd)
+        if err:
+            return -err
+        vp = nd.ni_vp
+        assert vp is not None
+        err, target = yield from VOP_READLINK(vp) if vp.v_type == VLNK else _einval()
+        yield from k.vfs.vput(vp)
+        return -err if err else min(max(0, n), len(target.encode("latin-1", "replace")))
+
     def sys_chdir(self, path: str, cwd: cwdinfo) -> GEN:
         """Change the process's current directory (namei LOCKLEAF, must be a directory)."""
         k = self.k
-        nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
+        nd = NDINIT(LOOKUP, LOCKLEAF | FOLLOW, path, _cdir(cwd))
         err = yield from namei(k, nd)
         if err:
             return -err
@@ -410,6 +449,11 @@ class Syscalls:
     def close_all(self, fdp: filedesc) -> Generator[Any, Any, None]:
         for fd in sorted(fdp.fd_ofiles):
             yield from self.sys_close(fdp, fd)
+
+
+def _einval() -> Generator[Any, Any, tuple[int, str]]:
+    yield from ()
+    return EINVAL, ""
 
 
 def _cdir(cwd: cwdinfo | None) -> vnode | None:

@@ -27,7 +27,7 @@ from vfslab.kern.fcntl import (
 )
 from vfslab.kern.kern_subr import UIO_READ, UIO_WRITE, uio
 from vfslab.kern.lock import LK_EXCLUSIVE, LK_SHARED
-from vfslab.kern.vfs_lookup import CREATE, LOCKLEAF, LOCKPARENT, LOOKUP, NDINIT, namei
+from vfslab.kern.vfs_lookup import CREATE, FOLLOW, LOCKLEAF, LOCKPARENT, LOOKUP, NDINIT, namei
 from vfslab.kern.vnode import VDIR, VREG
 from vfslab.kern.vnode_if import (
     IO_APPEND,
@@ -62,7 +62,7 @@ def vn_open(k: Kernel, path: str, fmode: int, cmode: int, cwd: vnode | None
     for the Linux programs vfslab replays."""
     vfs = k.vfs
     if fmode & O_CREAT:
-        nd = NDINIT(CREATE, LOCKPARENT | LOCKLEAF, path, cwd)
+        nd = NDINIT(CREATE, LOCKPARENT | LOCKLEAF | FOLLOW, path, cwd)
         err = yield from namei(k, nd)
         if err:
             return err, None
@@ -82,7 +82,7 @@ def vn_open(k: Kernel, path: str, fmode: int, cmode: int, cwd: vnode | None
                 return EEXIST, None
             fmode &= ~O_CREAT
     else:
-        nd = NDINIT(LOOKUP, LOCKLEAF, path, cwd)
+        nd = NDINIT(LOOKUP, LOCKLEAF | FOLLOW, path, cwd)
         err = yield from namei(k, nd)
         if err:
             return err, None

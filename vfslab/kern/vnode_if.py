@@ -175,6 +175,19 @@ def VOP_READDIR(vp: vnode, offset: int, n: int  # noqa: N802
     return gen
 
 
+def VOP_SYMLINK(dvp: vnode, cnp: componentname, target: str  # noqa: N802
+                ) -> Generator[Any, Any, int]:
+    """Make a symbolic link `cnp` in dvp (locked) pointing at `target`; vputs dvp."""
+    gen: Generator[Any, Any, int] = dvp.v_op.vop_symlink(dvp, cnp, target)
+    return gen
+
+
+def VOP_READLINK(vp: vnode) -> Generator[Any, Any, tuple[int, str]]:  # noqa: N802
+    """A symbolic link's target (vp locked)."""
+    gen: Generator[Any, Any, tuple[int, str]] = vp.v_op.vop_readlink(vp)
+    return gen
+
+
 def VOP_TRUNCATE(vp: vnode, length: int, flags: int = 0) -> Generator[Any, Any, int]:  # noqa: N802
     gen: Generator[Any, Any, int] = vp.v_op.vop_truncate(vp, length, flags)
     return gen

@@ -19,11 +19,14 @@ order, its think times and its outcomes, and every place the replay differs said
   unlink(at), rmdir, rename(at/at2, RENAME_NOREPLACE), mkdir(at), link(at), truncate,
   ftruncate, fallocate, the stat family and statx, access, chdir/fchdir, getdents(64),
   copy_file_range, sendfile and splice (the bytes land in the target file), utimensat,
-  futimens, utimes, chmod/fchmod(at), chown/fchown(at)/lchown (inode updates), and shared
+  futimens, utimes, chmod/fchmod(at), chown/fchown(at)/lchown (inode updates),
+  symlink(at), readlink(at) and lstat, and shared
   writable mmaps (the mapped range dirtied at msync, or at munmap if no msync came since:
   the log cannot tell which pages were stored to, nor when). Calls on pipes, sockets,
   /dev, /proc and /sys are ignored and counted; a file-system call still not modelled
-  (symlink, readlink, ...) is counted by name.
+  (xattrs, ...) is counted by name. Symbolic links are made and read (symlink, readlink,
+  lstat); an absolute target is mapped under /replay with the paths, so readlink's count
+  is compared as success or failure.
 - **Order**: each task keeps its think times, and a step waits for every step of any task
   that had ended before it began in the log (the futexes, pipes and waits that ordered
   them are not replayed; wait4 for a child is).
@@ -165,6 +168,7 @@ class Trace:
     existing: dict[str, int] = field(default_factory=dict)     # path -> size before
     dirs: set[str] = field(default_factory=set)                # paths known as directories
     absent: set[str] = field(default_factory=set)              # known not to exist before
+    links: dict[str, str] = field(default_factory=dict)        # symbolic links found: target
     created: set[str] = field(default_factory=set)
     unmodelled: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
@@ -303,11 +307,11 @@ class _Parser:
                     break
             add("fork", child.key, flags)
             return
-        if name in ("wait4", "waitid") and ok:
+        if name in ("wait4", "waitid"):
             m = re.search(r"si_pid=(\d+)", ",".join(args)) if name == "waitid" else None
             cpid = int(m.group(1)) if m else (c.ret or 0)
             kids = [key for key, tk in tr.tasks.items() if key[0] == cpid and tk.parent == t.key]
-            if cpid > 0 and kids:
+            if ok and cpid > 0 and kids:
                 add("wait", max(kids))
                 return
             tr.ignored[name] += 1
@@ -442,6 +446,30 @@ class _Parser:
                 self.made(b)
             add("link", a, b)
             return
+        if name in ("symlink", "symlinkat"):
+            dest = string_value(args[0])
+            if dest is None:
+                raise ValueError(f"expected the link's target string, got {args[0][:40]!r}")
+            p = self.path_arg(t, args[1] if name == "symlinkat" else None,
+                              args[2] if name == "symlinkat" else args[1])
+            if ok:
+                self.made(p)
+            add("symlink", dest, p)
+            return
+        if name in ("readlink", "readlinkat"):
+            at = name == "readlinkat"
+            p = self.path_arg(t, args[0] if at else None, args[1] if at else args[0])
+            if ok and p not in self.known:
+                # a link that was there: its target as the log shows it (-s may cut it)
+                tr.links[p] = string_value(args[2] if at else args[1]) or "."
+                self.known[p] = True
+            elif c.errno == "EINVAL":
+                self.found(p)                   # there, and not a link
+            elif c.errno == "ENOENT" and p not in self.known:
+                self.known[p] = False
+                tr.absent.add(p)
+            add("readlink", p, _int(args[3] if at else args[2]))
+            return
         if name == "ftruncate":
             fd, f = self.fd_file(t, args[0])
             if f is None or _skip_path(f.path):
@@ -480,9 +508,12 @@ class _Parser:
                 if _skip_path(p):
                     tr.ignored[name] += 1
                     return
-                kind = "stat"
+                nofollow = name in ("lstat", "lstat64") or "AT_SYMLINK_NOFOLLOW" in text
+                kind = "lstat" if nofollow else "stat"
                 target = p
-            if ok:
+            if ok and "S_IFLNK" in text:
+                pass                        # a link: the replay cannot make one beforehand
+            elif ok:
                 sm = re.search(r"st(?:x)?_size=(\d+)", text)
                 is_dir = bool(re.search(r"S_IFDIR", text))
                 if p not in self.written:
@@ -703,7 +734,8 @@ class ReplayStats:
         if op.kind in ("open", "dup", "fork", "wait"):
             # a descriptor's or pid's number may differ: success is what compares
             same = (isinstance(exp, int) and isinstance(got, int)) or exp == got
-        elif op.kind in ("close", "stat", "fstat", "chdir") or op.kind.endswith(
+        elif op.kind in ("close", "stat", "lstat", "fstat", "chdir", "readlink") or \
+                op.kind.endswith(
                 ("utimes", "chmod", "chown")):
             same = (isinstance(exp, int) and isinstance(got, int)) or exp == got
         else:
@@ -876,6 +908,17 @@ class _Replayer:
         if k == "stat":
             rv = yield from sys.stat(_map(a[0]))
             return rv
+        if k == "lstat":
+            rv = yield from sys.lstat(_map(a[0]))
+            return rv
+        if k == "symlink":
+            # an absolute target points into the replayed tree, as the path does
+            target = _map(a[0]) if a[0].startswith("/") else a[0]
+            rv = yield from sys.symlink(target, _map(a[1]))
+            return rv
+        if k == "readlink":
+            rv = yield from sys.readlink(_map(a[0]), a[1])
+            return rv
         if k == "fstat":
             rv = yield from sys.fstat(fd_of(a[0]))
             return rv
@@ -938,9 +981,10 @@ def to_scenario(path: str, text: str | None = None, speed: float = 1.0,
         procs.append(ProcessSpec(t.name, rep.body(t, {}, start),
                                  int(start / speed) if not no_think else 0))
     # the tree before the run: what was found, with the directories above it
-    existing = {p: s for p, s in tr.existing.items() if p not in tr.absent}
+    existing = {p: s for p, s in tr.existing.items()
+                if p not in tr.absent and p not in tr.links}
     dirs = {p for p in existing if p in tr.dirs}
-    for p in [*existing, *tr.created]:
+    for p in [*existing, *tr.created, *tr.links]:
         d = PurePosixPath(p).parent
         while d != d.parent:
             if str(d) not in tr.absent:
@@ -958,6 +1002,9 @@ def to_scenario(path: str, text: str | None = None, speed: float = 1.0,
               for d in sorted(dirs, key=lambda x: (x.count("/"), x)) if d != "/" and fits(d)]
     setup += [SetupItem(_map(p), size) for p, size in sorted(existing.items())
               if p not in dirs and p != "/" and fits(p)]
+    setup += [SetupItem(_map(p), link=_map(dst) if dst.startswith("/") else dst)
+              for p, dst in sorted(tr.links.items())
+              if p not in dirs and p not in tr.created and fits(p)]
     end = max((op.end_ns for t in tr.tasks.values() for op in t.ops), default=0)
     warnings = []
     if toolong:
