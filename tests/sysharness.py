@@ -49,3 +49,16 @@ def stamps_of(sys: ProcSyscalls, fd: int, size: int) -> Generator[Any, Any, list
 
 def rng() -> random.Random:
     return random.Random(0)
+
+
+def stat_size(k: Kernel, path: str) -> int:
+    """stat(2) of `path` on a machine whose run has ended: the size, or a negative errno."""
+    out: dict[str, int] = {}
+    sysc = ProcSyscalls(k, Proc(999, "stat"))
+
+    def body() -> Generator[Any, Any, None]:
+        out["size"] = yield from sysc.stat(path)
+
+    k.m.spawn("stat", body())
+    k.m.run(until=k.m.now + 10**9)
+    return out["size"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sysharness import stat_size
 
 from vfslab.cli import cli
 from vfslab.errors import InputError
@@ -111,7 +112,7 @@ def test_a_forked_child_writes_through_the_parents_open_file_and_its_offset() ->
     assert r.summary["replay"]["diverged"] == 0
     assert r.summary["bytes_written"] == 18
     # one open file, three writers' bytes in sequence: 18 bytes, not 10 overwritten by 5
-    assert _size(r, "/replay/w/log") == 18
+    assert stat_size(r.kernel, "/replay/w/log") == 18
 
 
 def test_threads_share_the_table_and_a_reused_pid_is_a_new_process() -> None:
@@ -191,21 +192,6 @@ def test_strict_makes_a_divergence_an_error_exit(tmp_path: Path) -> None:
     assert loose.exit_code == 0 and "diverged from the log" in loose.output
     strict = CliRunner().invoke(cli, ["run", f"strace:{log}", "--strict"])
     assert strict.exit_code == 1 and "1 calls diverged" in strict.output
-
-
-def _size(r: Any, path: str) -> int:
-    from vfslab.kern.kern_proc import Proc, ProcSyscalls
-
-    k = r.kernel
-    out: dict[str, int] = {}
-    sysc = ProcSyscalls(k, Proc(999, "stat"))
-
-    def body() -> Any:
-        out["size"] = yield from sysc.stat(path)
-
-    k.m.spawn("stat", body())
-    k.m.run(until=k.m.now + 10**9)
-    return out["size"]
 
 
 # ---- real programs, recorded here ---------------------------------------------------------------
@@ -360,7 +346,7 @@ def test_a_real_programs_replay_matches_its_log(tmp_path: Path, program: str) ->
     for path in sc.notes["created"]:
         host = Path(path)
         if host.is_file() and str(host).startswith(str(work)):
-            assert _size(res, "/replay" + path) == host.stat().st_size, path
+            assert stat_size(res.kernel, "/replay" + path) == host.stat().st_size, path
 
 
 def test_a_child_that_runs_before_its_clone_returns_is_still_its_parents_child() -> None:

@@ -10,11 +10,11 @@ import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sysharness import stat_size
 
 from vfslab.errors import InputError
 from vfslab.runner import RunConfig, run_scenario
@@ -154,19 +154,5 @@ def test_replays_of_real_programs_match_their_logs(tmp_path: Path, program: str)
     for path in sc.notes["created"]:
         host = Path(path)
         if host.exists() and host.is_file() and str(host).startswith(str(work)):
-            size = _stat(fs, "/replay" + path)
+            size = stat_size(fs, "/replay" + path)
             assert size == host.stat().st_size, path
-
-
-def _stat(k: Any, path: str) -> int:
-    from vfslab.kern.kern_proc import Proc, ProcSyscalls
-
-    out: dict[str, int] = {}
-    sys = ProcSyscalls(k, Proc(99, "stat"))
-
-    def body() -> Any:
-        out["size"] = yield from sys.stat(path)
-
-    k.m.spawn("stat", body())
-    k.m.run(until=k.m.now + 10**9)
-    return out["size"]

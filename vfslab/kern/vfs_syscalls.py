@@ -259,21 +259,31 @@ class Syscalls:
         yield from k.vfs.vrele(vp)
         return rv
 
+    def _lookup_to_create(self, path: str, cwd: cwdinfo | vnode | None
+                          ) -> Generator[Any, Any, tuple[int, nameidata]]:
+        """namei(CREATE, LOCKPARENT) for a name that must not exist (sys_mkdir, sys_link,
+        sys_symlink): the directory comes back locked in ni_dvp, or EEXIST with everything
+        released."""
+        cdir = cwd if cwd is None or not isinstance(cwd, cwdinfo) else _cdir(cwd)
+        nd = NDINIT(CREATE, LOCKPARENT, path, cdir)
+        err: int = yield from namei(self.k, nd)
+        if not err and nd.ni_vp is not None:
+            dvp = nd.ni_dvp
+            assert dvp is not None
+            vp = nd.ni_vp
+            yield from self.k.vfs.vput_parent(dvp, vp)
+            yield from self.k.vfs.vrele(vp)
+            err = EEXIST
+        return err, nd
+
     def sys_mkdir(self, path: str, mode: int = 0o755, cwd: cwdinfo | None = None) -> GEN:
         self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
-        k = self.k
-        vfs = k.vfs
-        nd = NDINIT(CREATE, LOCKPARENT, path, _cdir(cwd))
-        err = yield from namei(k, nd)
+        vfs = self.k.vfs
+        err, nd = yield from self._lookup_to_create(path, cwd)
         if err:
             return -err
         dvp = nd.ni_dvp
         assert dvp is not None
-        if nd.ni_vp is not None:
-            vp = nd.ni_vp
-            yield from vfs.vput_parent(dvp, vp)
-            yield from vfs.vrele(vp)
-            return -EEXIST
         err, nvp = yield from VOP_MKDIR(dvp, nd.ni_cnd, mode & 0o7777)     # vputs dvp
         if not err and nvp is not None:
             yield from vfs.vput(nvp)
@@ -379,17 +389,11 @@ class Syscalls:
             return -err
         vp = nd.ni_vp
         assert vp is not None
-        nd2 = NDINIT(CREATE, LOCKPARENT, link, cdir)
-        err = yield from namei(k, nd2)
+        err, nd2 = yield from self._lookup_to_create(link, cdir)
         if not err:
             dvp = nd2.ni_dvp
             assert dvp is not None
-            if nd2.ni_vp is not None:
-                yield from vfs.vput_parent(dvp, nd2.ni_vp)
-                yield from vfs.vrele(nd2.ni_vp)
-                err = EEXIST
-            else:
-                err = yield from VOP_LINK(dvp, vp, nd2.ni_cnd)      # vputs dvp
+            err = yield from VOP_LINK(dvp, vp, nd2.ni_cnd)          # vputs dvp
         yield from vfs.vrele(vp)
         return -err if err else 0
 
@@ -397,18 +401,11 @@ class Syscalls:
         """sys_symlink: namei(CREATE, LOCKPARENT); EEXIST if the name exists; VOP_SYMLINK
         (vputs the directory)."""
         self.m.charge(self.m.costs.fs_op)
-        k = self.k
-        vfs = k.vfs
-        nd = NDINIT(CREATE, LOCKPARENT, path, _cdir(cwd))
-        err = yield from namei(k, nd)
+        err, nd = yield from self._lookup_to_create(path, cwd)
         if err:
             return -err
         dvp = nd.ni_dvp
         assert dvp is not None
-        if nd.ni_vp is not None:
-            yield from vfs.vput_parent(dvp, nd.ni_vp)
-            yield from vfs.vrele(nd.ni_vp)
-            return -EEXIST
         err = yield from VOP_SYMLINK(dvp, nd.ni_cnd, target)
         return -err if err else 0
 

@@ -758,6 +758,11 @@ class ReplayStats:
                 "diverged_by_call": by, "not_modelled": dict(self.not_modelled)}
 
 
+# replayed steps that are one system call of a path, or of a descriptor and numbers
+BY_PATH = frozenset({"unlink", "rmdir", "stat", "lstat", "chdir"})
+BY_FD = frozenset({"fsync", "fdatasync", "fstat", "ftruncate", "fallocate"})
+
+
 def _map(p: str) -> str:
     return ROOT + ("" if p == "/" else p)
 
@@ -837,6 +842,12 @@ class _Replayer:
             # wait4 for the child the log waited for: the parent goes on when it has exited
             rv = yield from sys.wait(self.pids.get(a[0], -1))
             return rv
+        if k in BY_PATH:                  # call(path)
+            rv = yield from getattr(sys, k)(_map(a[0]))
+            return rv
+        if k in BY_FD:                    # call(fd, the log's other arguments)
+            rv = yield from getattr(sys, k)(fd_of(a[0]), *a[1:])
+            return rv
         if k == "open":
             rv = yield from sys.open(_map(a[1]), a[2], 0o644)
             if rv >= 0 and a[0] >= 0:
@@ -852,9 +863,6 @@ class _Replayer:
             return rv
         if k == "lseek":
             rv = yield from sys.lseek(fd_of(a[0]), a[1], a[2])
-            return rv
-        if k in ("fsync", "fdatasync"):
-            rv = yield from getattr(sys, k)(fd_of(a[0]))
             return rv
         if k == "sync":
             rv = yield from sys.sync()
@@ -877,12 +885,6 @@ class _Replayer:
             if rv >= 0:
                 fdmap[a[1]] = rv
             return rv
-        if k == "unlink":
-            rv = yield from sys.unlink(_map(a[0]))
-            return rv
-        if k == "rmdir":
-            rv = yield from sys.rmdir(_map(a[0]))
-            return rv
         if k == "rename":
             if a[2]:                      # RENAME_NOREPLACE: EEXIST if the target exists
                 there = yield from sys.stat(_map(a[1]))
@@ -896,20 +898,8 @@ class _Replayer:
         if k == "link":
             rv = yield from sys.link(_map(a[0]), _map(a[1]))
             return rv
-        if k == "ftruncate":
-            rv = yield from sys.ftruncate(fd_of(a[0]), a[1])
-            return rv
         if k == "truncate":
             rv = yield from sys.truncate(_map(a[0]), a[1])
-            return rv
-        if k == "fallocate":
-            rv = yield from sys.fallocate(fd_of(a[0]), a[1], a[2])
-            return rv
-        if k == "stat":
-            rv = yield from sys.stat(_map(a[0]))
-            return rv
-        if k == "lstat":
-            rv = yield from sys.lstat(_map(a[0]))
             return rv
         if k == "symlink":
             # an absolute target points into the replayed tree, as the path does
@@ -918,12 +908,6 @@ class _Replayer:
             return rv
         if k == "readlink":
             rv = yield from sys.readlink(_map(a[0]), a[1])
-            return rv
-        if k == "fstat":
-            rv = yield from sys.fstat(fd_of(a[0]))
-            return rv
-        if k == "chdir":
-            rv = yield from sys.chdir(_map(a[0]))
             return rv
         if k == "getdents":
             rv = yield from sys.getdents(fd_of(a[0]), a[1])

@@ -129,29 +129,27 @@ def string_value(arg: str) -> str | None:
     return unescape(a[1:end - 1])
 
 
-def _string_end(text: str, i: int) -> int:
-    """The index just past the string starting at text[i] == '"' (and its `...`)."""
+def _past(text: str, i: int, close: str, what: str) -> int:
+    """The index just past the `close` that ends what starts at text[i], skipping
+    backslash escapes."""
     n = len(text)
     j = i + 1
-    while j < n and text[j] != '"':
+    while j < n and text[j] != close:
         j += 2 if text[j] == "\\" else 1
     if j >= n:
-        raise ValueError("an unterminated string (no closing quote)")
-    j += 1
-    if text.startswith("...", j):
-        j += 3
-    return j
+        raise ValueError(what)
+    return j + 1
+
+
+def _string_end(text: str, i: int) -> int:
+    """The index just past the string starting at text[i] == '"' (and its `...`)."""
+    j = _past(text, i, '"', "an unterminated string (no closing quote)")
+    return j + 3 if text.startswith("...", j) else j
 
 
 def _deco_end(text: str, i: int) -> int:
     """The index just past a -y decoration starting at text[i] == '<'."""
-    n = len(text)
-    j = i + 1
-    while j < n and text[j] != ">":
-        j += 2 if text[j] == "\\" else 1
-    if j >= n:
-        raise ValueError("a descriptor's <path> without its closing '>'")
-    return j + 1
+    return _past(text, i, ">", "a descriptor's <path> without its closing '>'")
 
 
 _TOKEN = re.compile(r"""
