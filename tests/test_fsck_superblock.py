@@ -130,3 +130,32 @@ def test_an_orphan_is_reconnected_whatever_the_generation_counter_holds(tmp_path
     r = CliRunner().invoke(cli, ["fsck", "-y", str(img)])
     assert r.exit_code == 1 and "lost+found" in r.output, r.output
     assert CliRunner().invoke(cli, ["fsck", str(img)]).exit_code == 0
+
+
+def test_a_run_on_an_image_keeps_its_files_and_refuses_one_fsck_would_not_pass(
+        tmp_path: Path) -> None:
+    from sysharness import run_body, stat_size
+
+    from vfslab.errors import InputError
+    from vfslab.kern.fcntl import O_CREAT, O_WRONLY
+    from vfslab.runner import RunConfig, run_scenario
+
+    store: dict[str, Any] = {}
+
+    def body(sys: Any) -> Generator[Any, Any, None]:
+        fd = yield from sys.open("/kept", O_WRONLY | O_CREAT)
+        yield from sys.write(fd, 12_345)
+        yield from sys.close(fd)
+
+    k, _ = run_body(body, fs_blocks=1 << 15, fs_inodes=1024)
+    store = dict(k.disk.store)
+    r = run_scenario(RunConfig(scenario="stream", duration_s=1, image=(store, 1 << 15),
+                               kernel={"disk": "ssd"}))
+    assert r.kernel.cfg.fs_blocks == 1 << 15 and r.kernel.cfg.fs_inodes == 1024
+    assert stat_size(r.kernel, "/kept") == 12_345
+    bad = dict(store)
+    sb = Superblock.unpack(bad[0])
+    sb.free_blocks += 7
+    bad[0] = sb.pack()
+    with pytest.raises(InputError, match="fsck finds 1 problem"):
+        run_scenario(RunConfig(scenario="stream", duration_s=1, image=(bad, 1 << 15)))

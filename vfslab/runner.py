@@ -53,6 +53,8 @@ class RunConfig:
     memory_every_s: float = 0.0   # soak: sample the host's memory this often (emulated)
     # progress: called with (emulated seconds done, the run's duration) as the run goes
     on_progress: Any = None
+    # run on an existing image (`vfslab run --from-image`): its blocks, its size in blocks
+    image: tuple[dict[int, Any], int] | None = None
 
 
 @dataclass
@@ -183,6 +185,26 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
         raise k.vfs.panic(f"remount after setup failed: {err}")
 
 
+def _from_image(cfg: RunConfig) -> tuple[dict[int, Any], RunConfig]:
+    """An image to run on: only one fsck finds clean (a repaired one, or one a run left
+    unmounted cleanly); the machine's file system takes the image's size and inode count."""
+    from dataclasses import replace
+
+    from vfslab.fs.fsck import fsck_image
+    from vfslab.fs.ufs_layout import Superblock
+
+    assert cfg.image is not None
+    store, nblocks = cfg.image
+    problems = fsck_image(store, nblocks)
+    if problems:
+        raise InputError(f"--from-image: fsck finds {len(problems)} problem(s) ({problems[0]}"
+                         f"{'; ...' if len(problems) > 1 else ''}): repair it first with "
+                         f"`vfslab fsck -y`")
+    sb = Superblock.unpack(store[0])
+    kernel = {**cfg.kernel, "fs_blocks": nblocks, "fs_inodes": sb.ninodes}
+    return dict(store), replace(cfg, kernel=kernel)
+
+
 def _wait_all(k: Kernel, state: dict[str, int]) -> Generator[Any, Any, None]:
     """Wait for every process of the run, those forked meanwhile too (wait4), then end the
     run at that instant."""
@@ -198,6 +220,9 @@ def _wait_all(k: Kernel, state: dict[str, int]) -> Generator[Any, Any, None]:
 
 def run_scenario(cfg: RunConfig) -> RunResult:
     sc = load_scenario(cfg.scenario, cfg.strict, cfg.speed, cfg.no_think)
+    store = None
+    if cfg.image is not None:
+        store, cfg = _from_image(cfg)
     kc = kernel_config(cfg, sc)
     duration = cfg.duration_s if cfg.duration_s is not None else sc.duration_s
     if not 0 < duration <= MAX_DURATION_S:
@@ -207,7 +232,7 @@ def run_scenario(cfg: RunConfig) -> RunResult:
     if cfg.measure_memory:
         tracemalloc.start()
     k = Kernel(kc)
-    attach(k)
+    attach(k, store)
     k.metrics.memory_every_ns = int(cfg.memory_every_s * NS)
     if cfg.on_progress is not None:
         k.metrics.on_sample = lambda ns: cfg.on_progress(ns / NS, duration)

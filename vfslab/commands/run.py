@@ -154,16 +154,24 @@ def _report_name(key: str) -> str:
               help="with a crash: save the disk image as the power cut left it")
 @click.option("--memory-every", default=None, metavar="T",
               help="sample Python's heap every T of emulated time (a soak: is it flat?)")
+@click.option("--from-image", "from_image", type=click.Path(dir_okay=False, exists=True),
+              default=None, help="run on this file system image (one fsck finds clean, "
+                                 "e.g. after `vfslab fsck -y`) instead of a new one")
 def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | None, cpus: int,
         sets: tuple[str, ...], config: str | None, irq_stress: float, invariants: bool,
         strict: bool, speed: float, no_think: bool, check: bool, as_json: bool,
         out: str | None, crash_at: str | None, crash_after_request: int | None,
-        no_tear: bool, image: str | None, memory_every: str | None) -> None:
+        no_tear: bool, image: str | None, memory_every: str | None,
+        from_image: str | None) -> None:
     """Run SCENARIO (a built-in name, a .toml file, fio:JOB or strace:LOG)."""
     from vfslab.runner import run_scenario
 
     cfg = build_config(scenario, protocol, policy, seed, duration, cpus, sets, config,
                        irq_stress, invariants, check, strict, speed, no_think)
+    if from_image is not None:
+        from vfslab.crash.image import load_image
+
+        cfg.image = load_image(from_image)
     if memory_every is not None:
         cfg.memory_every_s = parse_duration_s(memory_every, "--memory-every")
         if cfg.memory_every_s <= 0:
