@@ -159,3 +159,72 @@ def test_a_run_on_an_image_keeps_its_files_and_refuses_one_fsck_would_not_pass(
     bad[0] = sb.pack()
     with pytest.raises(InputError, match="fsck finds 1 problem"):
         run_scenario(RunConfig(scenario="stream", duration_s=1, image=(bad, 1 << 15)))
+
+
+def _populated(tmp: Path) -> tuple[dict[int, Any], Any]:
+    """An image with /d holding 120 files and a 20,000-byte /big (unmounted cleanly)."""
+    from sysharness import run_body
+
+    from vfslab.kern.fcntl import O_CREAT, O_WRONLY
+
+    def body(sys: Any) -> Generator[Any, Any, None]:
+        yield from sys.mkdir("/d", 0o755)
+        for i in range(120):
+            fd = yield from sys.open(f"/d/f{i}", O_WRONLY | O_CREAT)
+            yield from sys.close(fd)
+        fd = yield from sys.open("/big", O_WRONLY | O_CREAT)
+        yield from sys.write(fd, 20_000)
+        yield from sys.close(fd)
+
+    k, _ = run_body(body, fs_blocks=NBLOCKS, fs_inodes=256)
+    return dict(k.disk.store), k
+
+
+def _inode_of(store: dict[int, Any], path: str) -> int:
+    from vfslab.fs.fsck import scan_image
+
+    sc = scan_image(store, NBLOCKS)
+    ino = 2
+    for part in path.strip("/").split("/"):
+        ino = next(i for n, i in sc.entries[ino] if n == part)
+    return ino
+
+
+@pytest.mark.parametrize(("path", "size", "want"), [
+    ("/d", 0, "size 0"), ("/d", 100, "size 100"), ("/d", 2**64 - 1, "size 18446744073709551615"),
+    ("/big", 2**63, "beyond the largest file"),
+])
+def test_a_size_the_block_map_cannot_hold_is_set_from_the_blocks(
+        tmp_path: Path, path: str, size: int, want: str) -> None:
+    from vfslab.fs.fsck_repair import read_dinode, repair_image, write_dinode
+
+    store, _k = _populated(tmp_path)
+    sb = Superblock.unpack(store[0])
+    ino = _inode_of(store, path)
+    d = read_dinode(store, sb, ino)
+    good = d.size
+    d.size = size
+    write_dinode(store, sb, ino, d)
+    problems = fsck_image(store, NBLOCKS)
+    assert any(want in p for p in problems), problems
+    repairs = repair_image(store, NBLOCKS)
+    assert any(f"inode {ino}: size {size} set to" in r for r in repairs), repairs
+    assert fsck_image(store, NBLOCKS) == []
+    # a directory gets its blocks' length back (all 120 names visible again); a file the
+    # end of its last block (20,000 bytes were 5 blocks: the byte count itself is gone)
+    assert read_dinode(store, sb, ino).size == (good if path == "/d" else 5 * 4096)
+    assert _takes_files(store)
+
+
+def test_a_root_inode_block_out_of_range_is_cleared_not_the_root(tmp_path: Path) -> None:
+    from vfslab.fs.fsck_repair import read_dinode, repair_image, write_dinode
+
+    store: dict[int, Any] = {}
+    sb = mkfs(store, NBLOCKS, 256)
+    d = read_dinode(store, sb, 2)
+    d.db[3] = NBLOCKS + 99
+    write_dinode(store, sb, 2, d)
+    repairs = repair_image(store, NBLOCKS)
+    assert f"inode 2: block {NBLOCKS + 99} out of range, pointer cleared" in repairs
+    assert fsck_image(store, NBLOCKS) == []
+    assert _takes_files(store)

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from vfslab.fs.ufs_layout import (
+    BSIZE,
     INODE_SIZE,
     INOPB,
+    MAXFILESIZE,
     NDADDR,
     NINDIR,
     ROOTINO,
@@ -44,6 +46,7 @@ class Scan:
     owner: dict[int, int] = field(default_factory=dict)            # block -> inode
     dup: list[tuple[int, int, int]] = field(default_factory=list)  # (block, ino, other ino)
     bad: list[tuple[int, int]] = field(default_factory=list)       # (ino, block out of range)
+    sizes: list[tuple[int, int]] = field(default_factory=list)     # (ino, the size it should be)
     entries: dict[int, list[tuple[str, int]]] = field(default_factory=dict)  # dir -> names
     refs: dict[int, int] = field(default_factory=dict)             # ino -> names pointing at it
     reachable: set[int] = field(default_factory=set)
@@ -71,6 +74,26 @@ def _blocks_of(store: dict[int, Any], sb: Superblock, d: Dinode
             ind.append(mid)
             data.extend(ptrs(mid))
     return data, ind
+
+
+def extent(store: dict[int, Any], sb: Superblock, d: Dinode) -> int:
+    """The bytes an inode's block map reaches: past its last mapped block."""
+    def ptrs(blk: int) -> tuple[int, ...]:
+        if not sb.data_start <= blk < sb.nblocks:
+            return ()
+        return struct.unpack_from(f"<{NINDIR}I", read_block(store, blk))
+
+    last = max((i for i, b in enumerate(d.db) if b), default=-1)
+    if d.ib:
+        p = ptrs(d.ib)
+        last = max(last, max((NDADDR + i for i, b in enumerate(p) if b), default=-1))
+    if d.dib:
+        for j, mid in enumerate(ptrs(d.dib)):
+            if mid:
+                p = ptrs(mid)
+                base = NDADDR + NINDIR + j * NINDIR
+                last = max(last, max((base + i for i, b in enumerate(p) if b), default=-1))
+    return (last + 1) * BSIZE
 
 
 LAYOUT_FIELDS = ("bmap_start", "bmap_blocks", "imap_start", "imap_blocks", "itable_start",
@@ -153,6 +176,16 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None) -> Scan:
                 sc.problems.append(f"inode {ino}: bad mode {d.mode:#o}")
             sc.inodes[ino] = d
             data, ind = _blocks_of(store, sb, d)
+            # sizes against the block map (fsck_ffs pass 1 and 2: a directory's length is
+            # its blocks; no file is larger than the largest file)
+            if d.isdir() and d.size != len(data) * BSIZE:
+                sc.sizes.append((ino, len(data) * BSIZE))
+                sc.problems.append(f"directory {ino}: size {d.size}, its {len(data)} "
+                                   f"block(s) hold {len(data) * BSIZE}")
+            elif not d.isdir() and d.size > MAXFILESIZE:
+                sc.sizes.append((ino, extent(store, sb, d)))
+                sc.problems.append(f"inode {ino}: size {d.size} beyond the largest file "
+                                   f"({MAXFILESIZE})")
             for b in data + ind:
                 if not sb.data_start <= b < sb.nblocks:
                     sc.bad.append((ino, b))

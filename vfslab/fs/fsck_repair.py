@@ -114,14 +114,41 @@ class Repairer:
         return self.repairs
 
     def phase1(self, sc: Scan) -> bool:
-        """Clear inodes with a bad mode, a bad block or a duplicate block."""
+        """Sizes set to what the block map holds; a block pointer out of range in the inode
+        itself cleared; inodes with a bad mode, a bad block deeper in the map or a duplicate
+        block cleared."""
         sb = sc.sb
+        changed = False
+        for ino, size in sc.sizes:
+            d = read_dinode(self.store, sb, ino)
+            self.note(f"inode {ino}: size {d.size} set to {size} (its blocks)")
+            d.size = size
+            write_dinode(self.store, sb, ino, d)
+            changed = True
+        inplace = set()
+        for ino, b in sc.bad:
+            d = read_dinode(self.store, sb, ino)
+            fields = [i for i, x in enumerate(d.db) if x == b]
+            if fields or b in (d.ib, d.dib):
+                for i in fields:
+                    d.db[i] = 0
+                if d.ib == b:
+                    d.ib = 0
+                if d.dib == b:
+                    d.dib = 0
+                write_dinode(self.store, sb, ino, d)
+                self.note(f"inode {ino}: block {b} out of range, pointer cleared")
+                inplace.add((ino, b))
+                changed = True
+        if changed:
+            return True
         why: dict[int, str] = {}
         for ino, d in sc.inodes.items():
             if d.mode & IFMT not in (IFDIR, IFREG, IFLNK):
                 why[ino] = f"bad mode {d.mode:#o}"
         for ino, b in sc.bad:
-            why.setdefault(ino, f"block {b} out of range")
+            if (ino, b) not in inplace:
+                why.setdefault(ino, f"block {b} out of range")
         for b, ino, other in sc.dup:
             why.setdefault(ino, f"duplicate block {b} (also in inode {other})")
             why.setdefault(other, f"duplicate block {b} (also in inode {ino})")
