@@ -785,9 +785,6 @@ class _Replayer:
         self.end_times = [op.end_ns for op in ops]
         self.done = bytearray(len(ops))
         self.frontier = 0             # steps 0 .. frontier-1 (by log end) have all ended
-        # mappings msync'ed since they were last dirtied: munmap does not dirty them again
-        # (stores after an msync are not in the log either way)
-        self.flushed: set[int] = set()
         self.pids: dict[tuple[int, int], int] = {}      # a log task -> its replay's pid
 
     def body(self, task: Task, fdmap: dict[int, int], start_ns: int) -> Any:
@@ -798,6 +795,9 @@ class _Replayer:
 
         def run(sys: Any, rng: random.Random) -> Generator[Any, Any, None]:
             maps: dict[int, tuple[int, int, int]] = {}
+            # mappings msync'ed since they were last dirtied: munmap does not dirty them
+            # again (stores after an msync are not in the log either way)
+            flushed: set[int] = set()
             t0 = sys.now()
             base = start_ns
             for op in ops:
@@ -809,7 +809,7 @@ class _Replayer:
                     now = sys.now()
                     if due > now:
                         yield from sys.nanosleep(due - now)
-                rv = yield from self.step(sys, rng, op, fdmap, maps)
+                rv = yield from self.step(sys, rng, op, fdmap, maps, flushed)
                 stats.replayed += 1
                 if rv is not None:
                     stats.outcome(op, rv)
@@ -821,9 +821,9 @@ class _Replayer:
         return run
 
     def step(self, sys: Any, rng: random.Random, op: Op, fdmap: dict[int, int],
-             maps: dict[int, tuple[int, int, int]]) -> Generator[Any, Any, int | None]:
+             maps: dict[int, tuple[int, int, int]], flushed: set[int]
+             ) -> Generator[Any, Any, int | None]:
         k = op.kind
-        flushed = self.flushed
         a = op.args
 
         def fd_of(logfd: Any) -> int:
