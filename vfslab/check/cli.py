@@ -28,7 +28,11 @@ def check(scenario: str, protocol: str, policy: str, seed: int, duration: str | 
 
     cfg = build_config(scenario, protocol, policy, seed, duration, cpus, sets, config,
                        irq_stress, invariants, True, strict, speed, no_think)
-    res = run_scenario(cfg)
+    from vfslab.commands.progress import progress, wanted
+
+    with progress("checking", 1.0, wanted(as_json), unit="emulated s") as bar:
+        cfg.on_progress = lambda done_s, total_s: bar.update(done_s, total=total_s)
+        res = run_scenario(cfg)
     checker = res.checker
     if as_json:
         out = to_json(checker, protocol, res.scenario.name)
