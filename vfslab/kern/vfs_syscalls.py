@@ -184,18 +184,25 @@ class Syscalls:
         yield from vfs.vn_unlock(vp)
         return -err if err else got
 
+    def _lookup_locked(self, path: str, cwd: cwdinfo | None, follow: bool
+                       ) -> Generator[Any, Any, tuple[int, vnode]]:
+        """namei(LOOKUP, LOCKLEAF), following a last symbolic link if `follow` (FOLLOW):
+        the vnode comes back referenced and locked (the caller vputs it)."""
+        nd = NDINIT(LOOKUP, LOCKLEAF | (FOLLOW if follow else 0), path, _cdir(cwd))
+        err: int = yield from namei(self.k, nd)
+        vp = nd.ni_vp
+        assert err or vp is not None
+        return err, vp  # type: ignore[return-value]
+
     def sys_setattr(self, path: str, attrs: dict[str, int], cwd: cwdinfo | None = None
                     ) -> GEN:
         """sys_utimes, sys_chmod, sys_chown: namei(LOOKUP, LOCKLEAF | FOLLOW), VOP_SETATTR,
         vput."""
         self.m.charge(self.m.costs.fs_op)
         k = self.k
-        nd = NDINIT(LOOKUP, LOCKLEAF | FOLLOW, path, _cdir(cwd))
-        err = yield from namei(k, nd)
+        err, vp = yield from self._lookup_locked(path, cwd, True)
         if err:
             return -err
-        vp = nd.ni_vp
-        assert vp is not None
         err = yield from VOP_SETATTR(vp, attrs)
         yield from k.vfs.vput(vp)
         return -err if err else 0
@@ -235,12 +242,9 @@ class Syscalls:
         itself): namei(LOOKUP, LOCKLEAF), vn_stat (the size), vput."""
         self.m.charge(self.m.costs.fs_op)      # the call's inode work (cost.fs_op)
         k = self.k
-        nd = NDINIT(LOOKUP, LOCKLEAF | (FOLLOW if follow else 0), path, _cdir(cwd))
-        err = yield from namei(k, nd)
+        err, vp = yield from self._lookup_locked(path, cwd, follow)
         if err:
             return -err
-        vp = nd.ni_vp
-        assert vp is not None
         size = vp.v_size
         yield from k.vfs.vput(vp)
         return size
@@ -414,12 +418,9 @@ class Syscalls:
         one; VOP_READLINK; the bytes returned (at most `n`)."""
         self.m.charge(self.m.costs.fs_op)
         k = self.k
-        nd = NDINIT(LOOKUP, LOCKLEAF, path, _cdir(cwd))
-        err = yield from namei(k, nd)
+        err, vp = yield from self._lookup_locked(path, cwd, False)
         if err:
             return -err
-        vp = nd.ni_vp
-        assert vp is not None
         err, target = yield from VOP_READLINK(vp) if vp.v_type == VLNK else _einval()
         yield from k.vfs.vput(vp)
         return -err if err else min(max(0, n), len(target.encode("latin-1", "replace")))
@@ -427,12 +428,9 @@ class Syscalls:
     def sys_chdir(self, path: str, cwd: cwdinfo) -> GEN:
         """Change the process's current directory (namei LOCKLEAF, must be a directory)."""
         k = self.k
-        nd = NDINIT(LOOKUP, LOCKLEAF | FOLLOW, path, _cdir(cwd))
-        err = yield from namei(k, nd)
+        err, vp = yield from self._lookup_locked(path, cwd, True)
         if err:
             return -err
-        vp = nd.ni_vp
-        assert vp is not None
         if vp.v_type != VDIR:
             yield from k.vfs.vput(vp)
             return -ENOTDIR
