@@ -154,6 +154,21 @@ def test_what_the_log_creates_is_not_there_before_and_what_it_opens_as_a_directo
     assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]
 
 
+def test_a_stat_of_the_empty_path_fails_without_making_the_working_directory_absent() -> None:
+    # Python's start-up in a fresh venv stats "" (no AT_EMPTY_PATH): ENOENT, in both kernels
+    log = """\
+        1 10:00:00.000001 newfstatat(AT_FDCWD</w>, "", 0x7fff, 0) = -1 ENOENT (No such file or directory)
+        1 10:00:00.000002 openat(AT_FDCWD</w>, "p.py", O_RDONLY|O_CLOEXEC) = 3</w/p.py>
+        1 10:00:00.000003 read(3</w/p.py>, "x", 4096) = 1
+        1 10:00:00.000004 close(3</w/p.py>) = 0
+        """
+    sc = to_scenario("t.log", textwrap.dedent(log))
+    setup = {s.path: s.is_dir for s in sc.setup}
+    assert setup.get("/replay/w") is True and setup.get("/replay/w/p.py") is False
+    r = replay(log)
+    assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]
+
+
 # ---- outcomes and completion ----------------------------------------------------------------
 def test_a_call_whose_outcome_differs_is_counted_with_its_line() -> None:
     r = replay("""\

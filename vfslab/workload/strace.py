@@ -190,6 +190,10 @@ class _Parser:
         self.gen: Counter[int] = Counter()
         self.spawning: list[tuple[Task, int]] = []    # (parent, fork flags) not yet resumed
         self.known: dict[str, bool] = {}              # path -> existed (True) / absent (False)
+        # the empty path names nothing (ENOENT, in Linux as in NetBSD's namei): a call on it
+        # says nothing about the directory it would otherwise resolve against. Found by CI,
+        # whose Python stats "" at start-up: the working directory was taken for absent.
+        self.known[""] = False
         self.maybe: set[str] = set()                  # O_CREAT'ed, no sign yet it was there
         self.written: set[str] = set()                # files the log wrote to
 
@@ -234,7 +238,9 @@ class _Parser:
                 base = deco
             elif num is not None and num in t.fds:
                 base = t.fds[num].path
-        return os.path.normpath(os.path.join(base, p)) if p else os.path.normpath(base)
+        if not p:
+            return ""
+        return os.path.normpath(os.path.join(base, p))
 
     def fd_file(self, t: Task, arg: str) -> tuple[int | None, OpenFile | None]:
         num, deco = fd_and_path(arg)
@@ -764,6 +770,8 @@ BY_FD = frozenset({"fsync", "fdatasync", "fstat", "ftruncate", "fallocate"})
 
 
 def _map(p: str) -> str:
+    if not p:
+        return ""                   # the empty path stays empty: namei's ENOENT
     return ROOT + ("" if p == "/" else p)
 
 
