@@ -80,9 +80,17 @@ def test_lists_guarded_by_splbio_alone(netbsd: list[Any]) -> None:
     assert {"vnode.v_dirtyblkhd", "vnode.v_cleanblkhd", "vnode.v_synclist"} <= spl_only
 
 
+def test_putpages_genput2_loop_reads_v_numoutput_without_its_lock(netbsd: list[Any]) -> None:
+    # 2.0's "XXX - try to recover from missed wakeups with a timeout": the loop reads
+    # v_numoutput (and sets VBWAIT) under v_interlock at splbio, not under the global lock
+    assert _has(netbsd, "unguarded-access", "vnode.v_numoutput", "putpages",
+                "putpages_wait_output", intr=False)
+
+
 def test_nothing_else(netbsd: list[Any]) -> None:
     allowed = {
         ("unguarded-access", "vnode.v_flag"),        # vwakeup, VONWORKLST, VBWAIT (2.0)
+        ("unguarded-access", "vnode.v_numoutput"),   # genfs_putpages' genput2 loop (2.0)
         ("unguarded-access", "uvm_object.memq"),     # reassignbuf/brelvp's TAILQ_EMPTY
         ("irq-lock-inversion", "v_interlock"),
         ("irq-lock-inversion", "vnode_free_list_slock"),

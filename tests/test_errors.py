@@ -27,6 +27,8 @@ DATA = (SB.data_start + 1, SB.nblocks)          # file data and indirect blocks
 ITABLE = (SB.itable_start, SB.data_start)       # inode blocks
 
 protocols = pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+# not 2.0 (which drops a failed page write's data and error): Linux's errseq behaviour
+REDIRTY = {"uvm.write_error": "redirty"}
 
 
 def fail(sys: Any, op: str, span: tuple[int, int]) -> FaultRule:
@@ -40,7 +42,8 @@ def heal(sys: Any, rule: FaultRule) -> None:
 
 
 @protocols
-def test_async_write_error_is_reported_by_fsync_and_not_forgotten(protocol: str) -> None:
+def test_with_redirty_an_async_write_error_is_reported_by_fsync_and_not_forgotten(
+        protocol: str) -> None:
     def body(sys: Any) -> GEN:
         fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
         assert (yield from sys.write(fd, 8 * PAGE)) == 8 * PAGE
@@ -60,12 +63,37 @@ def test_async_write_error_is_reported_by_fsync_and_not_forgotten(protocol: str)
 
     k, (first, second, third, dirty, nerr) = run_body(
         body, protocol=protocol, invariants=True, policy="trickle",
-        policy_options={"window": 1.0}, **FS)
+        policy_options={"window": 1.0}, sysctl=REDIRTY, **FS)
     assert first == -EIO and second == -EIO and third == 0
     assert dirty == 8, "a failed page write must leave the page dirty, not drop it"
     assert nerr > 0
     assert k.uvm.ndirty == 0 and k.uvm.npageout == 0
     assert fsck_image(k.disk.store) == []
+
+
+@protocols
+def test_a_failed_async_write_is_data_lost_and_never_reported_as_in_2_0(protocol: str) -> None:
+    """uvm.write_error=drop (2.0's uvm_aio_aiodone): the pages of a failed asynchronous write
+    stay clean, so the next fsync has nothing to write and returns 0, and the disk never
+    gets the data: a loss no system call reports."""
+    def body(sys: Any) -> GEN:
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        assert (yield from sys.write(fd, 8 * PAGE)) == 8 * PAGE
+        rule = fail(sys, "write", DATA)
+        yield from sys.nanosleep(3 * NS)          # trickle writes the pages: they fail
+        heal(sys, rule)
+        vp = sys.fdp.fd_ofiles[fd].f_vp
+        dirty = len(vp.v_uobj.dirtyq)
+        rv = yield from sys.fsync(fd)
+        yield from sys.close(fd)
+        return rule.count, dirty, rv, sys.k.aiodone.pages_dropped
+
+    k, (nfail, dirty, rv, dropped) = run_body(
+        body, protocol=protocol, invariants=True, policy="trickle",
+        policy_options={"window": 1.0}, **FS)
+    assert nfail > 0 and dirty == 0 and rv == 0
+    assert dropped == 8
+    assert k.uvm.ndirty == 0 and k.uvm.npageout == 0
 
 
 @protocols
@@ -177,10 +205,11 @@ def test_random_errors_on_the_whole_stack_keep_the_invariants(protocol: str) -> 
 
 
 @protocols
-def test_a_writeback_error_is_reported_once_even_after_a_good_rewrite(protocol: str) -> None:
-    """The page of a failed asynchronous write stays dirty and is written again once the disk
-    heals; the application still learns of the error at its next fsync (as Linux's errseq
-    does), and the one after that is clean."""
+def test_with_redirty_a_writeback_error_is_reported_once_even_after_a_good_rewrite(
+        protocol: str) -> None:
+    """With `uvm.write_error=redirty`, the page of a failed asynchronous write stays dirty
+    and is written again once the disk heals; the application still learns of the error at
+    its next fsync (as Linux's errseq does), and the one after that is clean."""
 
     def body(sys: Any) -> GEN:
         fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
@@ -198,7 +227,7 @@ def test_a_writeback_error_is_reported_once_even_after_a_good_rewrite(protocol: 
 
     _, (nfail, clean, first, second) = run_body(
         body, protocol=protocol, invariants=True, policy="trickle",
-        policy_options={"window": 1.0}, **FS)
+        policy_options={"window": 1.0}, sysctl=REDIRTY, **FS)
     assert nfail > 0 and clean
     assert first == -EIO and second == 0
 

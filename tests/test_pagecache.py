@@ -97,8 +97,8 @@ def test_writers_wait_for_memory_and_the_pagedaemon_frees_it() -> None:
     assert len(written) > 0
 
 
-def test_async_write_error_is_kept_for_the_next_fsync() -> None:
-    k, disk = make_kernel()
+def _failed_async_write(**kw: Any) -> tuple[int, int, int, int, Any]:
+    k, disk = make_kernel(**kw)
 
     def body() -> Generator[Any, Any, Any]:
         vp = yield from new_vnode(k, VREG)
@@ -109,10 +109,27 @@ def test_async_write_error_is_kept_for_the_next_fsync() -> None:
         yield from k.m.tsleep("x", "x", 50_000_000)      # the async write fails meanwhile
         dirty_after = len(vp.v_uobj.dirtyq)
         disk.fail_blocks.clear()
+        written = sum(1 for e in disk.log if e[1] == "W")
         err1 = yield from VOP_FSYNC(vp, FSYNC_WAIT)
         err2 = yield from VOP_FSYNC(vp, FSYNC_WAIT)
-        return dirty_after, err1, err2
+        rewritten = sum(1 for e in disk.log if e[1] == "W") - written
+        return dirty_after, err1, err2, rewritten, k
 
-    dirty_after, err1, err2 = run_thread(k, body)
+    out: tuple[int, int, int, int, Any] = run_thread(k, body)
+    return out
+
+
+def test_a_failed_async_page_write_loses_its_data_and_its_error_as_in_2_0() -> None:
+    # uvm_aio_aiodone: "for all other write errors ... the data in the page is lost. bummer."
+    dirty_after, err1, err2, rewritten, k = _failed_async_write()
+    assert dirty_after == 0 and k.aiodone.pages_dropped == 4
+    assert (err1, err2) == (0, 0)    # no fsync ever hears of it
+    assert rewritten == 0            # and the pages, clean, are never written again
+
+
+def test_with_write_error_redirty_the_error_is_kept_for_the_next_fsync() -> None:
+    dirty_after, err1, err2, rewritten, k = _failed_async_write(
+        sysctl={"uvm.write_error": "redirty"})
     assert dirty_after == 4          # re-dirtied by aiodoned: nothing lost from the accounting
     assert err1 == 5 and err2 == 0   # reported once, at the next fsync
+    assert rewritten > 0 and k.aiodone.pages_dropped == 0

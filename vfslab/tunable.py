@@ -27,6 +27,7 @@ class Tunable:
     min: float | None = None         # inclusive
     max: float | None = None         # inclusive
     positive: bool = False           # strictly greater than 0
+    choices: tuple[str, ...] = ()    # the values a str setting may take
 
     def check(self, owner: str, value: Any) -> Any:
         """The value converted to the declared type, or an InputError naming the key."""
@@ -52,6 +53,8 @@ class Tunable:
             return v
         if not isinstance(value, t):
             raise InputError(f"{key}: expected {t.__name__}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise InputError(f"{key}: expected one of {', '.join(self.choices)}, got {value!r}")
         return value
 
     def range_text(self) -> str:

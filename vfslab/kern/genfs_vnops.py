@@ -1,18 +1,21 @@
-"""Page-cache I/O of a vnode (sys/miscfs/genfs/genfs_vnops.c, NetBSD 2.0): VOP_PUTPAGES
-clusters dirty pages into buffers (B_CALL with uvm_aio_biodone when asynchronous), VOP_GETPAGES
-reads missing pages synchronously.
+"""Page-cache I/O of a vnode (sys/miscfs/genfs/genfs_vnops.c, netbsd-2-0 branch): VOP_PUTPAGES
+walks the object's pages and writes clusters of dirty ones through GOP_WRITE (a master buffer
+and a child per disk extent; B_CALL with uvm_aio_biodone when asynchronous); VOP_GETPAGES reads
+missing pages synchronously.
 
 Pages are marked clean and busy before their write starts (as genfs does), so a write to a page
-under I/O waits for it; aiodoned re-dirties the pages of a failed write.
+under I/O waits for it. What a failed write does to its pages is uvm_aio_aiodone's
+(kern/uvm_pager.py, `uvm.write_error`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.buf import (
+    B_AGE,
     B_ASYNC,
     B_BUSY,
     B_CALL,
@@ -35,6 +38,7 @@ from vfslab.kern.uvm_page import (
 )
 from vfslab.kern.vnode import vnode
 from vfslab.kern.vnode_if import PGO_CLEANIT, PGO_FREE, PGO_SYNCIO, VOP_BMAP, VOP_STRATEGY
+from vfslab.tunable import Tunable, declare_setting, setting
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
@@ -42,12 +46,21 @@ if TYPE_CHECKING:
 EIO = 5
 MAXPAGES = MAXPHYS // PAGE_SIZE
 _NOEND = 1 << 62
+# uvm_page.h: how much dearer a hash lookup is than a step along memq (putpages' by_list)
+UVM_PAGE_HASH_PENALTY = 4
+
+PR24596_FIX = declare_setting("genfs", Tunable(
+    "pr24596_fix", bool, False,
+    "genfs_putpages with NetBSD's later fix for PR kern/24596 (a passed-over busy page "
+    "makes the range unclean, a dirty generation keeps a vnode dirtied meanwhile on the "
+    "worklist, cleaned pages are write-protected); false: the 2004 code"))
 
 
 @dataclass(slots=True)
 class GenfsStats:
     putpages: int = 0
     clusters: int = 0
+    child_bufs: int = 0
     pages_written: int = 0
     getpages: int = 0
     pages_read: int = 0
@@ -60,161 +73,283 @@ class Genfs:
         self.k = k
         self.m = k.m
         self.stats = GenfsStats()
+        self.pr24596_fix: bool = setting(k.cfg.sysctl, "genfs.pr24596_fix")
 
     # ---- writing pages ----------------------------------------------------------------------
     def putpages(self, vp: vnode, off: int, end: int, clean: bool = True, free: bool = False,
                  sync: bool = False, pageout: bool = False, pages: list[vm_page] | None = None
                  ) -> Generator[Any, Any, int]:
-        """VOP_PUTPAGES over [off, end) (end 0: to the end): write dirty pages when `clean`,
-        free pages when `free` (discarding dirty ones if not `clean`), wait when `sync`;
-        `pageout` pages are freed by aiodoned once written. `pages` restricts the write to
-        those dirty pages (the trickle syncer's batch). Returns 0 or EIO.
+        """VOP_PUTPAGES over [off, end) (end 0: to the end of the object): genfs_putpages
+        (sys/miscfs/genfs/genfs_vnops.c as of the netbsd-2-0 branch; no 2004 revision is in
+        the record, 1.101 of 2005-07 is the nearest stored, and is followed here less its
+        PR kern/24596 fix, which `genfs.pr24596_fix` puts back). `clean`: PGO_CLEANIT,
+        `free`: PGO_FREE, `sync`: PGO_SYNCIO, `pageout`: the page daemon's call (freed pages
+        become PG_PAGEOUT; a busy page ends the call, as PGO_BUSYFAIL would). `pages` is the
+        policy API's batch instead (see `_putpages_batch`). Returns 0 or an errno.
 
-        The worklist removals are 2.0's (genfs_vnops.c, netbsd-2-0 branch; PR kern/24596):
-        with no pages the vnode leaves the worklist at once; a flush of the whole file that
-        wrote nothing, found no output pending when it began and met no dirty buffer takes
-        it off at the end, whatever was dirtied while it slept."""
+        The walk, with v_interlock (the object lock) held and dropped only to sleep or to
+        write: `wasclean` is v_numoutput == 0 when it starts. Pages are visited in memq
+        order (pages allocated after the start are not visited) when the object has at most
+        four times as many pages as the range, else offset by offset. A busy page is waited
+        for ("genput"), for an asynchronous flush too, and looked at again; PG_RELEASED and
+        PG_PAGEOUT pages (being freed, being paged out) are passed over. A dirty page is
+        marked clean and busy and becomes the heart of a cluster: up to 8 dirty pages before
+        it and up to 16 in all, found by offset even outside the range, each marked clean and
+        busy; GOP_WRITE writes the cluster (one cluster in flight for a synchronous flush).
+        At the end, a flush of the whole object that met no page to clean with no output
+        pending when it began, and with no dirty buffer, takes the vnode off the syncer
+        worklist; a synchronous flush that was not clean waits for v_numoutput ("genput2").
+
+        The 2004 code's three faults (PR kern/24596) follow from this walk: a passed-over
+        PG_PAGEOUT page does not make the range unclean, so an fsync may return before it is
+        written; pages dirtied while the walk sleeps, at offsets it has passed, are left on
+        no list when the vnode leaves the worklist; and cleaned pages are not write-protected.
+        With `genfs.pr24596_fix` (NetBSD's later code): the passed-over page makes the range
+        unclean, a dirty generation taken at the start must be unchanged for the vnode to
+        leave the worklist, and cleaned pages are write-protected while that hope lasts."""
+        if pages is not None:
+            err: int = yield from self._putpages_batch(vp, pages, sync)
+            return err
         k = self.k
-        m = self.m
         uvm = k.uvm
         p = k.proto
         uobj = vp.v_uobj
         self.stats.putpages += 1
-        lo = off >> PAGE_SHIFT
-        hi = ((end + PAGE_SIZE - 1) >> PAGE_SHIFT) if end else _NOEND
-        error = 0
         s = p.vi_lock(vp)
-        if not uobj.memq:
+        memq = uobj.memq
+        if not memq:
             # uo_npages == 0: off the worklist at splbio (no dirty buffers), and return
             p.maybe_leave_worklist_locked(k.vfs, vp)
             p.vi_unlock(vp, s)
-            # a write error latched for the next fsync outlives the pages it failed on
+            # a write error latched for the next fsync (uvm.write_error=redirty) outlives
+            # the pages it failed on
             return k.ubc.pop_error(vp) if sync else 0
-        clusters: list[list[vm_page]] = []
-        busy: list[vm_page] = []
-        # a flush of the whole file may end with the vnode off the worklist: only if it had
-        # nothing to write and no output was pending when it began (2.0's wasclean)
-        whole = clean and pages is None and not pageout and off == 0 and end == 0
-        wasclean = whole and p.putpages_wasclean(k.vfs, vp)
-        if clean:
-            if pages is None:
-                dq = uobj.dirtyq
-                if hi - lo < len(dq):
-                    memq = uobj.memq
-                    cand = [pg for pg in map(memq.get, range(lo, hi))
-                            if pg is not None and pg in dq]
-                else:
-                    cand = [pg for pg in dq if lo <= pg.offset < hi]
-                    if len(cand) > 1:
-                        cand.sort(key=_offset)
-            else:
-                cand = [pg for pg in pages if not (pg.flags & PG_CLEAN)]
-            run: list[vm_page] = []
-            for pg in cand:
-                if pg.flags & PG_BUSY:
-                    busy.append(pg)
+        fix = self.pr24596_fix
+        wasclean = p.putpages_wasclean(k.vfs, vp)
+        lo = off >> PAGE_SHIFT
+        hi = ((end + PAGE_SIZE - 1) >> PAGE_SHIFT) if end else _NOEND
+        whole = off == 0 and end == 0
+        dirtygen = vp.g_dirtygen
+        by_list = len(memq) <= (hi - lo) * UVM_PAGE_HASH_PENALTY
+        # by list: the pages present now, in memq order (TAILQ_INSERT_TAIL: a page
+        # allocated later is behind the end marker); `i` is the marker's place
+        order = list(memq.values()) if by_list else []
+        i = 0
+        cur = lo
+        freeflag = PG_PAGEOUT if pageout else PG_RELEASED
+        error = 0
+        written = 0
+        while True:
+            if by_list:
+                if i >= len(order):
+                    break
+                pg = order[i]
+                if memq.get(pg.offset) is not pg:
+                    i += 1                    # freed while we slept
                     continue
-                if run and (pg.offset != run[-1].offset + 1 or len(run) >= MAXPAGES):
-                    clusters.append(run)
-                    run = []
-                pg.flags |= PG_BUSY
+                if not lo <= pg.offset < hi or pg.flags & (PG_RELEASED | PG_PAGEOUT):
+                    if fix and pg.flags & (PG_RELEASED | PG_PAGEOUT):
+                        wasclean = False
+                    i += 1
+                    continue
+            else:
+                if cur >= hi:
+                    break
+                got = memq.get(cur)
+                if got is None or got.flags & (PG_RELEASED | PG_PAGEOUT):
+                    if fix and got is not None:
+                        wasclean = False
+                    cur += 1
+                    continue
+                pg = got
+            if pg.flags & PG_BUSY:
                 if pageout:
-                    pg.flags |= PG_PAGEOUT
+                    break                     # the page daemon does not wait (PGO_BUSYFAIL)
+                pg.flags |= PG_WANTED
+                yield from p.vi_sleep(vp, pg, "genput", relock=True, s=s)
+                continue                      # look at the same place again
+            needs_clean = False
+            if clean:
+                needs_clean = not pg.flags & PG_CLEAN
                 uvm.page_clean(pg)
-                run.append(pg)
-            if run:
-                clusters.append(run)
-            if sync and pages is None:
-                # 2.0's genfs_putpages walks every page of the range and waits on each busy
-                # one: a clean page under an asynchronous write is not durable until that
-                # write completes (and fails back to dirty if it does not)
-                mine = {id(pg) for c in clusters for pg in c}
-                mine.update(id(pg) for pg in busy)
-                memq = uobj.memq
-                inrange: Iterable[vm_page | None] = (
-                    map(memq.get, range(lo, hi)) if hi - lo < len(memq) else memq.values())
-                for bpg in inrange:
-                    if bpg is not None and bpg.flags & PG_BUSY and id(bpg) not in mine \
-                            and lo <= bpg.offset < hi:
-                        busy.append(bpg)
-            n = sum(len(c) for c in clusters)
-            if n:
+            if needs_clean:
                 wasclean = False
-            uvm.npageout += n
-            if pageout:
-                uvm.npdpageout += n
-            self.stats.pages_written += n
-        p.vi_unlock(vp, s)
-        bufs: list[buf] = []
-        for cl in clusters:
-            yield from self._write_cluster(vp, cl, sync, bufs)
-        if sync:
-            bio = k.bio
-            aio = k.aiodone
-            for bp in bufs:
-                err = yield from bio.biowait(bp)
+                pg.flags |= PG_BUSY
+                cl, nback = self._cluster(uobj, pg, pageout)
+            else:
+                cl, nback = [pg], 0
+            if free:
+                for tpg in cl:
+                    if not lo <= tpg.offset < hi:
+                        continue
+                    if tpg.flags & PG_BUSY:
+                        tpg.flags |= freeflag
+                    else:
+                        uvm.uvm_pagefree(tpg)     # not busy: npages is 1, nothing to write
+            if needs_clean:
+                if by_list:
+                    # the cluster's pages that follow in the list are passed with it
+                    j = i
+                    for tpg in cl:
+                        if j + 1 < len(order) and order[j + 1] is tpg:
+                            j += 1
+                    i = j + 1
+                else:
+                    cur = pg.offset + len(cl) - nback
+                n = len(cl)
+                written += n
+                uvm.npageout += n
+                if pageout:
+                    uvm.npdpageout += n
+                self.stats.pages_written += n
+                p.vi_unlock(vp, s)
+                err = yield from self.gop_write(vp, cl, sync)
+                s = p.vi_lock(vp)
                 if err:
-                    error = EIO
-                aio.uvm_aio_aiodone(bp)
-            for pg in busy:
-                yield from self.wait_unbusy(vp, pg)
-                if not (pg.flags & PG_CLEAN):
-                    # 2.0 looks the page up again after the wait and finds it dirty; pages
-                    # dirtied meanwhile at offsets its cursor has passed it does not see
-                    wasclean = False
+                    error = err
+                    break
+                continue
+            if by_list:
+                i += 1
+            else:
+                cur += 1
+        if clean and wasclean and whole and (not fix or vp.g_dirtygen == dirtygen):
+            p.putpages_leave_worklist(k.vfs, vp)
+        if not wasclean and sync:
+            s = yield from p.putpages_wait_output(k.vfs, vp, s)
+        if free:
+            p.maybe_leave_worklist_locked(k.vfs, vp)     # with the object lock, as 2.0
+        p.vi_unlock(vp, s)
+        if sync:
             latched = k.ubc.pop_error(vp)
             if latched and not error:
                 error = latched
-        if wasclean:
-            s = p.vi_lock(vp)
-            p.putpages_leave_worklist(k.vfs, vp)
-            p.vi_unlock(vp, s)
-        if free:
-            s = p.vi_lock(vp)
-            victims = [pg for pg in uobj.memq.values() if lo <= pg.offset < hi]
-            for pg in victims:
-                if pg.flags & PG_BUSY:
-                    if not clean:
-                        pg.flags |= PG_RELEASED
-                    continue
-                if not (pg.flags & PG_CLEAN) and clean:
-                    continue              # re-dirtied by a failed write: keep it
-                uvm.uvm_pagefree(pg)
-            p.maybe_leave_worklist_locked(k.vfs, vp)     # with the object lock, as 2.0
-            p.vi_unlock(vp, s)
-        del m
         return error
 
-    def _write_cluster(self, vp: vnode, cl: list[vm_page], sync: bool, out: list[buf]
-                       ) -> Generator[Any, Any, None]:
-        """Map a run of busy pages to disk extents (VOP_BMAP and its run length) and start
-        one write per extent on the device vnode (genfs_gop_write)."""
+    def _cluster(self, uobj: Any, pg: vm_page, pageout: bool) -> tuple[list[vm_page], int]:
+        """The cluster around the dirty page `pg` (already clean and busy): uvn_findpages
+        with UFP_NOWAIT|UFP_NOALLOC|UFP_DIRTYONLY, backward for up to half of MAXPHYS, then
+        forward to fill it; each stops at a missing, busy or clean page. The pages found are
+        marked clean and busy. Returns the cluster in offset order and how many precede
+        `pg`."""
+        uvm = self.k.uvm
+        memq = uobj.memq
+        back: list[vm_page] = []
+        o = pg.offset - 1
+        nb = min(MAXPAGES >> 1, pg.offset)
+        while len(back) < nb:
+            q = memq.get(o)
+            if q is None or q.flags & (PG_BUSY | PG_CLEAN):
+                break
+            q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
+            uvm.page_clean(q)
+            back.append(q)
+            o -= 1
+        back.reverse()
+        fwd: list[vm_page] = []
+        o = pg.offset + 1
+        room = MAXPAGES - len(back) - 1
+        while len(fwd) < room:
+            q = memq.get(o)
+            if q is None or q.flags & (PG_BUSY | PG_CLEAN):
+                break
+            q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
+            uvm.page_clean(q)
+            fwd.append(q)
+            o += 1
+        if pageout:
+            pg.flags |= PG_PAGEOUT
+        return back + [pg] + fwd, len(back)
+
+    def _putpages_batch(self, vp: vnode, pages: list[vm_page], sync: bool
+                        ) -> Generator[Any, Any, int]:
+        """The policy API's page batch (not 2.0: the trickle syncer's own entry point):
+        write those of `pages` that are dirty and not busy, in runs of consecutive pages of
+        up to MAXPHYS, through GOP_WRITE; busy pages are passed over (someone is writing
+        them), and the walk does not sleep."""
+        k = self.k
+        uvm = k.uvm
+        p = k.proto
+        self.stats.putpages += 1
+        s = p.vi_lock(vp)
+        clusters: list[list[vm_page]] = []
+        run: list[vm_page] = []
+        for pg in pages:
+            if pg.flags & (PG_CLEAN | PG_BUSY) or pg.uobject.memq.get(pg.offset) is not pg:
+                continue
+            if run and (pg.offset != run[-1].offset + 1 or len(run) >= MAXPAGES):
+                clusters.append(run)
+                run = []
+            pg.flags |= PG_BUSY
+            uvm.page_clean(pg)
+            run.append(pg)
+        if run:
+            clusters.append(run)
+        n = sum(len(c) for c in clusters)
+        uvm.npageout += n
+        self.stats.pages_written += n
+        p.vi_unlock(vp, s)
+        error = 0
+        for cl in clusters:
+            err = yield from self.gop_write(vp, cl, sync)
+            if err and not error:
+                error = err
+        return error
+
+    def gop_write(self, vp: vnode, pgs: list[vm_page], sync: bool
+                  ) -> Generator[Any, Any, int]:
+        """genfs_gop_write (genfs_vnops.c, netbsd-2-0 branch; 1.101 nearest stored): one
+        master buf for the cluster (v_numoutput += 2: one for biodone, one for aiodone;
+        B_AGE; B_CALL|B_ASYNC with uvm_aio_biodone when asynchronous) and, unless the
+        cluster is one extent on disk, a child buf per extent (VOP_BMAP's run; V_INCR_NUMOUTPUT
+        each, B_CALL with uvm_aio_biodone1, which folds it into the master). Synchronous:
+        biowait on the master, then uvm_aio_aiodone in this thread. Returns 0 or EIO."""
         k = self.k
         m = self.m
+        p = k.proto
+        mbp = buf()
+        mbp.b_flags = B_BUSY | B_PAGEIO | B_AGE | (0 if sync else (B_ASYNC | B_CALL))
+        mbp.b_iodone = k.aiodone.uvm_aio_biodone
+        mbp.b_vp = vp
+        mbp.b_lblkno = pgs[0].offset
+        mbp.b_bcount = mbp.b_bufsize = mbp.b_resid = len(pgs) * PAGE_SIZE
+        mbp.b_data = [pg.stamp for pg in pgs]
+        mbp.b_private = pgs
+        s = m.splbio()
+        p.numoutput_add(k.vfs, vp, 2)
+        m.splx(s)
+        self.stats.clusters += 1
+        n = len(pgs)
         start = 0
-        n = len(cl)
         while start < n:
-            err, devvp, daddr, run = yield from VOP_BMAP(vp, cl[start].offset, n - start - 1)
+            err, devvp, daddr, run = yield from VOP_BMAP(vp, pgs[start].offset, n - start - 1)
             if err or daddr < 0 or devvp is None:
-                raise k.vfs.panic(f"genfs_putpages: no block for page {cl[start]!r}")
+                raise k.vfs.panic(f"genfs_gop_write: no block for page {pgs[start]!r}")
             j = start + 1 + min(run, n - start - 1)
-            pgs = cl[start:j]
-            bp = buf()
-            bp.b_flags = B_BUSY | B_PAGEIO | (0 if sync else (B_ASYNC | B_CALL))
-            bp.b_iodone = None if sync else k.aiodone.uvm_aio_biodone
-            bp.b_vp = vp
-            bp.b_lblkno = pgs[0].offset
-            bp.b_blkno = daddr
-            bp.b_bcount = bp.b_bufsize = len(pgs) * PAGE_SIZE
-            bp.b_data = [pg.stamp for pg in pgs]
-            bp.b_private = pgs
-            s = m.splbio()
-            k.proto.numoutput_add(k.vfs, vp, 2)      # one for biodone, one for aiodone
-            m.splx(s)
-            self.stats.clusters += 1
+            if start == 0 and j == n:
+                bp = mbp                       # really one I/O: no second buf
+                bp.b_blkno = daddr
+            else:
+                bp = buf()
+                s = m.splbio()
+                p.numoutput_add(k.vfs, vp, 1)  # V_INCR_NUMOUTPUT
+                m.splx(s)
+                bp.b_flags = B_BUSY | B_PAGEIO | B_CALL | (mbp.b_flags & B_ASYNC)
+                bp.b_iodone = k.aiodone.uvm_aio_biodone1
+                bp.b_private = mbp
+                bp.b_vp = vp
+                bp.b_lblkno = pgs[start].offset
+                bp.b_blkno = daddr
+                bp.b_bcount = bp.b_bufsize = (j - start) * PAGE_SIZE
+                bp.b_data = mbp.b_data[start:j]
+                self.stats.child_bufs += 1
             VOP_STRATEGY(devvp, bp)
-            out.append(bp)
             start = j
+        if not sync:
+            return 0
+        err = yield from k.bio.biowait(mbp)
+        k.aiodone.uvm_aio_aiodone(mbp)
+        return EIO if err else 0
 
     def genfs_putpages(self, vp: vnode, off: int, end: int, flags: int
                        ) -> Generator[Any, Any, int]:

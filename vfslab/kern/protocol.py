@@ -143,6 +143,27 @@ class Protocol:
             self.k.syncer.unlink(vp)
         self.synclist_unlock(s)
 
+    def putpages_wait_output(self, vfs: VfsSubr, vp: vnode, s: int
+                             ) -> Generator[Any, Any, int]:
+        """genfs_putpages' end for a synchronous flush that was not clean ("genput2",
+        genfs_vnops.c as of the netbsd-2-0 branch; the 2005 revision 1.101 is the nearest
+        stored): with v_interlock held, at splbio, `while (v_numoutput != 0) { v_flag |=
+        VBWAIT; sleep on &v_numoutput releasing v_interlock, for at most hz ticks }`.
+
+        VBWAIT is set under v_interlock here and cleared by vwakeup under
+        global_v_numoutput_slock in biodone, and v_numoutput is read without that lock: the
+        second writer of VBWAIT the mail's protocol races with; the one-second timeout is
+        2.0's own "try to recover from missed wakeups". Returns the spl cookie of v_interlock
+        (it stays held)."""
+        m = self.m
+        x = m.splbio()
+        timo = m.tick_ns * m.hz
+        while vp.v_numoutput != 0:
+            vp.v_flag |= VBWAIT
+            yield from self.ltsleep(numoutput_ident(vp), "genput2", timo, vp.v_interlock, True)
+        m.splx(x)
+        return s
+
     # ---- v_numoutput ------------------------------------------------------------------------
     def numoutput_add(self, vfs: VfsSubr, vp: vnode, n: int) -> None:
         """V_INCR_NUMOUTPUT (called at splbio): the global lock hack of 2.0."""

@@ -85,6 +85,16 @@ class WorklistLock(Protocol):
         """Likewise: only the syncer takes vnodes off its worklist."""
 
 
+    def putpages_wait_output(self, vfs: VfsSubr, vp: vnode, s: int
+                             ) -> Generator[Any, Any, int]:
+        """Each fix waits for the vnode's output with its own v_numoutput protection
+        (wait_numoutput), v_interlock released around it: no second writer of VBWAIT, so no
+        timeout is needed."""
+        self.vi_unlock(vp, s)
+        yield from self.wait_numoutput(vfs, vp, "genput2")
+        return self.vi_lock(vp)
+
+
 class SplbioAlways(WorklistLock):
     name = "splbio-always"
     description = "option 1: every v_interlock taker raises to splbio first"

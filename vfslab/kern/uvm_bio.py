@@ -56,6 +56,7 @@ class Ubc:
         size = vp.v_size
         idx = first
         dirtied = m.time()
+        fix = k.genfs.pr24596_fix
         while idx <= last:
             wend = min(last, idx + WINPAGES - 1)
             s = p.vi_lock(vp)
@@ -94,6 +95,9 @@ class Ubc:
                 pg.stamp = stamp
                 uvm.page_dirty(pg, now)
                 idx += 1
+            if fix:
+                # genfs_getpages for a write, with PR kern/24596's fix: g_dirtygen++
+                vp.g_dirtygen += 1
             p.vi_unlock(vp, s)
         k.notify.wrote(vp, stamp, first, last, dirtied, m.time())
         nbytes = n

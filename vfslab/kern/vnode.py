@@ -82,7 +82,7 @@ class vnode:  # noqa: N801
                  "v_numoutput", "v_interlock", "v_lock", "v_uobj", "v_size", "v_dirtyblkhd",
                  "v_cleanblkhd", "v_synclist", "v_freelist", "v_mount", "v_data",
                  "v_specmountpoint", "v_tag", "v_proto", "v_dirtied_at", "v_op", "v_vid",
-                 "__weakref__")
+                 "g_dirtygen", "__weakref__")
 
     def __init__(self, v_id: int) -> None:
         self.v_id = v_id
@@ -113,6 +113,10 @@ class vnode:  # noqa: N801
         # name-cache entry made before is recognised as stale
         self.v_vid = 0
         self.v_dirtied_at = -1        # when it last went from clean to dirty (policies, metrics)
+        # struct genfs_node's g_dirtygen (the genfs node heads the inode in NetBSD; kept here
+        # so that every file system has it): bumped under the object lock by a fault for
+        # writing, only with `genfs.pr24596_fix` (the 2004 code had no such counter)
+        self.g_dirtygen = 0
 
     def __repr__(self) -> str:
         return f"<vnode {self.v_id} {VTYPE_NAMES[self.v_type]}>"
