@@ -160,11 +160,15 @@ def test_a_cluster_over_two_extents_is_a_master_with_two_children() -> None:
 
 
 def test_pages_dirtied_while_the_syncers_flush_sleeps_are_left_on_no_list() -> None:
-    """PR kern/24596, problem 2, from the walk alone: the lazy flush of a clean file waits
-    for a busy page; meanwhile a write dirties a page it has passed (the vnode is still on
-    the worklist, so nothing is added); the flush ends 'clean' and takes the vnode off the
-    worklist, dirty page and all. With genfs.pr24596_fix the dirty generation keeps it on."""
-    def run(fix: bool) -> tuple[int, bool]:
+    """PR kern/24596, problems 2 and 3, from the walk alone: a whole-file flush cleans the
+    pages without write-protecting them; the syncer's next flush finds the file clean but
+    waits for a busy page; meanwhile a write to a page it has passed goes through the UBC
+    window still mapped from before (no fault: only the pmap's modified bit, and the vnode
+    is still on the worklist anyway); the flush ends 'clean' and takes the vnode off the
+    worklist. The page is then dirty, unknown to the kernel, and on no list. With
+    genfs.pr24596_fix the flush that found the file clean write-protected each page, so the
+    write faults, the dirty generation moves and the vnode stays on the worklist."""
+    def run(fix: bool) -> tuple[int, int, bool]:
         k, disk = make_kernel(sysctl={"genfs.pr24596_fix": fix})
 
         def holder(vp: Any) -> Generator[Any, Any, None]:
@@ -188,10 +192,11 @@ def test_pages_dirtied_while_the_syncers_flush_sleeps_are_left_on_no_list() -> N
             k.m.spawn("writer", writer(vp))
             yield from k.m.tsleep("go", "go", 1 * MS)
             yield from k.genfs.putpages(vp, 0, 0, clean=True, sync=False)    # the syncer's
-            return len(vp.v_uobj.dirtyq), bool(vp.v_flag & VONWORKLST)
+            return (len(vp.v_uobj.dirtyq), len(k.pmap.unknown),
+                    bool(vp.v_flag & VONWORKLST))
 
-        out: tuple[int, bool] = run_thread(k, body)
+        out: tuple[int, int, bool] = run_thread(k, body)
         return out
 
-    assert run(fix=False) == (1, False)       # a dirty page, and no list that will find it
-    assert run(fix=True) == (1, True)
+    assert run(fix=False) == (0, 1, False)    # dirty, the kernel unaware, and on no list
+    assert run(fix=True) == (1, 0, True)      # the write faulted: dirty, listed

@@ -23,6 +23,8 @@ POLICY_ROWS = [
     ("max dirty age (at risk)", "max_dirty_age_s", "s"),
     ("dirty pages on no worklist", "max_unlisted_dirty_pages", ""),
     ("... oldest of them", "max_unlisted_dirty_age_s", "s"),
+    ("dirty pages the kernel thinks clean", "max_unknown_dirty_pages", ""),
+    ("... the oldest of those", "max_unknown_dirty_age_s", "s"),
     ("read latency p50", "read_latency_p50_ms", "ms"),
     ("read latency p99", "read_latency_p99_ms", "ms"),
     ("write latency p99", "write_latency_p99_ms", "ms"),

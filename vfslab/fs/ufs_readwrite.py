@@ -89,7 +89,8 @@ def ffs_write(vp: vnode, u: uio, ioflag: int) -> GEN:
         err = yield from ffs_balloc(vp, pos, chunk)
         if err:
             break
-        err = yield from k.ubc.write(vp, pos, chunk, k.next_stamp(ip.ino))
+        err = yield from k.ubc.write(vp, pos, chunk, k.next_stamp(ip.ino),
+                                     fault=bool(ioflag & IO_MMAP))
         if err:
             break
         done += chunk

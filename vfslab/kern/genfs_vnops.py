@@ -27,6 +27,7 @@ from vfslab.kern.buf import (
     PAGE_SIZE,
     buf,
 )
+from vfslab.kern.pmap import VM_PROT_NONE, VM_PROT_READ
 from vfslab.kern.uvm_page import (
     PG_BUSY,
     PG_CLEAN,
@@ -125,6 +126,8 @@ class Genfs:
             # the pages it failed on
             return k.ubc.pop_error(vp) if sync else 0
         fix = self.pr24596_fix
+        pmap = k.pmap
+        protect = k.write_faults
         wasclean = p.putpages_wasclean(k.vfs, vp)
         lo = off >> PAGE_SHIFT
         hi = ((end + PAGE_SIZE - 1) >> PAGE_SHIFT) if end else _NOEND
@@ -169,13 +172,21 @@ class Genfs:
                 yield from p.vi_sleep(vp, pg, "genput", relock=True, s=s)
                 continue                      # look at the same place again
             needs_clean = False
+            if free:
+                pmap.pmap_page_protect(pg, VM_PROT_NONE)
+            elif clean and (protect or fix and wasclean and whole and
+                            vp.g_dirtygen == dirtygen):
+                # "if we still have some hope to pull this vnode off from the syncer
+                # queue, write-protect the page" (the fix): a later store faults. A policy
+                # with write_faults has every cleaned page write-protected (not 2.0)
+                pmap.pmap_page_protect(pg, VM_PROT_READ)
             if clean:
-                needs_clean = not pg.flags & PG_CLEAN
+                needs_clean = pmap.pmap_clear_modify(pg) or not pg.flags & PG_CLEAN
                 uvm.page_clean(pg)
             if needs_clean:
                 wasclean = False
                 pg.flags |= PG_BUSY
-                cl, nback = self._cluster(uobj, pg, pageout)
+                cl, nback = self._cluster(uobj, pg, pageout, protect)
             else:
                 cl, nback = [pg], 0
             if free:
@@ -226,22 +237,29 @@ class Genfs:
                 error = latched
         return error
 
-    def _cluster(self, uobj: Any, pg: vm_page, pageout: bool) -> tuple[list[vm_page], int]:
+    def _cluster(self, uobj: Any, pg: vm_page, pageout: bool, protect: bool
+                 ) -> tuple[list[vm_page], int]:
         """The cluster around the dirty page `pg` (already clean and busy): uvn_findpages
         with UFP_NOWAIT|UFP_NOALLOC|UFP_DIRTYONLY, backward for up to half of MAXPHYS, then
-        forward to fill it; each stops at a missing, busy or clean page. The pages found are
-        marked clean and busy. Returns the cluster in offset order and how many precede
-        `pg`."""
+        forward to fill it; each stops at a missing, busy or clean page (clean: PG_CLEAN and
+        the pmap's modified bit clear, which the test clears). The pages found are marked
+        clean and busy, and write-protected first if `protect` (a policy with write_faults;
+        2.0 protects none of them, not even with the fix). Returns the cluster in offset
+        order and how many precede `pg`."""
         uvm = self.k.uvm
+        pmap = self.k.pmap
         memq = uobj.memq
         back: list[vm_page] = []
         o = pg.offset - 1
         nb = min(MAXPAGES >> 1, pg.offset)
         while len(back) < nb:
             q = memq.get(o)
-            if q is None or q.flags & (PG_BUSY | PG_CLEAN):
+            if q is None or q.flags & PG_BUSY or not pmap.pmap_clear_modify(q) and \
+                    q.flags & PG_CLEAN:
                 break
             q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
+            if protect:
+                pmap.pmap_page_protect(q, VM_PROT_READ)
             uvm.page_clean(q)
             back.append(q)
             o -= 1
@@ -251,9 +269,12 @@ class Genfs:
         room = MAXPAGES - len(back) - 1
         while len(fwd) < room:
             q = memq.get(o)
-            if q is None or q.flags & (PG_BUSY | PG_CLEAN):
+            if q is None or q.flags & PG_BUSY or not pmap.pmap_clear_modify(q) and \
+                    q.flags & PG_CLEAN:
                 break
             q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
+            if protect:
+                pmap.pmap_page_protect(q, VM_PROT_READ)
             uvm.page_clean(q)
             fwd.append(q)
             o += 1
@@ -266,7 +287,9 @@ class Genfs:
         """The policy API's page batch (not 2.0: the trickle syncer's own entry point):
         write those of `pages` that are dirty and not busy, in runs of consecutive pages of
         up to MAXPHYS, through GOP_WRITE; busy pages are passed over (someone is writing
-        them), and the walk does not sleep."""
+        them), and the walk does not sleep. For a policy with `write_faults` each page is
+        write-protected before it is cleaned, so that a later store faults and puts it back
+        on the dirty list the policy walks (Linux's page_mkclean does the same)."""
         k = self.k
         uvm = k.uvm
         p = k.proto
@@ -274,8 +297,14 @@ class Genfs:
         s = p.vi_lock(vp)
         clusters: list[list[vm_page]] = []
         run: list[vm_page] = []
+        pmap = k.pmap
+        protect = k.write_faults
         for pg in pages:
-            if pg.flags & (PG_CLEAN | PG_BUSY) or pg.uobject.memq.get(pg.offset) is not pg:
+            if pg.flags & PG_BUSY or pg.uobject.memq.get(pg.offset) is not pg:
+                continue
+            if protect:
+                pmap.pmap_page_protect(pg, VM_PROT_READ)
+            if not pmap.pmap_clear_modify(pg) and pg.flags & PG_CLEAN:
                 continue
             if run and (pg.offset != run[-1].offset + 1 or len(run) >= MAXPAGES):
                 clusters.append(run)

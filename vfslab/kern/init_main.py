@@ -137,7 +137,14 @@ class mount:  # noqa: N801  (struct mount)
 class Kernel:
     """One emulated machine's kernel."""
 
+    @property
+    def write_faults(self) -> bool:
+        """Does the writeback policy need every store to fault (WritebackPolicy.write_faults)?"""
+        pol = getattr(self, "policy", None)
+        return bool(getattr(pol, "write_faults", False))
+
     def __init__(self, cfg: KernelConfig) -> None:
+        from vfslab.kern.pmap import Pmap
         from vfslab.kern.protocols import make_protocol
         from vfslab.kern.uvm_page import Uvm
         from vfslab.kern.vfs_bio import BufCache
@@ -155,6 +162,7 @@ class Kernel:
         self.proto = make_protocol(cfg.protocol, self)
         physmem_pages = cfg.physmem_mb * 256
         self.uvm = Uvm(self, physmem_pages)
+        self.pmap = Pmap(self)
         self.bio = BufCache(self, physmem_pages, cfg.bufcache_pct)
         from vfslab.kern.spec_vnops import spec_vnodeop
         from vfslab.kern.vfs_cache import NameCache

@@ -20,13 +20,16 @@ GEN = Generator[Any, Any, int]
 class file:  # noqa: N801  (struct file)
     """An open file: shared by dup'ed descriptors (and, after fork, by the child's)."""
 
-    __slots__ = ("f_vp", "f_flag", "f_offset", "f_count")
+    __slots__ = ("f_vp", "f_flag", "f_offset", "f_count", "f_pmap")
 
     def __init__(self, vp: vnode, flags: int) -> None:
         self.f_vp = vp
         self.f_flag = flags
         self.f_offset = 0
         self.f_count = 1
+        # the pages a shared mapping of this open file has mapped (page index -> the page,
+        # its prot_gen then): vfslab's mappings are of whole open files, shared after fork
+        self.f_pmap: dict[int, tuple[Any, int]] = {}
 
     def readable(self) -> bool:
         return self.f_flag & O_ACCMODE in (O_RDONLY, O_RDWR)

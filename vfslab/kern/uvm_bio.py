@@ -1,14 +1,29 @@
-"""The unified buffer cache's copy path (uvm/uvm_bio.c, NetBSD 2.0): read(2) and write(2)
-copy between the process and a vnode's pages through UBC windows.
+"""The unified buffer cache's copy path (uvm/uvm_bio.c, netbsd-2-0 branch; 1.15.2.5 of 2002 is
+the nearest stored revision): read(2) and write(2) copy between the process and a vnode's pages
+through UBC windows.
 
-A window is MAXPHYS-sized here (2.0 maps 8 KiB windows and faults page by page; one object lock
-per window is the same protocol with fewer steps). Writes dirty pages and put the vnode on the
-syncer worklist; reads fault missing pages in with genfs_getpages. No bytes are copied: a page
-holds the version stamp of the last write that touched it, and the copy's CPU time is charged.
+The window cache is 2.0's: UBC_NWINS (1024) windows of 1 << UBC_WINSHIFT (8 KiB) bytes
+(sys/param.h), reused least recently released first; ubc_release leaves a window's mappings in
+place (UMAP_MAPPING_CACHED), and ubc_fault maps the pages it faults in for reading and writing
+(prot READ|WRITE where the cache is not virtually tagged). So a copy into a page that a still
+cached window maps is a store through a writable mapping: it sets the page's modified bit in the
+pmap (kern/pmap.py) and nothing else, no fault, no getpages, no worklist. Only a fault (a page
+not mapped in its window: new, evicted, freed, or write-protected since) goes through
+genfs_getpages for writing, which dirties the page in the kernel's accounting and puts the
+vnode on the syncer worklist (and, with `genfs.pr24596_fix`, bumps the dirty generation).
+
+A policy that finds dirty pages from the kernel's dirty lists (`WritebackPolicy.write_faults`)
+has read faults map pages read-only, as NetBSD later did for such objects
+(UVM_OBJ_NEEDS_WRITEFAULT), so that every first store after a read or a clean faults.
+
+The copy loop takes the object lock once per 64 KiB (2.0 faults page by page; the same
+protocol with fewer steps); the window cache is kept at 8 KiB. No bytes are copied: a page holds
+the version stamp of the last write that touched it, and the copy's CPU time is charged.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +37,12 @@ if TYPE_CHECKING:
 
 EIO = 5
 WINPAGES = MAXPHYS // PAGE_SIZE
+UBC_WINSHIFT = 13                 # sys/param.h: 8 KiB windows
+UBC_NWINS = 1024
+_WIN_PAGE_SHIFT = UBC_WINSHIFT - PAGE_SHIFT
+
+# a cached window's mappings: page index -> (the page, its prot_gen then, writable)
+Window = dict[int, tuple[vm_page, int, bool]]
 
 
 class Ubc:
@@ -33,6 +54,30 @@ class Ubc:
         self.errors: dict[vnode, int] = {}   # a failed async write, kept for the next fsync
         self.bytes_written = 0
         self.bytes_read = 0
+        # ubc_object's windows by (object, window index), least recently released first
+        self.windows: OrderedDict[tuple[Any, int], Window] = OrderedDict()
+        self.nwins = UBC_NWINS
+        self.hits = 0                 # stores through a cached window's mapping
+        self.faults = 0               # write faults (genfs_getpages for writing)
+
+    def _window(self, uobj: Any, idx: int) -> Window:
+        """ubc_alloc's lookup of the window holding page `idx`: a hit keeps its mappings,
+        a miss takes the least recently released window (its mappings removed)."""
+        key = (uobj, idx >> _WIN_PAGE_SHIFT)
+        win = self.windows.get(key)
+        if win is not None:
+            self.windows.move_to_end(key)
+            return win
+        if len(self.windows) >= self.nwins:
+            self.windows.popitem(last=False)      # pmap_remove of the reused window
+        win = {}
+        self.windows[key] = win
+        return win
+
+    def ubc_flush(self, uobj: Any) -> None:
+        """Forget every window of an object (its vnode is being recycled)."""
+        for key in [key for key in self.windows if key[0] is uobj]:
+            del self.windows[key]
 
     def latch_error(self, vp: vnode, err: int) -> None:
         self.errors[vp] = err
@@ -40,8 +85,11 @@ class Ubc:
     def pop_error(self, vp: vnode) -> int:
         return self.errors.pop(vp, 0)
 
-    def write(self, vp: vnode, off: int, n: int, stamp: int) -> Generator[Any, Any, int]:
-        """Copy n bytes at `off` into the page cache: pages dirtied and stamped. The file
+    def write(self, vp: vnode, off: int, n: int, stamp: int, fault: bool = False
+              ) -> Generator[Any, Any, int]:
+        """Copy n bytes at `off` into the page cache: pages stamped, and dirtied through a
+        fault or through a cached window's mapping (see the module text); `fault`: every
+        page takes the fault (a process's first store through its own mapping). The file
         system has allocated the blocks. Returns 0 or an errno."""
         if n <= 0:
             return 0
@@ -57,6 +105,8 @@ class Ubc:
         idx = first
         dirtied = m.time()
         fix = k.genfs.pr24596_fix
+        pmap = k.pmap
+        faulted = False
         while idx <= last:
             wend = min(last, idx + WINPAGES - 1)
             s = p.vi_lock(vp)
@@ -93,9 +143,25 @@ class Ubc:
                 else:
                     uvm.uvm_pageactivate(pg)
                 pg.stamp = stamp
-                uvm.page_dirty(pg, now)
+                if fault:
+                    # the process's own fault (uvm_fault): dirty, and the worklist below
+                    faulted = True
+                    uvm.page_dirty(pg, now)
+                    idx += 1
+                    continue
+                win = self._window(uobj, idx)
+                ent = win.get(idx)
+                if ent is not None and ent[0] is pg and ent[1] == pg.prot_gen and ent[2]:
+                    # a store through the cached window's mapping: the modified bit only
+                    self.hits += 1
+                    pmap.store(pg, now)
+                else:
+                    # ubc_fault -> genfs_getpages for writing: dirty, and the worklist below
+                    faulted = True
+                    uvm.page_dirty(pg, now)
+                    win[idx] = (pg, pg.prot_gen, True)
                 idx += 1
-            if fix:
+            if fix and faulted:
                 # genfs_getpages for a write, with PR kern/24596's fix: g_dirtygen++
                 vp.g_dirtygen += 1
             p.vi_unlock(vp, s)
@@ -103,7 +169,9 @@ class Ubc:
         nbytes = n
         m.charge(costs.copy_per_kib * nbytes // 1024 + costs.page_lookup * (last - first + 1))
         self.bytes_written += nbytes
-        k.syncer.add_if_absent(vp, k.syncer.filedelay)
+        if faulted:
+            self.faults += 1
+            k.syncer.add_if_absent(vp, k.syncer.filedelay)
         for throttle in k.notify.write_throttle:
             yield from throttle(vp, last - first + 1)
         return 0
@@ -124,6 +192,7 @@ class Ubc:
         first = off >> PAGE_SHIFT
         last = (off + n - 1) >> PAGE_SHIFT
         idx = first
+        rw = not k.write_faults
         s = p.vi_lock(vp)
         memq = uobj.memq
         while idx <= last:
@@ -134,6 +203,12 @@ class Ubc:
                     yield from p.vi_sleep(vp, pg, "ubcrd", relock=True, s=s)
                     continue
                 uvm.uvm_pageactivate(pg)
+                win = self._window(uobj, idx)
+                ent = win.get(idx)
+                if ent is None or ent[0] is not pg or ent[1] != pg.prot_gen:
+                    # ubc_fault for reading: mapped writable too (2.0), unless the policy
+                    # needs write faults
+                    win[idx] = (pg, pg.prot_gen, rw)
                 idx += 1
                 continue
             # a miss: allocate the run of missing pages (up to a window) and read them

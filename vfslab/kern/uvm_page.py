@@ -41,7 +41,8 @@ PQ_ACTIVE = 0x0004
 class vm_page:  # noqa: N801  (struct vm_page)
     """One page of a vnode's object: its identity, state and the data version it holds."""
 
-    __slots__ = ("uobject", "offset", "flags", "pqflags", "stamp", "dirtied_at", "__weakref__")
+    __slots__ = ("uobject", "offset", "flags", "pqflags", "stamp", "dirtied_at", "pmap_mod",
+                 "prot_gen", "__weakref__")
 
     def __init__(self, uobject: uvm_object, offset: int) -> None:
         self.uobject = uobject
@@ -50,6 +51,8 @@ class vm_page:  # noqa: N801  (struct vm_page)
         self.pqflags = 0
         self.stamp = 0                # version stamp of the data (0: zeroes)
         self.dirtied_at = -1          # when it went from clean to dirty
+        self.pmap_mod = False         # the pmap's modified bit (kern/pmap.py)
+        self.prot_gen = 0             # bumped by pmap_page_protect: older mappings fault
 
     def __repr__(self) -> str:
         return f"<vm_page vp={self.uobject.vp.v_id} off={self.offset} flags={self.flags:#x}>"
@@ -111,6 +114,7 @@ class Uvm:
         uobj = pg.uobject
         if not (pg.flags & PG_CLEAN):
             self.page_clean(pg)
+        self.k.pmap.page_freed(pg)
         if pg.flags & PG_TABLED:
             del uobj.memq[pg.offset]
             uobj.uo_npages -= 1
@@ -167,6 +171,10 @@ class Uvm:
         """The page's contents changed (pmap_set_modify + !PG_CLEAN)."""
         if pg.flags & PG_CLEAN:
             pg.flags &= ~PG_CLEAN
+            if pg.pmap_mod:
+                # known now; it was at risk since the store that set the modified bit
+                now = min(now, self.k.pmap.unknown.get(pg, now))
+                self.k.pmap.known(pg)
             pg.dirtied_at = now
             uobj = pg.uobject
             dq = uobj.dirtyq

@@ -13,6 +13,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.buf import MAXPHYS, PAGE_SHIFT
+from vfslab.kern.pmap import VM_PROT_NONE
 from vfslab.kern.uvm_page import PG_BUSY, PG_CLEAN
 
 if TYPE_CHECKING:
@@ -86,6 +87,11 @@ class PageDaemon:
             if pg.flags & PG_BUSY or not (pg.pqflags & 0x2):
                 p.vi_unlock(vp, s)
                 continue
+            # uvmpd_scan_inactive: no mapping may dirty it behind our back, and a page the
+            # kernel thought clean may have been modified through one
+            k.pmap.pmap_page_protect(pg, VM_PROT_NONE)
+            if pg.flags & PG_CLEAN and k.pmap.pmap_is_modified(pg):
+                uvm.page_dirty(pg, self.m.time())
             if pg.flags & PG_CLEAN:
                 uvm.uvm_pagefree(pg)
                 self.freed += 1

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
 
 NS = 1_000_000_000
 SERIES = ("t_s", "dirty_pages", "dirty_bytes", "dirty_bufs", "pageout_pages", "oldest_dirty_s",
-          "unlisted_dirty_pages", "oldest_unlisted_s",
+          "unlisted_dirty_pages", "oldest_unlisted_s", "unknown_dirty_pages", "oldest_unknown_s",
           "disk_write_bps", "disk_read_bps", "disk_queue", "throttled", "free_pages")
-FLOAT_SERIES = ("t_s", "oldest_dirty_s", "oldest_unlisted_s", "disk_write_bps", "disk_read_bps")
+FLOAT_SERIES = ("t_s", "oldest_dirty_s", "oldest_unlisted_s", "oldest_unknown_s",
+                "disk_write_bps", "disk_read_bps")
 
 
 def _int64s() -> array[int]:
@@ -62,6 +63,8 @@ class Metrics(KernelObserver):
         self.max_dirty_bytes = 0
         self.max_unlisted_pages = 0
         self.max_unlisted_age_ns = 0
+        self.max_unknown_pages = 0
+        self.max_unknown_age_ns = 0
         self._stopped = False
         self.t0 = 0
         self.disk0 = (0, 0, 0)
@@ -113,8 +116,11 @@ class Metrics(KernelObserver):
         disk = k.disk
         s = self.series
         s["t_s"].append(now / NS)
-        s["dirty_pages"].append(uvm.ndirty)
-        dirty_bytes = uvm.ndirty * 4096 + k.bio.ndirty * 4096
+        unknown = k.pmap.unknown
+        nunknown = len(unknown)
+        s["dirty_pages"].append(uvm.ndirty + nunknown)
+        # data at risk whether or not the kernel knows it is dirty
+        dirty_bytes = (uvm.ndirty + nunknown) * 4096 + k.bio.ndirty * 4096
         s["dirty_bytes"].append(dirty_bytes)
         s["dirty_bufs"].append(k.bio.ndirty)
         s["pageout_pages"].append(uvm.npageout)
@@ -133,6 +139,14 @@ class Metrics(KernelObserver):
             self.max_unlisted_pages = unlisted
         if uage > self.max_unlisted_age_ns:
             self.max_unlisted_age_ns = uage
+        first = k.pmap.oldest_unknown_ns()
+        kage = (now - first) if first >= 0 else 0
+        s["unknown_dirty_pages"].append(nunknown)
+        s["oldest_unknown_s"].append(kage / NS)
+        if nunknown > self.max_unknown_pages:
+            self.max_unknown_pages = nunknown
+        if kage > self.max_unknown_age_ns:
+            self.max_unknown_age_ns = kage
         w = disk.stats.bytes_written
         r = disk.stats.bytes_read
         dt = self.interval_ns / NS
@@ -150,9 +164,13 @@ class Metrics(KernelObserver):
         m.at(now + self.interval_ns, self._sample)
 
     def oldest_dirty_ns(self) -> int:
-        """The dirtying time of the oldest dirty page or buffer (-1 if nothing is dirty)."""
+        """The dirtying time of the oldest dirty page or buffer (-1 if nothing is dirty),
+        pages modified through a mapping without the kernel knowing included."""
         k = self.k
         oldest = k.uvm.oldest_dirty_ns()
+        t = k.pmap.oldest_unknown_ns()
+        if t >= 0 and (oldest < 0 or t < oldest):
+            oldest = t
         for slot in k.syncer.syncer_workitem_pending:
             for vp in slot:
                 for bp in vp.v_dirtyblkhd:
@@ -166,9 +184,11 @@ class Metrics(KernelObserver):
         """PR kern/24596's symptom: dirty pages on no list the 2004 syncer walks, because
         their vnode is in no slot of the syncer's worklist (the PR's problem 2), and when the
         oldest of them was dirtied (-1 if none). The wheel itself is read, not VONWORKLST: a
-        vnode flagged but unlinked is just as unreachable. The PR's problem 3, pages dirtied
-        through a writable mapping without the kernel knowing, cannot arise yet: vfslab has
-        no pmap, so every dirty page is on its object's dirty list (docs/model.md).
+        vnode flagged but unlinked is just as unreachable. Pages modified through a mapping
+        that the kernel counts clean (problem 3: kern/pmap.py's `unknown`) count here when
+        their vnode is off the wheel too; on the wheel, the syncer's putpages finds them
+        through pmap_clear_modify. `unknown_dirty_pages` counts them all: what a policy that
+        walks dirty lists cannot see.
 
         Only the syncer walks the wheel: for a policy that finds dirty data another way (the
         trickle syncer walks the dirty objects themselves) this counts what the 2004 syncer
@@ -184,6 +204,14 @@ class Metrics(KernelObserver):
             dq = uobj.dirtyq
             count += len(dq)
             t = next(iter(dq)).dirtied_at
+            if oldest < 0 or t < oldest:
+                oldest = t
+        for pg, t in self.k.pmap.unknown.items():
+            vp = pg.uobject.vp
+            slot = vp.v_synclist
+            if slot >= 0 and vp in pending[slot]:
+                continue
+            count += 1
             if oldest < 0 or t < oldest:
                 oldest = t
         return count, oldest

@@ -8,6 +8,8 @@
 - max_unlisted_dirty_pages, max_unlisted_dirty_age_s: PR kern/24596's symptom at its worst, dirty
   pages whose vnode is on no slot of the syncer's worklist and the age of the oldest of them
   (Metrics.unlisted_dirty says what is and is not counted);
+- max_unknown_dirty_pages, max_unknown_dirty_age_s: pages modified through a writable mapping
+  while the kernel counted them clean (the PR's problem 3), at their worst;
 - read/write/fsync latency percentiles (write latency includes throttling);
 - disk_bytes_written (in the measured window) and disk_bytes_to_durable, which adds the
   backlog still dirty at the end (each dirty page and buffer written once), so that designs
@@ -52,6 +54,8 @@ def figures(k: Any, elapsed_s: float) -> dict[str, Any]:
         "max_dirty_age_s": met.max_dirty_age_ns / 1e9,
         "max_unlisted_dirty_pages": int(met.max_unlisted_pages),
         "max_unlisted_dirty_age_s": met.max_unlisted_age_ns / 1e9,
+        "max_unknown_dirty_pages": int(met.max_unknown_pages),
+        "max_unknown_dirty_age_s": met.max_unknown_age_ns / 1e9,
         "read_latency_p50_ms": p("read", "p50_ms"),
         "read_latency_p99_ms": p("read", "p99_ms"),
         "read_latency_max_ms": p("read", "max_ms"),

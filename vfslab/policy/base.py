@@ -51,6 +51,12 @@ class WritebackPolicy(KernelObserver):
 
     name = "base"
     TUNABLES: tuple[Tunable, ...] = ()
+    # True: the policy finds dirty pages on the kernel's dirty lists, so every store must be
+    # seen there. Read faults then map pages read-only (UVM_OBJ_NEEDS_WRITEFAULT) and
+    # `flush_pages` write-protects the pages it cleans, so that a later store through a
+    # mapping faults and re-lists the page. False (2.0, the syncer): pages dirtied through a
+    # writable mapping are seen only by pmap_clear_modify in putpages (docs/model.md).
+    write_faults: bool = False
 
     def __init__(self, k: Kernel, options: dict[str, Any]) -> None:
         self.k = k

@@ -101,6 +101,7 @@ class Work:
 
 class LinuxPolicy(WritebackPolicy):
     name = "linux"
+    write_faults = True           # page_mkclean and write-notify: every store faults
     TUNABLES = (
         Tunable("dirty_writeback_centisecs", int, 500,
                 "vm.dirty_writeback_centisecs: the flusher's period (0: no periodic pass)",

@@ -38,6 +38,7 @@ CLUSTER = MAXPHYS >> PAGE_SHIFT
 
 class TricklePolicy(WritebackPolicy):
     name = "trickle"
+    write_faults = True           # it walks dirty lists: every store must reach them
     TUNABLES = (
         Tunable("window", float, 5.0, "seconds within which dirty data reaches the disk",
                 unit="s", positive=True, max=3600),
