@@ -42,6 +42,8 @@ class Pmap:
         self.unknown: dict[vm_page, int] = {}
         self.stores = 0               # stores through an existing writable mapping
         self.protects = 0
+        self.dirtied = 0              # clean pages made dirty by a store the kernel missed
+        self.relisted = 0             # of which the kernel counted dirty later (a fault)
 
     def store(self, pg: vm_page, now: int) -> None:
         """A CPU store through a writable mapping: the modified bit, nothing else."""
@@ -50,6 +52,7 @@ class Pmap:
             pg.pmap_mod = True
             if pg.flags & PG_CLEAN:
                 self.unknown[pg] = now
+                self.dirtied += 1
 
     def pmap_is_modified(self, pg: vm_page) -> bool:
         return pg.pmap_mod
@@ -69,9 +72,9 @@ class Pmap:
         pg.prot_gen += 1
 
     def known(self, pg: vm_page) -> None:
-        """The kernel now counts the page dirty (PG_CLEAN off) or is freeing it."""
-        if pg.pmap_mod:
-            self.unknown.pop(pg, None)
+        """The kernel now counts the page dirty (PG_CLEAN off): not a second dirtying."""
+        if pg.pmap_mod and self.unknown.pop(pg, None) is not None:
+            self.relisted += 1
 
     def page_freed(self, pg: vm_page) -> None:
         """uvm_pagefree: pmap_page_protect(VM_PROT_NONE) and the bit with the page."""

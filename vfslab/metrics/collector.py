@@ -97,7 +97,7 @@ class Metrics(KernelObserver):
                       k.disk.stats.reads + k.disk.stats.writes)
         self._last_w = k.disk.stats.bytes_written
         self._last_r = k.disk.stats.bytes_read
-        self.dirtied0 = k.uvm.stats.pagesdirtied
+        self.dirtied0 = k.uvm.stats.pagesdirtied + k.pmap.dirtied - k.pmap.relisted
         self.bufs_dirtied0 = k.bio.stats.bufs_dirtied
         k.m.at(max(k.m.now, self.t0) + self.interval_ns, self._sample)
 

@@ -35,11 +35,13 @@ def figures(k: Any, elapsed_s: float) -> dict[str, Any]:
         peak = float(np.convolve(w, np.ones(per) / per, mode="valid").max())
     else:
         peak = float(w.mean()) if w.size else 0.0
-    dirtied_pages = k.uvm.stats.pagesdirtied - met.dirtied0
+    # pages dirtied through a mapping count once, whether or not the kernel learnt of it
+    dirtied_pages = (k.uvm.stats.pagesdirtied + k.pmap.dirtied - k.pmap.relisted
+                     - met.dirtied0)
     dirtied_bufs = k.bio.stats.bufs_dirtied - met.bufs_dirtied0
     bytes_dirtied = (dirtied_pages + dirtied_bufs) * PAGE
     disk_written = k.disk.stats.bytes_written - met.disk0[1]
-    dirty_end = (k.uvm.ndirty + k.bio.ndirty) * PAGE
+    dirty_end = (k.uvm.ndirty + len(k.pmap.unknown) + k.bio.ndirty) * PAGE
     lat = met.latency_summary()
     el = max(elapsed_s, 1e-9)
 

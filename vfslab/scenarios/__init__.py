@@ -13,8 +13,11 @@ from vfslab.scenarios import builtin
 SCENARIOS: dict[str, tuple[Callable[[], Scenario], str]] = {
     "protocol": (builtin.protocol, "every path of the mail: async metadata writes, I/O errors, "
                  "vnode recycling, fsync waits (the validator's default)"),
-    "pr24596": (builtin.pr24596, "kern/24596: a large steady writer, an interactive reader "
-                "and small-file activity on a 2004 disk (the default of `compare`)"),
+    "pr24596": (builtin.pr24596, "kern/24596: recent data rewritten in bursts through write(2) "
+                "and mmap beside interactive readers on a 2004 desktop (the default of "
+                "`compare`)"),
+    "steadywriter": (builtin.steadywriter, "a steady 4 MB/s writer, interactive readers and "
+                     "small saves on a 2004 desktop (pr24596 before the PR was modelled)"),
 }
 
 

@@ -77,12 +77,95 @@ def protocol() -> Scenario:
 
 
 def pr24596() -> Scenario:
-    """kern/24596 (2004): "large backlogs of unflushed pages". A steady writer produces a
+    """kern/24596 (2004): "large backlogs of unflushed pages", as the PR's mechanisms make
+    them. On a 2004 desktop (256 MB, one 7200 rpm ATA disk), eight editors each rewrite
+    random 4 KiB pieces of their own 256 KiB file through write(2) in bursts (10 s of 25
+    writes a second, then 70 s quiet; one editor at a time), four programs store to random
+    pages of their own 8 MiB shared mapping in the same way (100 stores a second for 20 s,
+    then 60 s quiet; one at a time), and eight interactive programs read random 16 KiB
+    pieces of a cold 256 MiB file.
+    Every later burst rewrites data written recently: through UBC windows still mapped from
+    the burst before, and through the programs' own mappings. Under 2.0's syncer a file found
+    clean is taken off the worklist and the next burst's stores fault nowhere, so its pages
+    stay dirty, on no list, with the kernel unaware (the PR's problems 2 and 3);
+    `genfs.pr24596_fix` write-protects the pages of a file found clean, and they fault."""
+    period = 80 * S
+
+    def interactive_reader(sys: Any, rng: random.Random) -> GEN:
+        fd = yield from sys.open("/home/mail.db", O_RDONLY, 0)
+        if fd < 0:
+            return
+        yield from sys.nanosleep(rng.randrange(2000) * MS)
+        while True:
+            off = rng.randrange((256 * MiB) // (16 * KiB)) * 16 * KiB
+            yield from sys.pread(fd, 16 * KiB, off)
+            yield from sys.nanosleep(rng.randrange(1500, 2500) * MS)
+
+    def bursts(on_s: float, offset_s: float, per_s: int, store: Any) -> Any:
+        """`store(sys, fd, rng)` `per_s` times a second for `on_s` of every 80 s, from
+        `offset_s`."""
+        def run(sys: Any, fd: int, rng: random.Random) -> GEN:
+            t0 = sys.now()
+            k = 0
+            while True:
+                begin = t0 + k * period + int(offset_s * S)
+                end = begin + int(on_s * S)
+                now = sys.now()
+                if now < begin:
+                    yield from sys.nanosleep(begin - now)
+                while sys.now() < end:
+                    got = yield from store(sys, fd, rng)
+                    if got < 0:
+                        return
+                    yield from sys.nanosleep(S // per_s)
+                k += 1
+        return run
+
+    def editor(i: int) -> Any:
+        def pwrite_piece(sys: Any, fd: int, rng: random.Random) -> Generator[Any, Any, int]:
+            got: int = yield from sys.pwrite(fd, 4 * KiB, rng.randrange(64) * 4 * KiB)
+            return got
+        loop = bursts(10.0, 10.0 * i, 25, pwrite_piece)
+
+        def body(sys: Any, rng: random.Random) -> GEN:
+            fd = yield from sys.open(f"/home/doc{i}.odt", O_RDWR, 0)
+            if fd >= 0:
+                yield from loop(sys, fd, rng)
+        return body
+
+    def mapper(i: int) -> Any:
+        def store_page(sys: Any, fd: int, rng: random.Random) -> Generator[Any, Any, int]:
+            got: int = yield from sys.mmap_write(fd, rng.randrange(2048) * 4 * KiB, 4 * KiB)
+            return got
+        loop = bursts(20.0, 20.0 * i, 100, store_page)
+
+        def body(sys: Any, rng: random.Random) -> GEN:
+            fd = yield from sys.open(f"/home/map{i}.db", O_RDWR, 0)
+            if fd >= 0:
+                yield from loop(sys, fd, rng)
+        return body
+
+    return Scenario(
+        "pr24596", pr24596.__doc__ or "",
+        [*[ProcessSpec(f"editor{i}", editor(i)) for i in range(8)],
+         *[ProcessSpec(f"mapper{i}", mapper(i)) for i in range(4)],
+         *[ProcessSpec(f"reader{i}", interactive_reader, start_ns=1 * S) for i in range(8)]],
+        setup=[SetupItem("/home", is_dir=True), SetupItem("/home/mail.db", 256 * MiB),
+               *[SetupItem(f"/home/doc{i}.odt", 256 * KiB) for i in range(8)],
+               *[SetupItem(f"/home/map{i}.db", 8 * MiB) for i in range(4)]],
+        duration_s=240.0,
+        kernel={"physmem_mb": 256, "disk": "hdd"})
+
+
+def steadywriter() -> Scenario:
+    """A steady sequential writer beside interactive readers and small saves (vfslab's
+    main job before it modelled PR kern/24596, when it was named after it). A writer produces a
     large file at 4 MB/s (a video capture, a download) on a 2004 desktop: 256 MB of memory, one
     7200 rpm ATA disk. Eight interactive programs each read a random 16 KiB piece of a cold
     256 MiB file every two seconds or so (mail, a browser cache); a small-file user saves a few
-    files every few seconds. The 30 s syncer lets ~120 MB pile up and writes it in one burst
-    of seconds during which every interactive read waits behind the flush."""
+    files every few seconds. With 2.0's write-behind the writer's data leaves as it is
+    written; with `ffs.write_behind=false` the 30 s syncer lets ~120 MB pile up and writes it
+    in one burst during which every interactive read waits behind the flush."""
     big = 1024 * MiB
 
     def interactive_reader(sys: Any, rng: random.Random) -> GEN:
@@ -108,7 +191,7 @@ def pr24596() -> Scenario:
                 i += 1
 
     return Scenario(
-        "pr24596", pr24596.__doc__ or "",
+        "steadywriter", steadywriter.__doc__ or "",
         [ProcessSpec("writer", paced_writer("/home/capture.dv", big, 64 * KiB, 4_000_000)),
          *[ProcessSpec(f"reader{i}", interactive_reader, start_ns=1 * S) for i in range(8)],
          ProcessSpec("saver", saver)],
