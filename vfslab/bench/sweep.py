@@ -17,7 +17,7 @@ import click
 
 def _spec(dirpath: Path, duration: str, seeds: int) -> Path:
     spec = dirpath / "bench.toml"
-    spec.write_text(f'[sweep]\nscenario = ["pr24596"]\nduration = "{duration}"\n'
+    spec.write_text(f'[sweep]\nscenario = ["steadywriter"]\nduration = "{duration}"\n'
                     f'seeds = {seeds}\n[grid]\npolicy = ["syncer", "trickle", "linux"]\n')
     return spec
 
