@@ -19,6 +19,8 @@ kernel's interfaces (VOP_PUTPAGES, bawrite, VOP_UPDATE, the page cache's dirty q
                        in a crash (the crash tests hold the policy to it)
     its own figures    report(): name -> number or text, shown by `vfslab run` and in the
                        run's JSON as "policy_report"
+    seeing every store write_faults = True: pages dirtied through a mapping fault and are
+                       listed (otherwise only the pmap knows; docs/extending.md)
 
 Tunables are declared (`TUNABLES`), and `--set NAME.key=value`, TOML `[NAME]` tables and
 sweep grids are checked against the declaration: type, range, and the key itself.
