@@ -15,6 +15,7 @@ from sysharness import run_body
 
 from vfslab.cli import cli
 from vfslab.crash.image import Cutter, decode_block, encode_block, load_image, save_image
+from vfslab.crash.loss import DROPPED_CAUSE
 from vfslab.dev.wd import Torn
 from vfslab.fs import ffs_vnops
 from vfslab.fs.fsck import fsck_image
@@ -378,3 +379,27 @@ def test_a_crash_image_of_a_biodoned_machine_mounts_again() -> None:
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["crashes"] == 6 and out["bugs"] == [] and out["fsync_bytes_lost"] == 0
+
+
+def _baddisk(*extra: str) -> dict[str, Any]:
+    r = CliRunner().invoke(cli, ["crashtest", "baddisk", "--policy", "syncer", "--crashes",
+                                 "60", "--json", *extra])
+    assert r.exit_code in (0, 1), r.output
+    doc: dict[str, Any] = json.loads(r.output)
+    out: dict[str, Any] = doc["policies"]["syncer"] if "policies" in doc else doc
+    return out
+
+
+def test_on_a_failing_disk_2_0_loses_fsyncd_data_to_dropped_write_errors_and_says_so() -> None:
+    """uvm.write_error=drop (2.0): a failed write-behind leaves its pages clean, the next
+    fsync has nothing to write and returns 0, and the crash report names the cause."""
+    s = _baddisk()
+    assert s["pages_dropped"] > 0
+    dropped = s["fsync_loss_causes"].get(DROPPED_CAUSE, 0)
+    assert dropped > 0 and dropped <= s["fsync_bytes_lost"]
+
+
+def test_with_redirty_no_fsyncd_byte_is_lost_to_a_dropped_write() -> None:
+    s = _baddisk("--set", "uvm.write_error=redirty", "--set", "genfs.pr24596_fix=true")
+    assert s["pages_dropped"] == 0
+    assert DROPPED_CAUSE not in s["fsync_loss_causes"]

@@ -215,6 +215,12 @@ def _print_crashtest(scenario: str, per_policy: dict[str, dict[str, Any]], wall:
             kinds = ", ".join(f"{k} ({v:,})" for k, v in sorted(
                 s["repair_kinds"].items(), key=lambda kv: -kv[1])[:6])
             con.print(f"  {p}: fsck repairs: {kinds}")
+        if s["fsync_bytes_lost"]:
+            causes = "; ".join(f"{n:,} B: {c}" for c, n in s["fsync_loss_causes"].items())
+            con.print(f"[bold red]  {p}: fsync'd bytes lost by cause: {causes}[/]")
+        if s.get("pages_dropped"):
+            con.print(f"  {p}: {s['pages_dropped']:,} pages lost their data to failed writes "
+                      f"in the recorded runs (uvm.write_error=drop, as 2.0)")
         for b in s["bugs"]:
             con.print(f"[bold red]  {p}: BUG seed {b['seed']} at {b['crash_s']:.3f} s: "
                       f"{b['bug']}[/]")

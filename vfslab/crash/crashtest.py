@@ -165,6 +165,8 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
         "crashes": 0, "crashes_repaired": 0, "repairs": 0, "fsync_bytes_lost": 0,
         "lost_bytes": 0, "max_lost_age_s": 0.0, "over_bound_bytes": 0, "stale_blocks": 0,
         "window_s": window, "bound_s": bound, "bugs": [], "repair_kinds": {},
+        "fsync_loss_causes": {},
+        "pages_dropped": res.kernel.aiodone.pages_dropped,
     }
     for t in crash_instants(res, point["crashes"], rng):
         out = crash_at(res, cutter, state, t, tear, rng, mount)
@@ -178,6 +180,8 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
         if out.loss is not None:
             lo = out.loss
             row["fsync_bytes_lost"] += lo.fsync_bytes_lost
+            for cause, n in lo.fsync_loss_causes.items():
+                row["fsync_loss_causes"][cause] = row["fsync_loss_causes"].get(cause, 0) + n
             row["lost_bytes"] += lo.lost_bytes
             row["over_bound_bytes"] += lo.over_bound_bytes
             row["stale_blocks"] += lo.stale_blocks
@@ -228,9 +232,12 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Totals over the batches of one policy (rows in batch order)."""
     rows = sorted(rows, key=lambda r: r["batch"])
     kinds: dict[str, int] = {}
+    causes: dict[str, int] = {}
     for r in rows:
         for k, v in r["repair_kinds"].items():
             kinds[k] = kinds.get(k, 0) + v
+        for k, v in r.get("fsync_loss_causes", {}).items():
+            causes[k] = causes.get(k, 0) + v
     out = {
         "policy": rows[0]["policy"],
         "runs": len(rows),
@@ -239,6 +246,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "repairs": sum(r["repairs"] for r in rows),
         "repair_kinds": dict(sorted(kinds.items())),
         "fsync_bytes_lost": sum(r["fsync_bytes_lost"] for r in rows),
+        "fsync_loss_causes": dict(sorted(causes.items())),
+        "pages_dropped": sum(r.get("pages_dropped", 0) for r in rows),
         "lost_bytes": sum(r["lost_bytes"] for r in rows),
         "max_lost_age_s": max(r["max_lost_age_s"] for r in rows),
         "window_s": rows[0]["window_s"],

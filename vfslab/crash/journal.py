@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
     from vfslab.kern.vnode import vnode
 
-WRITE, FSYNC, TRUNCATE, UNLINK = 0, 1, 2, 3
+WRITE, FSYNC, TRUNCATE, UNLINK, DROPPED = 0, 1, 2, 3, 4
 ALL_PAGES = 1 << 62
 
 
@@ -31,7 +31,8 @@ def _ino(vp: vnode) -> int:
 class Journal(KernelObserver):
     """The event log, an observer of the kernel from boot. An event is (time, kind, ino, a,
     b, c): WRITE (ino, first page, last page, (stamp seq, dirtied at)), FSYNC (ino, mark,
-    first page, last page), TRUNCATE (ino, pages kept), UNLINK (ino). A mark is the number of
+    first page, last page), TRUNCATE (ino, pages kept), UNLINK (ino), DROPPED (ino, page, 0,
+    the stamp seq a failed write lost). A mark is the number of
     events logged when the fsync began: it covers the WRITE events before it. (The kernel's
     mark counts its data_written events; `write_at` turns one into the other.)"""
 
@@ -48,6 +49,11 @@ class Journal(KernelObserver):
                     last: int = ALL_PAGES) -> None:
         at = self.write_at[mark] if mark < len(self.write_at) else len(self.events)
         self.events.append((now, FSYNC, _ino(vp), first, last, at))
+
+    def data_dropped(self, vp: vnode, pages: list[tuple[int, int]], now: int) -> None:
+        ino = _ino(vp)
+        for page, stamp in pages:
+            self.events.append((now, DROPPED, ino, page, 0, stamp >> 24))
 
     def truncated(self, ino: int, keep_pages: int, now: int) -> None:
         self.events.append((now, TRUNCATE, ino, keep_pages, 0, None))
@@ -69,6 +75,7 @@ class FileState:
     pages: dict[int, list[int]] = field(default_factory=dict)   # page -> WRITE event indices
     full_mark: int = 0                       # the latest whole-file fsync's mark
     ranges: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
+    dropped: dict[int, int] = field(default_factory=dict)   # page -> newest seq a failed write lost
 
     def promised_mark(self, page: int) -> int:
         mk = self.full_mark
@@ -129,6 +136,10 @@ class JournalState:
                 if fs is not None:
                     for pg in [p for p in fs.pages if p >= a]:
                         del fs.pages[pg]
+            elif kind == DROPPED:
+                fs = files.get(ino)
+                if fs is not None and c > fs.dropped.get(a, 0):
+                    fs.dropped[a] = c
             else:
                 files.pop(ino, None)
         self.now = t

@@ -25,6 +25,9 @@ from vfslab.fs.ufs_layout import ROOTINO, Superblock
 NS = 1_000_000_000
 PAGE = 4096
 MAX_LISTED = 20
+DROPPED_CAUSE = "a failed write dropped it (uvm.write_error=drop)"
+EARLY_CAUSE = ("no page write of it failed: the fsync returned before it, or the block "
+               "pointers that reach it, was on disk")
 
 
 @dataclass
@@ -40,6 +43,11 @@ class LossReport:
     over_bound_bytes: int = 0      # lost bytes dirtied more than bound_s before the crash
     stale_blocks: int = 0
     fsync_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few
+    # fsync'd bytes lost by cause: DROPPED_CAUSE when a failed write dropped the promised
+    # version (uvm.write_error=drop, 2.0), EARLY_CAUSE when no page write of it failed (a
+    # failed metadata write that fsync did not report is one way: ffs_fsync's asynchronous
+    # metadata writes lose their errors)
+    fsync_loss_causes: dict[str, int] = field(default_factory=dict)
     oldest_losses: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,11 +110,16 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                 pseq, pwhen = state.write_info(evs[j])
                 if pseq > ds:
                     rep.fsync_bytes_lost += PAGE
+                    # the page's promised data went down with a failed write if a write of
+                    # that version or a newer one was dropped
+                    cause = DROPPED_CAUSE if fs.dropped.get(pg, 0) >= pseq else EARLY_CAUSE
+                    causes = rep.fsync_loss_causes
+                    causes[cause] = causes.get(cause, 0) + PAGE
                     if len(rep.fsync_losses) < MAX_LISTED:
                         rep.fsync_losses.append({
                             "ino": ino, "path": paths.get(ino), "page": pg,
                             "fsynced_version": pseq, "disk_version": ds,
-                            "written_s": (pwhen - t0) / NS})
+                            "written_s": (pwhen - t0) / NS, "cause": cause})
         if lost_here:
             rep.files_with_loss += 1
     if worst:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 EVENTS = ("object_dirtied", "page_dirtied", "page_cleaned", "buf_dirtied", "buf_cleaned",
           "write_throttle", "io_started", "io_done", "data_written", "data_synced",
-          "truncated", "unlinked", "syscall_done")
+          "data_dropped", "truncated", "unlinked", "syscall_done")
 
 
 class KernelObserver:
@@ -66,6 +66,11 @@ class KernelObserver:
         """An fsync, fdatasync, msync or O_SYNC write completed: every data_written before the
         `mark`-th (see Notify.writes) covering pages first..last of vp is promised durable."""
 
+    def data_dropped(self, vp: vnode, pages: list[tuple[int, int]], now: int) -> None:
+        """A failed page write lost its data (uvm.write_error=drop, 2.0's uvm_aio_aiodone):
+        the pages (page index, the version stamp it held) are clean and will not be written
+        again (object lock held)."""
+
     def truncated(self, ino: int, keep_pages: int, now: int) -> None:
         """Inode `ino` keeps only its first `keep_pages` pages."""
 
@@ -92,6 +97,7 @@ class Notify:
         self.io_done: tuple[Callable[[buf], None], ...] = ()
         self.data_written: tuple[Callable[[vnode, int, int, int, int, int], None], ...] = ()
         self.data_synced: tuple[Callable[[vnode, int, int, int, int], None], ...] = ()
+        self.data_dropped: tuple[Callable[[vnode, list[tuple[int, int]], int], None], ...] = ()
         self.truncated: tuple[Callable[[int, int, int], None], ...] = ()
         self.unlinked: tuple[Callable[[int, int], None], ...] = ()
         self.syscall_done: tuple[Callable[[str, int, int, int], None], ...] = ()

@@ -139,6 +139,8 @@ class AioDone:
                 k.ubc.latch_error(vp, error)
             elif not redirty:
                 self.pages_dropped += len(pgs)
+                for f in k.notify.data_dropped:
+                    f(vp, [(pg.offset, pg.stamp) for pg in pgs], now)
         p.vi_unlock(vp, s)
         s = self.m.splbio()
         if bp.b_flags & B_AGE:
