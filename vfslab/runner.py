@@ -151,6 +151,9 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
         return
     proc = Proc(0, "setup")
     sys = ProcSyscalls(k, proc)
+    faults = getattr(k.disk, "faults", None)
+    if faults is not None:
+        faults.suspended = True           # the disk fails from the run on, not in the setup
     for item in sc.setup:
         if item.is_dir:
             yield from sys.mkdir(item.path, 0o755)
@@ -181,6 +184,8 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
             left -= got
         yield from sys.close(fd)
     err = yield from vfs_remountroot(k)
+    if faults is not None:
+        faults.suspended = False
     if err:
         raise k.vfs.panic(f"remount after setup failed: {err}")
 

@@ -181,7 +181,8 @@ class Genfs:
                 # with write_faults has every cleaned page write-protected (not 2.0)
                 pmap.pmap_page_protect(pg, VM_PROT_READ)
             if clean:
-                needs_clean = pmap.pmap_clear_modify(pg) or not pg.flags & PG_CLEAN
+                needs_clean = (pg.pmap_mod and pmap.pmap_clear_modify(pg)) or \
+                    not pg.flags & PG_CLEAN
                 uvm.page_clean(pg)
             if needs_clean:
                 wasclean = False
@@ -254,8 +255,11 @@ class Genfs:
         nb = min(MAXPAGES >> 1, pg.offset)
         while len(back) < nb:
             q = memq.get(o)
-            if q is None or q.flags & PG_BUSY or not pmap.pmap_clear_modify(q) and \
-                    q.flags & PG_CLEAN:
+            if q is None or q.flags & PG_BUSY:
+                break
+            if q.pmap_mod:
+                pmap.pmap_clear_modify(q)
+            elif q.flags & PG_CLEAN:
                 break
             q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
             if protect:
@@ -269,8 +273,11 @@ class Genfs:
         room = MAXPAGES - len(back) - 1
         while len(fwd) < room:
             q = memq.get(o)
-            if q is None or q.flags & PG_BUSY or not pmap.pmap_clear_modify(q) and \
-                    q.flags & PG_CLEAN:
+            if q is None or q.flags & PG_BUSY:
+                break
+            if q.pmap_mod:
+                pmap.pmap_clear_modify(q)
+            elif q.flags & PG_CLEAN:
                 break
             q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
             if protect:

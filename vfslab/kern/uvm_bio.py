@@ -107,6 +107,8 @@ class Ubc:
         fix = k.genfs.pr24596_fix
         pmap = k.pmap
         faulted = False
+        win_idx = -1                      # the window looked up last (ubc_alloc's umap)
+        win: Window = {}
         while idx <= last:
             wend = min(last, idx + WINPAGES - 1)
             s = p.vi_lock(vp)
@@ -149,7 +151,9 @@ class Ubc:
                     uvm.page_dirty(pg, now)
                     idx += 1
                     continue
-                win = self._window(uobj, idx)
+                if idx >> _WIN_PAGE_SHIFT != win_idx:
+                    win_idx = idx >> _WIN_PAGE_SHIFT
+                    win = self._window(uobj, idx)
                 ent = win.get(idx)
                 if ent is not None and ent[0] is pg and ent[1] == pg.prot_gen and ent[2]:
                     # a store through the cached window's mapping: the modified bit only
@@ -193,6 +197,8 @@ class Ubc:
         last = (off + n - 1) >> PAGE_SHIFT
         idx = first
         rw = not k.write_faults
+        win_idx = -1
+        win: Window = {}
         s = p.vi_lock(vp)
         memq = uobj.memq
         while idx <= last:
@@ -203,7 +209,9 @@ class Ubc:
                     yield from p.vi_sleep(vp, pg, "ubcrd", relock=True, s=s)
                     continue
                 uvm.uvm_pageactivate(pg)
-                win = self._window(uobj, idx)
+                if idx >> _WIN_PAGE_SHIFT != win_idx:
+                    win_idx = idx >> _WIN_PAGE_SHIFT
+                    win = self._window(uobj, idx)
                 ent = win.get(idx)
                 if ent is None or ent[0] is not pg or ent[1] != pg.prot_gen:
                     # ubc_fault for reading: mapped writable too (2.0), unless the policy
