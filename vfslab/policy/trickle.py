@@ -16,6 +16,16 @@ Each wake-up (every 1/hz seconds) writes
 clustering each chosen page with its dirty neighbours in the same 64 KiB extent into one I/O.
 It takes no vnode lock (v_lock): pages go through VOP_PUTPAGES, which takes the object's
 interlock; buffers are claimed with their busy flag (btrybusy) and written with bawrite.
+
+Pages dirtied through a mapping: a dirty list cannot show a store that takes no fault (the
+question the PR's tech-kern reply put to this design). The policy declares `write_faults`, so
+the kernel maps pages read-only until they are written and write-protects every page it cleans
+(the daemon's own batches included): each first store after a clean faults and puts the page on
+its object's dirty list, where the heap finds it. The cost is a fault, and a fresh dirtying, per
+first store after each clean, which on rewrites within the window is most stores. Without it
+(as 2.0's kernel was), such pages would be seen only by a whole-file putpages or the page
+daemon; `genfs.pr24596_fix` does not change that for this policy, whose batches never take a
+vnode off the worklist.
 """
 
 from __future__ import annotations
