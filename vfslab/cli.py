@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "vfslab.sweep.cli:sweep",
     "report": "vfslab.sweep.cli:report",
     "bench": "vfslab.bench:bench",
+    "slow": "vfslab.commands.slow:slow",
 }
 
 

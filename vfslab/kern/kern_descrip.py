@@ -20,10 +20,11 @@ GEN = Generator[Any, Any, int]
 class file:  # noqa: N801  (struct file)
     """An open file: shared by dup'ed descriptors (and, after fork, by the child's)."""
 
-    __slots__ = ("f_vp", "f_flag", "f_offset", "f_count", "f_pmap")
+    __slots__ = ("f_vp", "f_flag", "f_offset", "f_count", "f_pmap", "f_path")
 
-    def __init__(self, vp: vnode, flags: int) -> None:
+    def __init__(self, vp: vnode, flags: int, path: str = "") -> None:
         self.f_vp = vp
+        self.f_path = path            # as opened (for per-call records)
         self.f_flag = flags
         self.f_offset = 0
         self.f_count = 1

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.fcntl import ECHILD
 from vfslab.kern.kern_descrip import cwdinfo, filedesc
+from vfslab.kern.kern_waits import describe_wait
+from vfslab.kern.notify import CallRecord
 from vfslab.sim.context import Thread
 
 if TYPE_CHECKING:
@@ -48,23 +50,55 @@ class ProcSyscalls:
         self.sc = k.syscalls
         self.fdp = proc.p_fd
         self.notify = k.notify
+        self._target = ""               # what the call in progress is on (per-call records)
+        self._off = -1
 
     def now(self) -> int:
         return self.m.time()
 
-    def _enter(self) -> int:
+    def _enter(self, target: str | int = "", off: int = -1) -> int:
         m = self.m
         m.charge(m.costs.syscall)
         self.proc.nsyscalls += 1
-        return m.time()
+        return self._begin(target, off)
 
-    def _leave(self, op: str, start: int, rv: int) -> Generator[Any, Any, None]:
+    def _begin(self, target: str | int, off: int) -> int:
+        """Note what the call is on, for a per-call record (if anyone keeps them)."""
+        if self.notify.syscall_record:
+            if isinstance(target, int):
+                fp = self.fdp.fd_ofiles.get(target)
+                target = fp.f_path if fp is not None else f"fd {target}"
+                if off < 0 and fp is not None:
+                    off = fp.f_offset
+            self._target = target
+            self._off = off
+            td = self.m.cur
+            if isinstance(td, Thread):
+                td.wait_ns = 0
+        return self.m.time()
+
+    def _leave(self, op: str, start: int, rv: int, call: str = ""
+               ) -> Generator[Any, Any, None]:
+        """`op` is the call's kind in the latency summary (fdatasync and msync count as
+        fsync there); `call` its own name in the per-call record."""
         m = self.m
         if rv < 0:
             self.proc.errors += 1
         end = m.time()
         for f in self.notify.syscall_done:
             f(op, start, end, rv)
+        if self.notify.syscall_record:
+            td = m.cur
+            wait_ns = 0
+            wait = ""
+            if isinstance(td, Thread) and td.wait_ns:
+                wait_ns = td.wait_ns
+                wait = describe_wait(td.wait_wmesg, td.wait_chan)
+            nbytes = rv if rv > 0 and op in ("read", "write", "mmap_write") else 0
+            rec = CallRecord(self.proc.p_pid, self.proc.p_comm, call or op, self._target,
+                             self._off, nbytes, rv, start, end, wait_ns, wait)
+            for g in self.notify.syscall_record:
+                g(rec)
         inv = self.k.invariants
         if inv is not None:
             inv.after_syscall()
@@ -75,19 +109,19 @@ class ProcSyscalls:
 
     # ---- the calls --------------------------------------------------------------------------
     def open(self, path: str, flags: int, mode: int = 0o644) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_open(self.fdp, path, flags, mode, self.proc.p_cwdi)
         yield from self._leave("open", t, rv)
         return rv
 
     def close(self, fd: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_close(self.fdp, fd)
         yield from self._leave("close", t, rv)
         return rv
 
     def read(self, fd: int, n: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_read(self.fdp, fd, n)
         if rv > 0:
             self.proc.bytes_read += rv
@@ -95,7 +129,7 @@ class ProcSyscalls:
         return rv
 
     def write(self, fd: int, n: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_write(self.fdp, fd, n)
         if rv > 0:
             self.proc.bytes_written += rv
@@ -103,23 +137,23 @@ class ProcSyscalls:
         return rv
 
     def pread(self, fd: int, n: int, off: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd, off)
         rv = yield from self.sc.sys_read(self.fdp, fd, n, off) if off >= 0 else _einval()
         if rv > 0:
             self.proc.bytes_read += rv
-        yield from self._leave("read", t, rv)
+        yield from self._leave("read", t, rv, "pread")
         return rv
 
     def pwrite(self, fd: int, n: int, off: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd, off)
         rv = yield from self.sc.sys_write(self.fdp, fd, n, off) if off >= 0 else _einval()
         if rv > 0:
             self.proc.bytes_written += rv
-        yield from self._leave("write", t, rv)
+        yield from self._leave("write", t, rv, "pwrite")
         return rv
 
     def lseek(self, fd: int, off: int, whence: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_lseek(self.fdp, fd, off, whence)
         yield from self._leave("lseek", t, rv)
         return rv
@@ -135,7 +169,7 @@ class ProcSyscalls:
             self.notify.synced(fp.f_vp, mark, self.m.time(), first, last)
 
     def fsync(self, fd: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         mark = self._fsync_mark()
         rv = yield from self.sc.sys_fsync(self.fdp, fd, False)
         self._journal_fsync(fd, rv, mark)
@@ -143,11 +177,11 @@ class ProcSyscalls:
         return rv
 
     def fdatasync(self, fd: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         mark = self._fsync_mark()
         rv = yield from self.sc.sys_fsync(self.fdp, fd, True)
         self._journal_fsync(fd, rv, mark)
-        yield from self._leave("fsync", t, rv)
+        yield from self._leave("fsync", t, rv, "fdatasync")
         return rv
 
     def sync(self) -> GEN:
@@ -157,105 +191,105 @@ class ProcSyscalls:
         return rv
 
     def unlink(self, path: str) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_unlink(path, cwd=self.proc.p_cwdi)
         yield from self._leave("unlink", t, rv)
         return rv
 
     def rename(self, old: str, new: str) -> GEN:
-        t = self._enter()
+        t = self._enter(old)
         rv = yield from self.sc.sys_rename(old, new, cwd=self.proc.p_cwdi)
         yield from self._leave("rename", t, rv)
         return rv
 
     def link(self, path: str, new: str) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_link(path, new, cwd=self.proc.p_cwdi)
         yield from self._leave("link", t, rv)
         return rv
 
     def chdir(self, path: str) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_chdir(path, self.proc.p_cwdi)
         yield from self._leave("chdir", t, rv)
         return rv
 
     def mkdir(self, path: str, mode: int = 0o755) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_mkdir(path, mode, cwd=self.proc.p_cwdi)
         yield from self._leave("mkdir", t, rv)
         return rv
 
     def rmdir(self, path: str) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_rmdir(path, cwd=self.proc.p_cwdi)
         yield from self._leave("rmdir", t, rv)
         return rv
 
     def stat(self, path: str) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_stat(path, cwd=self.proc.p_cwdi)
         yield from self._leave("stat", t, rv)
         return rv
 
     def lstat(self, path: str) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_stat(path, cwd=self.proc.p_cwdi, follow=False)
-        yield from self._leave("stat", t, rv)
+        yield from self._leave("stat", t, rv, "lstat")
         return rv
 
     def symlink(self, target: str, path: str) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_symlink(target, path, cwd=self.proc.p_cwdi)
         yield from self._leave("symlink", t, rv)
         return rv
 
     def readlink(self, path: str, n: int) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_readlink(path, n, cwd=self.proc.p_cwdi)
         yield from self._leave("readlink", t, rv)
         return rv
 
     def fstat(self, fd: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_fstat(self.fdp, fd)
-        yield from self._leave("stat", t, rv)
+        yield from self._leave("stat", t, rv, "fstat")
         return rv
 
     def ftruncate(self, fd: int, length: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_ftruncate(self.fdp, fd, length)
         yield from self._leave("truncate", t, rv)
         return rv
 
     def truncate(self, path: str, length: int) -> GEN:
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_truncate(path, length, cwd=self.proc.p_cwdi)
         yield from self._leave("truncate", t, rv)
         return rv
 
     def fallocate(self, fd: int, off: int, length: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_fallocate(self.fdp, fd, off, length)
         yield from self._leave("fallocate", t, rv)
         return rv
 
     def getdents(self, fd: int, n: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_getdents(self.fdp, fd, n)
         yield from self._leave("getdents", t, rv)
         return rv
 
     def setattr(self, path: str, what: str, mode: int = -1) -> GEN:
         """utimes (what "utimes"), chmod ("chmod", `mode`) or chown ("chown") of a path."""
-        t = self._enter()
+        t = self._enter(path)
         rv = yield from self.sc.sys_setattr(path, self._attrs(what, mode),
                                             cwd=self.proc.p_cwdi)
         yield from self._leave(what, t, rv)
         return rv
 
     def fsetattr(self, fd: int, what: str, mode: int = -1) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_fsetattr(self.fdp, fd, self._attrs(what, mode))
         yield from self._leave(what, t, rv)
         return rv
@@ -268,19 +302,19 @@ class ProcSyscalls:
         return {"uid": 0}
 
     def dup(self, fd: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_dup(self.fdp, fd)
         yield from self._leave("dup", t, rv)
         return rv
 
     def dup2(self, fd: int, newfd: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd)
         rv = yield from self.sc.sys_dup2(self.fdp, fd, newfd)
         yield from self._leave("dup", t, rv)
         return rv
 
     def mmap_write(self, fd: int, off: int, length: int) -> GEN:
-        t = self.m.time()
+        t = self._begin(fd, off)
         rv = yield from self.sc.sys_mmap_write(self.fdp, fd, off, length)
         if rv > 0:
             self.proc.bytes_written += rv
@@ -288,12 +322,12 @@ class ProcSyscalls:
         return rv
 
     def msync(self, fd: int, off: int, length: int) -> GEN:
-        t = self._enter()
+        t = self._enter(fd, off)
         mark = self._fsync_mark()
         rv = yield from self.sc.sys_msync(self.fdp, fd, off, length)
         if length > 0:
             self._journal_fsync(fd, rv, mark, off >> 12, (off + length - 1) >> 12)
-        yield from self._leave("fsync", t, rv)
+        yield from self._leave("fsync", t, rv, "msync")
         return rv
 
     def fork(self, flags: int, name: str,
@@ -304,7 +338,7 @@ class ProcSyscalls:
         child's pid."""
         from vfslab.kern.kern_fork import fork1
 
-        t = self._enter()
+        t = self._enter(name)
         k = self.k
         child = Proc(len(k.procs) + 1, name)
         k.procs.append(child)

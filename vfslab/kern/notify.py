@@ -18,6 +18,7 @@ call balance_dirty_pages.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,7 +28,26 @@ if TYPE_CHECKING:
 
 EVENTS = ("object_dirtied", "page_dirtied", "page_cleaned", "buf_dirtied", "buf_cleaned",
           "write_throttle", "io_started", "io_done", "data_written", "data_synced",
-          "data_dropped", "truncated", "unlinked", "syscall_done")
+          "data_dropped", "truncated", "unlinked", "syscall_done", "syscall_record")
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One system call, as a per-call record keeps it: who made it, on what, what it
+    returned, how long it took and the longest sleep it made (`wait`: what it slept on,
+    described; `wait_ns`: how long, until it ran again)."""
+
+    pid: int
+    proc: str
+    call: str                 # fsync and fdatasync apart, pread as pread
+    path: str                 # the path, or the path the descriptor was opened by
+    off: int                  # -1: none (the file offset for read/write)
+    nbytes: int
+    rv: int                   # negative: an errno
+    start: int
+    end: int
+    wait_ns: int
+    wait: str
 
 
 class KernelObserver:
@@ -80,6 +100,9 @@ class KernelObserver:
     def syscall_done(self, op: str, start: int, end: int, rv: int) -> None:
         """A process's system call returned `rv` (negative: an errno)."""
 
+    def syscall_record(self, rec: CallRecord) -> None:
+        """The same call in detail (built only if an observer takes it)."""
+
 
 class Notify:
     """The vector: `attach` an observer, and the kernel calls through the event tuples."""
@@ -101,6 +124,7 @@ class Notify:
         self.truncated: tuple[Callable[[int, int, int], None], ...] = ()
         self.unlinked: tuple[Callable[[int, int], None], ...] = ()
         self.syscall_done: tuple[Callable[[str, int, int, int], None], ...] = ()
+        self.syscall_record: tuple[Callable[[CallRecord], None], ...] = ()
 
     def attach(self, obs: KernelObserver) -> None:
         self.observers.append(obs)
@@ -127,4 +151,4 @@ class Notify:
             f(vp, mark, now, first, last)
 
 
-__all__ = ["EVENTS", "KernelObserver", "Notify"]
+__all__ = ["EVENTS", "CallRecord", "KernelObserver", "Notify"]

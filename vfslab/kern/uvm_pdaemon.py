@@ -1,9 +1,14 @@
-"""The page daemon (uvm/uvm_pdaemon.c, NetBSD 2.0): when free memory falls below freemin it
-balances the active and inactive queues, frees clean inactive pages and starts asynchronous
-pageouts of dirty ones (aiodoned frees them once written), until freetarg pages are free.
+"""The page daemon (uvm/uvm_pdaemon.c, NetBSD 2.0; 1.39 of 2001 is the nearest stored revision
+before it): when free memory falls below freemin it balances the active and inactive queues,
+frees clean inactive pages and starts asynchronous pageouts of dirty ones (aiodoned frees them
+once written), until freetarg pages are free.
 
 2.0 scans with a clock; this one scans the inactive queue from its oldest end, which is the same
-order for pages that are not re-referenced.
+order for pages that are not re-referenced. For a vnode page 2.0's uvmpd_scan_inactive calls
+the pager (`pgo_put(PGO_CLEANIT|PGO_FREE)` over the page), whose genfs_putpages removes the
+page's mappings and asks pmap_clear_modify before freeing it; vfslab makes those two steps here
+(pmap_page_protect(VM_PROT_NONE), pmap_is_modified) and frees a clean page itself, and pages a
+dirty one out with its cluster.
 """
 
 from __future__ import annotations

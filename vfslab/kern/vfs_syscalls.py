@@ -90,7 +90,7 @@ class Syscalls:
         assert vp is not None
         yield from k.vfs.vn_unlock(vp)
         fd = fdp.fdalloc()
-        fdp.fd_ofiles[fd] = file(vp, flags)
+        fdp.fd_ofiles[fd] = file(vp, flags, path)
         return fd
 
     def sys_close(self, fdp: filedesc, fd: int) -> GEN:

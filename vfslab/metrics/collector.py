@@ -4,6 +4,7 @@ series sampled at a fixed interval by an observer event that charges no emulated
 
 from __future__ import annotations
 
+import heapq
 import os
 import sys
 from array import array
@@ -14,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vfslab.kern.fcntl import ERRNO_NAMES
-from vfslab.kern.notify import KernelObserver
+from vfslab.kern.notify import CallRecord, KernelObserver
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
 
 NS = 1_000_000_000
+SLOW_KEEP = 1000                  # calls kept in full per kind of call
 SERIES = ("t_s", "dirty_pages", "dirty_bytes", "dirty_bufs", "pageout_pages", "oldest_dirty_s",
           "unlisted_dirty_pages", "oldest_unlisted_s", "unknown_dirty_pages", "oldest_unknown_s",
           "disk_write_bps", "disk_read_bps", "disk_queue", "throttled", "free_pages")
@@ -53,6 +55,10 @@ class Metrics(KernelObserver):
         self.lat: dict[str, array[int]] = defaultdict(_int64s)
         # failed calls by call and errno name: {"write": {"ENOSPC": 64}}
         self.errors: dict[str, Counter[str]] = defaultdict(Counter)
+        # the slowest calls of each kind, in full (syscall_record)
+        self.slow: dict[str, list[tuple[int, int, CallRecord]]] = defaultdict(list)
+        self._nrec = 0
+        k.m.track_waits = True            # each call's longest sleep, for syscall_record
         # typed arrays, not lists of Python numbers: an hour at 10 samples a second is 36,000
         # samples a series
         self.series: dict[str, array[Any]] = {
@@ -86,12 +92,30 @@ class Metrics(KernelObserver):
         if rv < 0:
             self.errors[op][ERRNO_NAMES.get(-rv, f"errno {-rv}")] += 1
 
+    def syscall_record(self, rec: CallRecord) -> None:
+        """Keep the SLOW_KEEP slowest calls of each kind in full (a min-heap each): memory
+        stays bounded on an hour's soak, and `vfslab slow` has what it shows."""
+        heap = self.slow[rec.call]
+        lat = rec.end - rec.start
+        self._nrec += 1
+        if len(heap) < SLOW_KEEP:
+            heapq.heappush(heap, (lat, self._nrec, rec))
+        elif lat > heap[0][0]:
+            heapq.heapreplace(heap, (lat, self._nrec, rec))
+
+    def slow_calls(self) -> list[CallRecord]:
+        """The kept calls, slowest first (ties in the order they were made)."""
+        out = [(-lat, n, rec) for h in self.slow.values() for lat, n, rec in h]
+        out.sort()
+        return [rec for _, _, rec in out]
+
     # ---- sampling ---------------------------------------------------------------------------
     def start(self) -> None:
         """Begin the measured run: forget setup's latencies, snapshot counters, sample."""
         k = self.k
         self.lat.clear()
         self.errors.clear()
+        self.slow.clear()
         self.t0 = k.m.time()
         self.disk0 = (k.disk.stats.bytes_read, k.disk.stats.bytes_written,
                       k.disk.stats.reads + k.disk.stats.writes)

@@ -41,7 +41,8 @@ class Thread(Context):
     """A kernel thread or a process's LWP."""
 
     __slots__ = ("gen", "state", "wchan", "wmesg", "sleepgen", "wakeval", "ipl", "tid",
-                 "cpu_ns", "woken_at", "on_exit", "result", "proc", "nswitch")
+                 "cpu_ns", "woken_at", "on_exit", "result", "proc", "nswitch", "slept_at",
+                 "slept_on", "wait_ns", "wait_wmesg", "wait_chan")
 
     def __init__(self, name: str, gen: ThreadBody, tid: int) -> None:
         super().__init__(name, None, False, IPL_NONE)
@@ -59,6 +60,13 @@ class Thread(Context):
         self.result: object = None
         self.proc: object = None    # the emulated process owning this LWP, if any
         self.nswitch = 0
+        # the longest sleep since `wait_ns` was last reset (a caller's per-call record): how
+        # long, on what message and channel
+        self.slept_at = -1
+        self.slept_on: object = None
+        self.wait_ns = 0
+        self.wait_wmesg = ""
+        self.wait_chan: object = None
 
     def describe(self) -> str:
         return f"thread {self.name}"

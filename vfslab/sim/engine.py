@@ -53,6 +53,9 @@ class Engine(EventQueue, Interrupts, Threads):
         self.cur: Context | None = None
         self.runq: deque[Thread] = deque()
         self.sleepq: dict[object, list[Thread]] = {}
+        # note each thread's longest sleep (Thread.wait_ns): on when a per-call record
+        # wants it, off for the engine's own speed
+        self.track_waits = False
         self.threads: list[Thread] = []
         self.checker: Any = None
         self.costs = costs or CostModel()

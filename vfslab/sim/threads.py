@@ -43,6 +43,7 @@ class Threads:
     stats: Any
     runq: deque[Thread]
     sleepq: dict[object, list[Thread]]
+    track_waits: bool
     threads: list[Thread]
     tick_ns: int
     hz: int
@@ -112,6 +113,13 @@ class Threads:
             self.stats.nswitch += 1
             td.nswitch += 1
             cpu.last_thread = td
+        if td.slept_at >= 0:
+            slept = t - td.slept_at
+            td.slept_at = -1
+            if slept > td.wait_ns:
+                td.wait_ns = slept
+                td.wait_wmesg = td.wmesg
+                td.wait_chan = td.slept_on
         if td.woken_at >= 0:
             lat = t - td.woken_at
             wl = self.stats.wakeup_latency
@@ -179,6 +187,9 @@ class Threads:
         td.state = SSLEEP
         td.wchan = ident
         td.wmesg = wmesg
+        if self.track_waits:
+            td.slept_at = td.cpu.t if td.cpu is not None else self.now
+            td.slept_on = ident
         td.sleepgen += 1
         q = self.sleepq.get(ident)
         if q is None:
