@@ -247,47 +247,40 @@ class Genfs:
         clean and busy, and write-protected first if `protect` (a policy with write_faults;
         2.0 protects none of them, not even with the fix). Returns the cluster in offset
         order and how many precede `pg`."""
-        uvm = self.k.uvm
-        pmap = self.k.pmap
         memq = uobj.memq
-        back: list[vm_page] = []
-        o = pg.offset - 1
-        nb = min(MAXPAGES >> 1, pg.offset)
-        while len(back) < nb:
-            q = memq.get(o)
-            if q is None or q.flags & PG_BUSY:
-                break
-            if q.pmap_mod:
-                pmap.pmap_clear_modify(q)
-            elif q.flags & PG_CLEAN:
-                break
-            q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
-            if protect:
-                pmap.pmap_page_protect(q, VM_PROT_READ)
-            uvm.page_clean(q)
-            back.append(q)
-            o -= 1
+        back = self._findpages(memq, pg.offset - 1, -1, min(MAXPAGES >> 1, pg.offset),
+                               pageout, protect)
         back.reverse()
-        fwd: list[vm_page] = []
-        o = pg.offset + 1
-        room = MAXPAGES - len(back) - 1
-        while len(fwd) < room:
-            q = memq.get(o)
-            if q is None or q.flags & PG_BUSY:
-                break
-            if q.pmap_mod:
-                pmap.pmap_clear_modify(q)
-            elif q.flags & PG_CLEAN:
-                break
-            q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
-            if protect:
-                pmap.pmap_page_protect(q, VM_PROT_READ)
-            uvm.page_clean(q)
-            fwd.append(q)
-            o += 1
+        fwd = self._findpages(memq, pg.offset + 1, 1, MAXPAGES - len(back) - 1, pageout,
+                              protect)
         if pageout:
             pg.flags |= PG_PAGEOUT
         return back + [pg] + fwd, len(back)
+
+    def _findpages(self, memq: dict[int, vm_page], start: int, step: int, limit: int,
+                   pageout: bool, protect: bool) -> list[vm_page]:
+        """uvn_findpages(UFP_NOWAIT|UFP_NOALLOC|UFP_DIRTYONLY) from page `start` in
+        direction `step`, at most `limit` pages: each dirty one is taken (busy, clean); the
+        run stops at a missing, busy or clean page."""
+        uvm = self.k.uvm
+        pmap = self.k.pmap
+        out: list[vm_page] = []
+        o = start
+        while len(out) < limit:
+            q = memq.get(o)
+            if q is None or q.flags & PG_BUSY:
+                break
+            if q.pmap_mod:
+                pmap.pmap_clear_modify(q)
+            elif q.flags & PG_CLEAN:
+                break
+            q.flags |= PG_BUSY | (PG_PAGEOUT if pageout else 0)
+            if protect:
+                pmap.pmap_page_protect(q, VM_PROT_READ)
+            uvm.page_clean(q)
+            out.append(q)
+            o += step
+        return out
 
     def _putpages_batch(self, vp: vnode, pages: list[vm_page], sync: bool
                         ) -> Generator[Any, Any, int]:

@@ -76,6 +76,19 @@ def protocol() -> Scenario:
                             "op": "write"}]})
 
 
+def interactive_reader(sys: Any, rng: random.Random) -> GEN:
+    """A desktop program reading a random 16 KiB piece of the cold 256 MiB /home/mail.db
+    every two seconds or so (mail, a browser cache): the 2004 desktop's interactive reader."""
+    fd = yield from sys.open("/home/mail.db", O_RDONLY, 0)
+    if fd < 0:
+        return
+    yield from sys.nanosleep(rng.randrange(2000) * MS)
+    while True:
+        off = rng.randrange((256 * MiB) // (16 * KiB)) * 16 * KiB
+        yield from sys.pread(fd, 16 * KiB, off)
+        yield from sys.nanosleep(rng.randrange(1500, 2500) * MS)
+
+
 def pr24596() -> Scenario:
     """kern/24596 (2004): "large backlogs of unflushed pages", as the PR's mechanisms make
     them. On a 2004 desktop (256 MB, one 7200 rpm ATA disk), eight editors each rewrite
@@ -90,16 +103,6 @@ def pr24596() -> Scenario:
     stay dirty, on no list, with the kernel unaware (the PR's problems 2 and 3);
     `genfs.pr24596_fix` write-protects the pages of a file found clean, and they fault."""
     period = 80 * S
-
-    def interactive_reader(sys: Any, rng: random.Random) -> GEN:
-        fd = yield from sys.open("/home/mail.db", O_RDONLY, 0)
-        if fd < 0:
-            return
-        yield from sys.nanosleep(rng.randrange(2000) * MS)
-        while True:
-            off = rng.randrange((256 * MiB) // (16 * KiB)) * 16 * KiB
-            yield from sys.pread(fd, 16 * KiB, off)
-            yield from sys.nanosleep(rng.randrange(1500, 2500) * MS)
 
     def bursts(on_s: float, offset_s: float, per_s: int, store: Any) -> Any:
         """`store(sys, fd, rng)` `per_s` times a second for `on_s` of every 80 s, from
@@ -167,16 +170,6 @@ def steadywriter() -> Scenario:
     written; with `ffs.write_behind=false` the 30 s syncer lets ~120 MB pile up and writes it
     in one burst during which every interactive read waits behind the flush."""
     big = 1024 * MiB
-
-    def interactive_reader(sys: Any, rng: random.Random) -> GEN:
-        fd = yield from sys.open("/home/mail.db", O_RDONLY, 0)
-        if fd < 0:
-            return
-        yield from sys.nanosleep(rng.randrange(2000) * MS)
-        while True:
-            off = rng.randrange((256 * MiB) // (16 * KiB)) * 16 * KiB
-            yield from sys.pread(fd, 16 * KiB, off)
-            yield from sys.nanosleep(rng.randrange(1500, 2500) * MS)
 
     def saver(sys: Any, rng: random.Random) -> GEN:
         i = 0
