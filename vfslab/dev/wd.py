@@ -106,6 +106,10 @@ class Disk:
     def queue_length(self) -> int:
         return len(self.queue) + len(self.inflight)
 
+    def requests(self) -> list[Any]:
+        """The requests in service and queued (for what a waiting call was behind)."""
+        return [*self.inflight, *self.queue.requests()]
+
     # ---- driver entry points -----------------------------------------------------------------
     def strategy(self, bp: Any) -> None:
         """Queue a request (from thread or interrupt context) and start the device."""

@@ -78,7 +78,7 @@ class buf:  # noqa: N801  (NetBSD's struct name)
     __slots__ = ("b_flags", "b_vp", "b_lblkno", "b_blkno", "b_bcount", "b_bufsize", "b_resid",
                  "b_error", "b_data", "b_iodone", "b_interlock", "b_qindex", "b_private",
                  "b_dirtied_at", "b_onvnlist", "b_hashkey", "b_proc", "b_started", "b_dirindex",
-                 "__weakref__")
+                 "b_private_note", "__weakref__")
 
     def __init__(self) -> None:
         self.b_flags = 0
@@ -97,7 +97,8 @@ class buf:  # noqa: N801  (NetBSD's struct name)
         self.b_dirtied_at = -1      # when it became B_DELWRI (for trickle sync and metrics)
         self.b_onvnlist = 0         # 0 none, 1 clean list, 2 dirty list (LIST_NEXT != NOLIST)
         self.b_hashkey: tuple[Any, int] | None = None   # (vp, lblkno) while in the hash
-        self.b_proc: Any = None
+        self.b_proc: Any = None     # who queued it at the disk (a thread's name)
+        self.b_private_note = ""    # what else the disk had when someone began to wait for it
         self.b_started = 0
         # a directory block's entries decoded (ufs_lookup's scan of it, kept while the block's
         # contents are unchanged: a speed-up of the emulator, charged as the scan it replaces)

@@ -38,7 +38,8 @@ def describe_wait(wmesg: str, chan: object) -> str:
         else:
             where = f"block {lbn}"
         whose = "the device" if vp is not None and vp.v_type == VBLK else _vname(vp)
-        return f"{wmesg}: {what} of {whose} {where}"
+        note = f", {chan.b_private_note}" if chan.b_private_note else ""
+        return f"{wmesg}: {what} of {whose} {where}{note}"
     if isinstance(chan, vm_page):
         return f"{wmesg}: page {chan.offset} of {_vname(chan.uobject.vp)}"
     if isinstance(chan, vnode):

@@ -97,7 +97,10 @@ class BufCache:
         self.notify = k.notify
 
     def strategy(self, bp: buf) -> None:
-        """Hand a request to the disk driver (VOP_STRATEGY of the device vnode)."""
+        """Hand a request to the disk driver (VOP_STRATEGY of the device vnode). b_proc
+        names who queued it (the running thread or interrupt), for per-call records."""
+        cur = self.m.cur
+        bp.b_proc = cur.name if cur is not None else ""
         for f in self.notify.io_started:
             f(bp)
         self.bdev_strategy(bp)
@@ -495,6 +498,8 @@ class BufCache:
         m = self.m
         s = m.splbio()
         self.simple_lock(bp.b_interlock)
+        if m.track_waits and not bp.b_flags & (B_DONE | B_DELWRI):
+            self._note_queue(bp)
         while not (bp.b_flags & (B_DONE | B_DELWRI)):
             yield from self.ltsleep(bp, "biowait", 0, bp.b_interlock, True)
         if bp.b_flags & B_ERROR:
@@ -504,6 +509,28 @@ class BufCache:
         self.simple_unlock(bp.b_interlock)
         m.splx(s)
         return err
+
+    def _note_queue(self, bp: buf) -> None:
+        """What else the disk had when a caller began to wait for `bp`: the other requests
+        in service or queued, writes by who queued them (kept on the buf, for the per-call
+        record that describes this wait)."""
+        disk = self.k.disk
+        reqs = disk.requests() if disk is not None and hasattr(disk, "requests") else []
+        writes: dict[str, int] = {}
+        reads = 0
+        for req in reqs:
+            for r in getattr(req, "bufs", None) or [req]:     # a merged request: its bufs
+                if r is bp:
+                    continue
+                if r.b_flags & B_READ:
+                    reads += 1
+                else:
+                    who = r.b_proc or "?"
+                    writes[who] = writes.get(who, 0) + 1
+        nw = sum(writes.values())
+        by = ", ".join(f"{n} by {w}" for w, n in sorted(writes.items(), key=lambda x: -x[1]))
+        bp.b_private_note = (f"with {nw} write(s) ({by}) and {reads} other read(s) at the "
+                             f"disk" if nw else f"with {reads} other read(s) at the disk")
 
     def biodone(self, bp: buf) -> None:
         """Mark I/O complete (the disk's completion interrupt calls this at IPL_BIO)."""
