@@ -63,10 +63,6 @@ class RequestQueue(Protocol):
 
     def __len__(self) -> int: ...
 
-    def requests(self) -> list[Any]:
-        """The queued requests (bufs), in no particular order: who is waiting to be served."""
-        ...
-
 
 class Fifo:
     """Arrival order."""
@@ -82,9 +78,6 @@ class Fifo:
 
     def __len__(self) -> int:
         return len(self.q)
-
-    def requests(self) -> list[Any]:
-        return list(self.q)
 
 
 class Disksort:
@@ -109,9 +102,6 @@ class Disksort:
 
     def __len__(self) -> int:
         return len(self.sorted)
-
-    def requests(self) -> list[Any]:
-        return [bp for _, _, bp in self.sorted]
 
 
 READ, WRITE = 0, 1
@@ -236,14 +226,6 @@ class MqDeadline:
 
     def __len__(self) -> int:
         return len(self.sort_list[READ]) + len(self.sort_list[WRITE])
-
-    def requests(self) -> list[Any]:
-        out: list[Any] = []
-        for d in (READ, WRITE):
-            for _, _, ent in self.sort_list[d]:
-                req = ent[2]
-                out.extend(req.bufs if isinstance(req, Merged) else [req])
-        return out
 
     # ---- the helpers of __dd_dispatch_request ---------------------------------------------
     def _fifo_head(self, d: int) -> tuple[int, int, Any] | None:

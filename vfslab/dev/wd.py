@@ -95,6 +95,10 @@ class Disk:
         self.stats = DiskStats()
         self.queue: RequestQueue = make_queue(queue, queue_settings)
         self.inflight: dict[Any, tuple[int, int, int]] = {}   # bp -> (start, end, number)
+        # requests queued or in service: reads, and writes by who queued them (b_proc),
+        # kept as counts so that a waiter can be told what it is behind at no cost
+        self.pending_reads = 0
+        self.pending_writes: dict[str, int] = {}
         self.nstarted = 0
         self.head_blkno = 0
         self._intrname = f"{name}intr"
@@ -106,9 +110,20 @@ class Disk:
     def queue_length(self) -> int:
         return len(self.queue) + len(self.inflight)
 
-    def requests(self) -> list[Any]:
-        """The requests in service and queued (for what a waiting call was behind)."""
-        return [*self.inflight, *self.queue.requests()]
+    def pending(self) -> tuple[int, dict[str, int]]:
+        """(reads, {who queued them: writes}) queued or in service now."""
+        return self.pending_reads, self.pending_writes
+
+    def _count(self, bp: Any, n: int) -> None:
+        if bp.b_flags & B_READ:
+            self.pending_reads += n
+        else:
+            who = getattr(bp, "b_proc", None) or "?"
+            left = self.pending_writes.get(who, 0) + n
+            if left:
+                self.pending_writes[who] = left
+            else:
+                del self.pending_writes[who]
 
     # ---- driver entry points -----------------------------------------------------------------
     def strategy(self, bp: Any) -> None:
@@ -124,6 +139,7 @@ class Disk:
             m.splx(s)
             self.iodone(bp)
             return
+        self._count(bp, 1)
         self.queue.add(bp, m.time())
         q = self.queue_length()
         if q > self.stats.max_queue:
@@ -186,8 +202,10 @@ class Disk:
         self.start()
         if isinstance(bp, Merged):
             for child in bp.finish():
+                self._count(child, -1)
                 self.iodone(child)
         else:
+            self._count(bp, -1)
             self.iodone(bp)
 
     # ---- power failure ------------------------------------------------------------------------

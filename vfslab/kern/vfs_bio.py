@@ -515,22 +515,21 @@ class BufCache:
         in service or queued, writes by who queued them (kept on the buf, for the per-call
         record that describes this wait)."""
         disk = self.k.disk
-        reqs = disk.requests() if disk is not None and hasattr(disk, "requests") else []
-        writes: dict[str, int] = {}
-        reads = 0
-        for req in reqs:
-            for r in getattr(req, "bufs", None) or [req]:     # a merged request: its bufs
-                if r is bp:
-                    continue
-                if r.b_flags & B_READ:
-                    reads += 1
-                else:
-                    who = r.b_proc or "?"
-                    writes[who] = writes.get(who, 0) + 1
+        if disk is None or not hasattr(disk, "pending"):
+            return
+        reads, pending = disk.pending()
+        writes = dict(pending)
+        if bp.b_flags & B_READ:           # not itself
+            reads -= 1
+        elif writes.get(bp.b_proc, 0) > 0:
+            writes[bp.b_proc] -= 1
+            if not writes[bp.b_proc]:
+                del writes[bp.b_proc]
         nw = sum(writes.values())
         by = ", ".join(f"{n} by {w}" for w, n in sorted(writes.items(), key=lambda x: -x[1]))
-        bp.b_private_note = (f"with {nw} write(s) ({by}) and {reads} other read(s) at the "
-                             f"disk" if nw else f"with {reads} other read(s) at the disk")
+        bp.b_private_note = (f"with {nw} write(s) ({by}) and {max(0, reads)} other read(s) "
+                             f"at the disk" if nw else
+                             f"with {max(0, reads)} other read(s) at the disk")
 
     def biodone(self, bp: buf) -> None:
         """Mark I/O complete (the disk's completion interrupt calls this at IPL_BIO)."""
