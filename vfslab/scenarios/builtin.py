@@ -104,10 +104,13 @@ def pr24596() -> Scenario:
     `genfs.pr24596_fix` write-protects the pages of a file found clean, and they fault."""
     period = 80 * S
 
-    def bursts(on_s: float, offset_s: float, per_s: int, store: Any) -> Any:
-        """`store(sys, fd, rng)` `per_s` times a second for `on_s` of every 80 s, from
-        `offset_s`."""
-        def run(sys: Any, fd: int, rng: random.Random) -> GEN:
+    def bursts(path: str, on_s: float, offset_s: float, per_s: int, store: Any) -> Any:
+        """A process that opens `path` and calls `store(sys, fd, rng)` `per_s` times a
+        second for `on_s` of every 80 s, from `offset_s`."""
+        def run(sys: Any, rng: random.Random) -> GEN:
+            fd = yield from sys.open(path, O_RDWR, 0)
+            if fd < 0:
+                return
             t0 = sys.now()
             k = 0
             while True:
@@ -124,29 +127,19 @@ def pr24596() -> Scenario:
                 k += 1
         return run
 
-    def editor(i: int) -> Any:
-        def pwrite_piece(sys: Any, fd: int, rng: random.Random) -> Generator[Any, Any, int]:
-            got: int = yield from sys.pwrite(fd, 4 * KiB, rng.randrange(64) * 4 * KiB)
-            return got
-        loop = bursts(10.0, 10.0 * i, 25, pwrite_piece)
+    def pwrite_piece(sys: Any, fd: int, rng: random.Random) -> Generator[Any, Any, int]:
+        got: int = yield from sys.pwrite(fd, 4 * KiB, rng.randrange(64) * 4 * KiB)
+        return got
 
-        def body(sys: Any, rng: random.Random) -> GEN:
-            fd = yield from sys.open(f"/home/doc{i}.odt", O_RDWR, 0)
-            if fd >= 0:
-                yield from loop(sys, fd, rng)
-        return body
+    def store_page(sys: Any, fd: int, rng: random.Random) -> Generator[Any, Any, int]:
+        got: int = yield from sys.mmap_write(fd, rng.randrange(2048) * 4 * KiB, 4 * KiB)
+        return got
+
+    def editor(i: int) -> Any:
+        return bursts(f"/home/doc{i}.odt", 10.0, 10.0 * i, 25, pwrite_piece)
 
     def mapper(i: int) -> Any:
-        def store_page(sys: Any, fd: int, rng: random.Random) -> Generator[Any, Any, int]:
-            got: int = yield from sys.mmap_write(fd, rng.randrange(2048) * 4 * KiB, 4 * KiB)
-            return got
-        loop = bursts(20.0, 20.0 * i, 100, store_page)
-
-        def body(sys: Any, rng: random.Random) -> GEN:
-            fd = yield from sys.open(f"/home/map{i}.db", O_RDWR, 0)
-            if fd >= 0:
-                yield from loop(sys, fd, rng)
-        return body
+        return bursts(f"/home/map{i}.db", 20.0, 20.0 * i, 100, store_page)
 
     return Scenario(
         "pr24596", pr24596.__doc__ or "",
