@@ -72,6 +72,8 @@ def test_compare_steadywriter_meets_the_trickle_targets(tmp_path: Path) -> None:
     assert {"t_s", "dirty_bytes", "oldest_dirty_s", "disk_write_bps", "unlisted_dirty_pages",
             "oldest_unlisted_s"} <= set(ts.column_names)
     assert ts.num_rows > 1000
+    # the series start at the measured run's start, as the plots and slow_calls' t_s do
+    assert 0 < ts.column("t_s")[0].as_py() <= 0.1
     # the summary's worst is the series' worst
     assert t["max_unlisted_dirty_pages"] == max(ts.column("unlisted_dirty_pages").to_pylist())
 

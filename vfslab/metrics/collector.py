@@ -139,7 +139,7 @@ class Metrics(KernelObserver):
         uvm = k.uvm
         disk = k.disk
         s = self.series
-        s["t_s"].append(now / NS)
+        s["t_s"].append((now - self.t0) / NS)    # from the start of the measured run
         unknown = k.pmap.unknown
         nunknown = len(unknown)
         s["dirty_pages"].append(uvm.ndirty + nunknown)
