@@ -389,14 +389,6 @@ class Genfs:
                                             sync=bool(flags & PGO_SYNCIO))
         return err
 
-    def wait_unbusy(self, vp: vnode, pg: vm_page) -> Generator[Any, Any, None]:
-        p = self.k.proto
-        s = p.vi_lock(vp)
-        while pg.flags & PG_BUSY:
-            pg.flags |= PG_WANTED
-            yield from p.vi_sleep(vp, pg, "genput", relock=True, s=s)
-        p.vi_unlock(vp, s)
-
     # ---- reading pages ----------------------------------------------------------------------
     def genfs_getpages(self, vp: vnode, pgs: list[vm_page]) -> Generator[Any, Any, int]:
         """Read busy, not-yet-valid pages (genfs_getpages): holes read as zeroes. Returns 0 or

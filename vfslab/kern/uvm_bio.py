@@ -74,11 +74,6 @@ class Ubc:
         self.windows[key] = win
         return win
 
-    def ubc_flush(self, uobj: Any) -> None:
-        """Forget every window of an object (its vnode is being recycled)."""
-        for key in [key for key in self.windows if key[0] is uobj]:
-            del self.windows[key]
-
     def latch_error(self, vp: vnode, err: int) -> None:
         self.errors[vp] = err
 
