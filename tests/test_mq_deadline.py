@@ -75,6 +75,21 @@ def test_an_expired_read_is_served_before_the_reads_ahead_of_the_head() -> None:
     assert q.expired_dispatches == 1
 
 
+def test_a_read_that_expires_behind_a_write_batch_is_served_before_the_queued_writes() -> None:
+    q = MqDeadline(read_expire_ms=500, fifo_batch=4, max_sectors_kb=0)
+    for i in range(10):
+        q.add(Req(1000 + 8 * i), 0)          # writeback: ten writes ahead in sector order
+    q.add(Req(8, read=True), 0)              # a read behind the head, due at 500 ms
+    q.add(Req(2000, read=True), 100 * MS)    # a younger read ahead of the read head
+    q.latest_pos[0] = 100
+    # the write batch under way (last_dir starts as WRITE) runs its four ...
+    assert [q.next(t * MS, 0).b_blkno for t in (0, 1, 2, 3)] == [1000, 1008, 1016, 1024]
+    # ... then the reads, the expired one first although the other lies ahead of the
+    # head; the six writes left wait for the read batch
+    assert [r.b_blkno for r in drain(q, 600 * MS)][:3] == [8, 2000, 1032]
+    assert q.expired_dispatches == 1
+
+
 def test_contiguous_requests_merge_up_to_max_sectors_kb_and_complete_each() -> None:
     q = MqDeadline(max_sectors_kb=12)
     a, b, c, e = Req(16), Req(24), Req(8), Req(32)     # 4 KiB each: 8 sectors
