@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "report": "vfslab.sweep.cli:report",
     "bench": "vfslab.bench:bench",
     "slow": "vfslab.commands.slow:slow",
+    "trace": "vfslab.commands.trace:trace",
 }
 
 

@@ -55,6 +55,8 @@ class RunConfig:
     on_progress: Any = None
     # run on an existing image (`vfslab run --from-image`): its blocks, its size in blocks
     image: tuple[dict[int, Any], int] | None = None
+    # write a Perfetto timeline of the run to this file (vfslab/trace/)
+    trace: str | None = None
 
 
 @dataclass
@@ -210,6 +212,18 @@ def _from_image(cfg: RunConfig) -> tuple[dict[int, Any], RunConfig]:
     return dict(store), replace(cfg, kernel=kernel)
 
 
+def _open_trace(k: Kernel, path: str) -> Any:
+    from vfslab.trace.tracer import Tracer
+
+    try:
+        fh = open(path, "wb", buffering=1 << 20)   # noqa: SIM115 (closed by run_scenario)
+    except OSError as e:
+        raise InputError(f"--trace {path}: {e.strerror}") from None
+    tracer = Tracer(k, fh)
+    tracer.attach()
+    return tracer
+
+
 def _wait_all(k: Kernel, state: dict[str, int]) -> Generator[Any, Any, None]:
     """Wait for every process of the run, those forked meanwhile too (wait4), then end the
     run at that instant."""
@@ -248,6 +262,7 @@ def run_scenario(cfg: RunConfig) -> RunResult:
         k.journal = Journal()
         k.notify.attach(k.journal)
         k.disk.log = WriteLog(k.disk.store)
+    tracer = _open_trace(k, cfg.trace) if cfg.trace else None
     checker = None
     if cfg.check:
         from vfslab.check.checker import Checker
@@ -289,6 +304,9 @@ def run_scenario(cfg: RunConfig) -> RunResult:
         if checker is not None:
             checker.uninstall()
             k.m.checker = None
+        if tracer is not None:
+            tracer.close()
+            tracer.file.close()
     k.metrics.stop()
     peak_mem = 0
     if cfg.measure_memory:
@@ -307,6 +325,8 @@ def run_scenario(cfg: RunConfig) -> RunResult:
     if "fio_errors" in sc.notes:
         summary["fio"] = {"errors": list(sc.notes["fio_errors"])}
     summary["wall_s"] = wall
+    if tracer is not None:
+        summary["trace"] = {"file": cfg.trace, **tracer.summary()}
     if cfg.measure_memory:
         summary["peak_python_bytes"] = peak_mem
     if k.metrics.memory:

@@ -15,6 +15,7 @@ BENCHES: dict[str, str] = {
     "sweep": "vfslab.bench.sweep:sweep",
     "crash": "vfslab.bench.crash:crash",
     "replay": "vfslab.bench.replay:replay",
+    "trace": "vfslab.bench.trace:trace",
 }
 
 

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from vfslab.commands.common import scenario_options
+from vfslab.commands.common import scenario_options, trace_option
 
 
 @click.command()
@@ -17,9 +17,11 @@ from vfslab.commands.common import scenario_options
 @click.option("--policy", default="syncer", show_default=True)
 @scenario_options
 @click.option("--json", "as_json", is_flag=True, help="findings as JSON")
+@trace_option
 def check(scenario: str, protocol: str, policy: str, seed: int, duration: str | None,
           cpus: int, sets: tuple[str, ...], config: str | None, irq_stress: float,
-          invariants: bool, strict: bool, speed: float, no_think: bool, as_json: bool) -> None:
+          invariants: bool, strict: bool, speed: float, no_think: bool, as_json: bool,
+          trace: str | None) -> None:
     """Run SCENARIO (default: `protocol`, every path the mail names) under the lock and IPL
     validator and report what is broken, with the call chains that did it."""
     from vfslab.check.report import text_report, to_json
@@ -28,6 +30,7 @@ def check(scenario: str, protocol: str, policy: str, seed: int, duration: str | 
 
     cfg = build_config(scenario, protocol, policy, seed, duration, cpus, sets, config,
                        irq_stress, invariants, True, strict, speed, no_think)
+    cfg.trace = trace
     from vfslab.commands.progress import progress, wanted
 
     with progress("checking", 1.0, wanted(as_json), unit="emulated s") as bar:

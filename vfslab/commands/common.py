@@ -90,6 +90,13 @@ def parse_sets(items: tuple[str, ...], config: str | None = None
     return policy, machine, cost
 
 
+def trace_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--trace FILE: a Perfetto timeline of the run (vfslab/trace/)."""
+    return click.option(
+        "--trace", "trace", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+        help="write a Perfetto trace of the run to FILE (open it at ui.perfetto.dev)")(f)
+
+
 def scenario_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options every scenario-running command takes."""
     opts = [

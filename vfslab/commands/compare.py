@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from vfslab.commands.common import scenario_options
+from vfslab.commands.common import scenario_options, trace_option
 from vfslab.errors import InputError
 
 POLICY_ROWS = [
@@ -96,11 +96,12 @@ def result_row(res: Any) -> dict[str, Any]:
               help="directory for plots, per-run Parquet and compare.json "
                    "[default: vfslab-out/compare-SCENARIO, none with --json]")
 @click.option("--no-out", is_flag=True, help="print the table only; write no files")
+@trace_option
 def compare(scenario: str, policies: str | None, protocols: str | None, vary: str | None,
             seed: int,
             duration: str | None, cpus: int, sets: tuple[str, ...], config: str | None,
             irq_stress: float, invariants: bool, strict: bool, speed: float, no_think: bool,
-            as_json: bool, out: str | None, no_out: bool) -> None:
+            as_json: bool, out: str | None, no_out: bool, trace: str | None) -> None:
     """Run SCENARIO under several writeback policies and/or locking protocols."""
     pols = [p.strip() for p in (policies or ("syncer" if protocols else
                                              "syncer,trickle,linux")).split(",") if p.strip()]
@@ -120,7 +121,8 @@ def compare(scenario: str, policies: str | None, protocols: str | None, vary: st
     nruns = len(protos) * len(pols) * len(variants)
     with progress("compare", nruns, wanted(as_json), unit="runs") as bar:
         _compare_runs(scenario, pols, protos, variants, seed, duration, cpus, sets, config,
-                      irq_stress, invariants, strict, speed, no_think, as_json, runs, bar)
+                      irq_stress, invariants, strict, speed, no_think, as_json, runs, bar,
+                      trace)
     _finish(scenario, pols, protos, seed, as_json, out, no_out, runs)
 
 
@@ -129,7 +131,7 @@ def _compare_runs(scenario: str, pols: list[str], protos: list[str],
                   duration: str | None, cpus: int, sets: tuple[str, ...],
                   config: str | None, irq_stress: float, invariants: bool, strict: bool,
                   speed: float, no_think: bool, as_json: bool, runs: dict[str, Any],
-                  bar: Any) -> None:
+                  bar: Any, trace: str | None = None) -> None:
     from vfslab.commands.run import build_config
     from vfslab.runner import run_scenario
 
@@ -143,11 +145,22 @@ def _compare_runs(scenario: str, pols: list[str], protos: list[str],
                 cfg = build_config(scenario, proto, pol, seed, duration, cpus,
                                    (*sets, *extra), config, irq_stress, invariants, False,
                                    strict, speed, no_think, selected=pols)
+                if trace is not None:
+                    cfg.trace = trace_file(trace, label)
                 if not as_json:
                     click.echo(f"running {scenario} with policy {pol}, protocol {proto}"
                                f"{', ' + extra[0] if extra else ''} ...", err=True)
                 runs[label] = run_scenario(cfg)
                 bar.advance()
+
+
+def trace_file(path: str, label: str) -> str:
+    """One trace per run: FILE's stem with the run's label, "t.pftrace" -> "t-syncer.pftrace"."""
+    from pathlib import Path
+
+    p = Path(path)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    return str(p.with_name(f"{p.stem}-{safe}{p.suffix}"))
 
 
 def _finish(scenario: str, pols: list[str], protos: list[str], seed: int, as_json: bool,

@@ -7,7 +7,12 @@ from typing import Any
 
 import click
 
-from vfslab.commands.common import parse_duration_s, parse_sets, scenario_options
+from vfslab.commands.common import (
+    parse_duration_s,
+    parse_sets,
+    scenario_options,
+    trace_option,
+)
 from vfslab.errors import InputError
 from vfslab.sim.costs import CostModel
 
@@ -97,6 +102,12 @@ def print_summary(s: dict[str, Any]) -> None:
         rows.append((f"{s['policy']}: {_report_name(key)}",
                      f"{val:,.3f}" if isinstance(val, float) else
                      f"{val:,}" if isinstance(val, int) else str(val)))
+    tr = s.get("trace")
+    if tr:
+        rows.append(("trace", f"{tr['file']} ({tr['packets']:,} packets: "
+                              f"{tr['thread_steps']:,} thread steps, {tr['interrupts']:,} "
+                              f"interrupts, {tr['disk_requests']:,} disk requests, "
+                              f"{tr['syscalls']:,} calls; open it at ui.perfetto.dev)"))
     if "invariant_checks" in s:
         rows.append(("invariant checks passed", f"{s['invariant_checks']:,}"
                      if not s.get("panic") else "a check failed (below)"))
@@ -157,17 +168,19 @@ def _report_name(key: str) -> str:
 @click.option("--from-image", "from_image", type=click.Path(dir_okay=False, exists=True),
               default=None, help="run on this file system image (one fsck finds clean, "
                                  "e.g. after `vfslab fsck -y`) instead of a new one")
+@trace_option
 def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | None, cpus: int,
         sets: tuple[str, ...], config: str | None, irq_stress: float, invariants: bool,
         strict: bool, speed: float, no_think: bool, check: bool, as_json: bool,
         out: str | None, crash_at: str | None, crash_after_request: int | None,
         no_tear: bool, image: str | None, memory_every: str | None,
-        from_image: str | None) -> None:
+        from_image: str | None, trace: str | None) -> None:
     """Run SCENARIO (a built-in name, a .toml file, fio:JOB or strace:LOG)."""
     from vfslab.runner import run_scenario
 
     cfg = build_config(scenario, protocol, policy, seed, duration, cpus, sets, config,
                        irq_stress, invariants, check, strict, speed, no_think)
+    cfg.trace = trace
     if from_image is not None:
         from vfslab.crash.image import load_image
 

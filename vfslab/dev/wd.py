@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from vfslab.dev.faults import FaultInjector
 from vfslab.dev.models import ServiceModel
@@ -46,6 +46,16 @@ class WriteLog:
 
     def finished(self, now: int, reqno: int, ok: bool) -> None:
         self.ends.append((now, reqno, ok))
+
+
+class DiskTracer(Protocol):
+    """What a timeline is told of a disk's requests (a request may be a Merged one)."""
+
+    def queued(self, disk: Disk, bp: Any, t: int) -> None: ...
+
+    def started(self, disk: Disk, req: Any, t: int) -> None: ...
+
+    def finished(self, disk: Disk, req: Any, t: int, ok: bool) -> None: ...
 
 
 class Torn:
@@ -104,6 +114,8 @@ class Disk:
         self._intrname = f"{name}intr"
         # crash tests: every write started and completed, for images at any past instant
         self.log: WriteLog | None = None
+        # a timeline (vfslab/trace/): told of each request queued, started and finished
+        self.trace: DiskTracer | None = None
         self.tears = True             # a power cut tears the write in service (a disk option)
 
     # ---- queue --------------------------------------------------------------------------
@@ -144,6 +156,8 @@ class Disk:
         q = self.queue_length()
         if q > self.stats.max_queue:
             self.stats.max_queue = q
+        if self.trace is not None:
+            self.trace.queued(self, bp, m.time())
         self.start()
         m.splx(s)
 
@@ -164,6 +178,8 @@ class Disk:
             self.head_blkno = bp.b_blkno + bp.b_bcount // SECTOR
             if self.log is not None and not read:
                 self.log.started(now, self.nstarted, bp)
+            if self.trace is not None:
+                self.trace.started(self, bp, now)
             m.post_intr(self.intr_cpu, IPL_BIO, self.intr, bp, at=end, name=self._intrname)
 
     def intr(self, bp: Any) -> None:
@@ -199,6 +215,8 @@ class Disk:
                     store[blk + i] = bytes(v) if isinstance(v, bytearray) else v
         if self.log is not None:
             self.log.finished(now, reqno, not failed)
+        if self.trace is not None:
+            self.trace.finished(self, bp, now, not failed)
         self.start()
         if isinstance(bp, Merged):
             for child in bp.finish():

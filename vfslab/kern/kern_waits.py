@@ -21,25 +21,30 @@ def _vname(vp: vnode | None) -> str:
     return f"inode {ino}" if ino is not None else f"vnode {vp.v_id}"
 
 
+def describe_buf(bp: buf) -> str:
+    """What a buffer's I/O is: "write of inode 7 pages 0-15"."""
+    what = "read" if bp.b_flags & B_READ else "write"
+    vp = bp.b_vp
+    lbn = bp.b_lblkno
+    if bp.b_flags & B_PAGEIO:
+        where = f"pages {lbn}-{lbn + max(1, bp.b_bcount // PAGE_SIZE) - 1}"
+    elif vp is not None and vp.v_type == VBLK:
+        where = f"metadata block {bp.b_blkno // 8}"
+    elif lbn < 0:
+        where = f"indirect block (lbn {lbn})"
+    else:
+        where = f"block {lbn}"
+    whose = "the device" if vp is not None and vp.v_type == VBLK else _vname(vp)
+    return f"{what} of {whose} {where}"
+
+
 def describe_wait(wmesg: str, chan: object) -> str:
     """`wmesg` and what `chan` is: "biowait: write of inode 7 block 12"."""
     if not wmesg:
         return ""
     if isinstance(chan, buf):
-        what = "read" if chan.b_flags & B_READ else "write"
-        vp = chan.b_vp
-        lbn = chan.b_lblkno
-        if chan.b_flags & B_PAGEIO:
-            where = f"pages {lbn}-{lbn + max(1, chan.b_bcount // PAGE_SIZE) - 1}"
-        elif vp is not None and vp.v_type == VBLK:
-            where = f"metadata block {chan.b_blkno // 8}"
-        elif lbn < 0:
-            where = f"indirect block (lbn {lbn})"
-        else:
-            where = f"block {lbn}"
-        whose = "the device" if vp is not None and vp.v_type == VBLK else _vname(vp)
         note = f", {chan.b_private_note}" if chan.b_private_note else ""
-        return f"{wmesg}: {what} of {whose} {where}{note}"
+        return f"{wmesg}: {describe_buf(chan)}{note}"
     if isinstance(chan, vm_page):
         return f"{wmesg}: page {chan.offset} of {_vname(chan.uobject.vp)}"
     if isinstance(chan, vnode):

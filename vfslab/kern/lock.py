@@ -8,6 +8,7 @@ vnode's v_interlock is class "v_interlock"); the validator reasons about classes
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from typing import Any
 
@@ -104,6 +105,8 @@ class LockOps:
         m.nspin_held += 1
         if m.checker is not None:
             m.checker.on_lock(lk, cur, False)
+        if m.tracer is not None:
+            m.tracer.lock_held(lk.cls, lk, cur, cur.cpu.t, sys._getframe(1).f_code.co_name)
 
     def _contended(self, lk: simplelock, cur: Context, h: Context) -> None:
         m = self.m
@@ -151,6 +154,8 @@ class LockOps:
         m.nspin_held += 1
         if m.checker is not None:
             m.checker.on_lock(lk, cur, True)
+        if m.tracer is not None:
+            m.tracer.lock_held(lk.cls, lk, cur, cur.cpu.t, sys._getframe(1).f_code.co_name)
         return True
 
     def simple_unlock(self, lk: simplelock) -> None:
@@ -171,6 +176,8 @@ class LockOps:
         cur.cpu.t += m.costs.lock
         if m.checker is not None:
             m.checker.on_unlock(lk, cur)
+        if m.tracer is not None:
+            m.tracer.lock_released(lk, cur, cur.cpu.t)
         m.ipoint()
 
     def _bad_unlock(self, lk: simplelock | lock, cur: Context) -> None:
@@ -268,6 +275,8 @@ class LockOps:
             td.held.remove(lkp)
         if m.checker is not None:
             m.checker.on_unlock(lkp, td)
+        if m.tracer is not None:
+            m.tracer.lock_released(lkp, td, td.cpu.t)
         if lkp.lk_waitcount:
             m.wakeup(lkp)
         self.simple_unlock(lkp.lk_interlock)
@@ -326,6 +335,8 @@ def lockmgr(L: LockOps, lkp: lock, flags: int, interlkp: simplelock | None, td: 
     td.held.append(lkp)
     if m.checker is not None:
         m.checker.on_lock(lkp, td, bool(flags & LK_NOWAIT))
+    if m.tracer is not None:
+        m.tracer.lock_held(lkp.cls, lkp, td, td.cpu.t, sys._getframe(1).f_code.co_name)
     return 0
 
 

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 EVENTS = ("object_dirtied", "page_dirtied", "page_cleaned", "buf_dirtied", "buf_cleaned",
           "write_throttle", "io_started", "io_done", "data_written", "data_synced",
-          "data_dropped", "truncated", "unlinked", "syscall_done", "syscall_record")
+          "data_dropped", "truncated", "unlinked", "syscall_done", "syscall_record",
+          "writeback_pass")
 
 
 @dataclass(slots=True)
@@ -103,6 +104,10 @@ class KernelObserver:
     def syscall_record(self, rec: CallRecord) -> None:
         """The same call in detail (built only if an observer takes it)."""
 
+    def writeback_pass(self, daemon: str, kind: str, start: int, end: int) -> None:
+        """A writeback daemon finished one pass (the syncer's slot, trickle's wake-up,
+        Linux's kupdate or background work) that began at `start`."""
+
 
 class Notify:
     """The vector: `attach` an observer, and the kernel calls through the event tuples."""
@@ -125,6 +130,7 @@ class Notify:
         self.unlinked: tuple[Callable[[int, int], None], ...] = ()
         self.syscall_done: tuple[Callable[[str, int, int, int], None], ...] = ()
         self.syscall_record: tuple[Callable[[CallRecord], None], ...] = ()
+        self.writeback_pass: tuple[Callable[[str, str, int, int], None], ...] = ()
 
     def attach(self, obs: KernelObserver) -> None:
         self.observers.append(obs)

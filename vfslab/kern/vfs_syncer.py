@@ -134,10 +134,12 @@ class Syncer:
         vfs = k.vfs
         NS = 1_000_000_000
         while True:
-            starttime = m.time() // NS
+            t0 = m.time()
+            starttime = t0 // NS
             self.stats.passes += 1
             s = p.synclist_lock()
-            slp = self.syncer_workitem_pending[self.syncer_delayno]
+            slot = self.syncer_delayno
+            slp = self.syncer_workitem_pending[slot]
             self.syncer_delayno += 1
             if self.syncer_delayno >= self.syncer_last:
                 self.syncer_delayno = 0
@@ -173,6 +175,8 @@ class Syncer:
                 else:
                     p.synclist_unlock(s)
             yield from k.locks.lockmgr(self.syncer_lock, LK_RELEASE)
+            for f in k.notify.writeback_pass:      # for traces: not 2.0's
+                f("ioflush", f"slot {slot}", t0, m.time())
             if self.rushjob > 0:
                 self.rushjob -= 1
                 continue

@@ -9,7 +9,7 @@ import os
 import sys
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,6 +85,8 @@ class Metrics(KernelObserver):
         self._next_mem = 0
         # called with the emulated ns since the start at each sample (a progress bar)
         self.on_sample: Any = None
+        # called with the time (ns) after each sample is taken (a trace's counters)
+        self.sample_hooks: list[Callable[[int], None]] = []
 
     # ---- syscall layer hooks ----------------------------------------------------------------
     def syscall_done(self, op: str, start: int, end: int, rv: int) -> None:
@@ -185,6 +187,8 @@ class Metrics(KernelObserver):
             self.memory.append(((now - self.t0) / NS, rss_bytes(), sys.getallocatedblocks(),
                                 len(disk.store)))
             self._next_mem = now + self.memory_every_ns
+        for hook in self.sample_hooks:
+            hook(now)
         m.at(now + self.interval_ns, self._sample)
 
     def oldest_dirty_ns(self) -> int:

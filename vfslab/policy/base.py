@@ -11,7 +11,8 @@ kernel's interfaces (VOP_PUTPAGES, bawrite, VOP_UPDATE, the page cache's dirty q
     writing            flush_pages(vp, pages=..., start=, end=, sync=) (clustered into 64 KiB
                        I/Os), flush_buffer(bp), flush_vnode_buffers(vp), update_inode(vp)
     time and threads   now(), spawn(name, body), sleep(ns, wmesg), callout(period_ns, fn),
-                       current_thread() (who is running: a writer in write_throttle)
+                       current_thread() (who is running: a writer in write_throttle),
+                       pass_done(kind, start) (a daemon's pass, for traces)
     throttling         override write_throttle(vp, npages) (a generator run by the writer) and
                        pause in it with `yield from self.pause(vp, ns)`
     the disk           disk_bytes_written()
@@ -120,6 +121,16 @@ class WritebackPolicy(KernelObserver):
     def callout(self, period_ns: int, fn: Callable[[], None], name: str = "") -> None:
         """Call `fn()` every `period_ns` from the clock interrupt (no sleeping in it)."""
         periodic(self.m, int(period_ns), lambda _: fn(), name=name or f"{self.name}-callout")
+
+    def pass_done(self, kind: str, start: int) -> None:
+        """Say that the running daemon finished a pass of kind `kind` begun at `start` (ns):
+        a trace shows it on its writeback track. Costs nothing when nobody watches."""
+        fns = self.k.notify.writeback_pass
+        if fns:
+            cur = self.m.cur
+            who = cur.name if cur is not None else self.name
+            for f in fns:
+                f(who, kind, start, self.m.time())
 
     def current_thread(self) -> object | None:
         """The thread running now (a key for per-writer state), or None in an interrupt."""

@@ -369,7 +369,9 @@ class LinuxPolicy(WritebackPolicy):
         nr_pages = self.nr_reclaimable() + len(self.b_dirty)    # get_nr_dirty_pages
         if nr_pages:
             self.kupdate_passes += 1
+            start = self.now()
             yield from self.wb_writeback(Work(nr_pages, for_kupdate=True))
+            self.pass_done("kupdate", start)
 
     def wb_over_bg_thresh(self) -> bool:
         return self.nr_reclaimable() > self.limits()[1]
@@ -377,7 +379,9 @@ class LinuxPolicy(WritebackPolicy):
     def wb_check_background_flush(self) -> GEN:
         if self.wb_over_bg_thresh():
             self.background_passes += 1
+            start = self.now()
             yield from self.wb_writeback(Work(1 << 62, for_background=True))
+            self.pass_done("background", start)
 
     def queue_io(self, dirtied_before: int) -> None:
         """b_more_io first, then the inodes of b_dirty dirtied at or before the cut, oldest

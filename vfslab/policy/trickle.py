@@ -92,7 +92,9 @@ class TricklePolicy(WritebackPolicy):
         period = int(NS / self.opts["hz"])
         while True:
             yield from m.tsleep(self, "trickle", period)
+            start = m.time()
             yield from self.wakeup(period)
+            self.pass_done("wake-up", start)
 
     def wakeup(self, period: int) -> Generator[Any, Any, None]:
         """One pass: write what is due, plus a smooth share of the backlog."""

@@ -23,6 +23,7 @@ from vfslab.sim.interrupts import Interrupts
 from vfslab.sim.panic import Panic
 from vfslab.sim.stack import add_boundary
 from vfslab.sim.threads import EWOULDBLOCK, QUANTUM_NS, Threads
+from vfslab.sim.trace import EngineTracer
 
 NS_PER_S = 1_000_000_000
 
@@ -58,6 +59,7 @@ class Engine(EventQueue, Interrupts, Threads):
         self.track_waits = False
         self.threads: list[Thread] = []
         self.checker: Any = None
+        self.tracer: EngineTracer | None = None     # a timeline being written (sim/trace.py)
         self.costs = costs or CostModel()
         self.nspin_held = 0
         self.stats = Stats()

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from vfslab.sim.context import Context
     from vfslab.sim.costs import CostModel
     from vfslab.sim.events import Event
+    from vfslab.sim.trace import EngineTracer
 
 
 class Interrupts:
@@ -46,6 +47,7 @@ class Interrupts:
     now: int
     costs: CostModel
     checker: Any
+    tracer: EngineTracer | None
     nspin_held: int
     stats: Any
     _heap: list[Event]
@@ -189,11 +191,16 @@ class Interrupts:
         cpu.t = start + self._intr_entry_ns
         cpu.ctx = frame
         self.cur = frame
+        tr = self.tracer
+        if tr is not None:
+            tr.intr_begin(cpu, irq, start)
         irq.handler(irq.arg)
         end = cpu.t + self._intr_exit_ns
         cpu.t = end
         if self.checker is not None:
             self.checker.on_intr_exit(frame)
+        if tr is not None:
+            tr.intr_end(cpu, irq, end, saved)
         cpu.intr_ns += end - start
         if outer is None:
             cpu.busy_ns += end - start
@@ -255,6 +262,8 @@ class Interrupts:
             self._setipl(cpu, level)
         if self.checker is not None:
             self.checker.on_spl(cur, old, cpu.ipl)
+        if self.tracer is not None:
+            self.tracer.spl(cpu, cpu.t)
         return old
 
     def splbio(self) -> int:
@@ -269,6 +278,8 @@ class Interrupts:
         if self.checker is not None:
             self.checker.on_spl(cur, old, s)
         self._setipl(cpu, s)
+        if self.tracer is not None:
+            self.tracer.spl(cpu, cpu.t)
         self.ipoint()
 
     def spl0(self) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vfslab.sim.context import Context
     from vfslab.sim.events import Event
     from vfslab.sim.intr import Intr
+    from vfslab.sim.trace import EngineTracer
 
 EWOULDBLOCK = 35     # tsleep's timeout return value, as errno EWOULDBLOCK
 QUANTUM_NS = 10_000_000      # a thread that runs this long without sleeping yields
@@ -40,6 +41,7 @@ class Threads:
     cur: Context | None
     now: int
     checker: Any
+    tracer: EngineTracer | None
     stats: Any
     runq: deque[Thread]
     sleepq: dict[object, list[Thread]]
@@ -108,7 +110,8 @@ class Threads:
     def _step(self, cpu: CPU, td: Thread) -> None:
         """Run a thread until it sleeps, yields or exits."""
         t = cpu.t
-        if cpu.last_thread is not td:
+        switched = cpu.last_thread is not td
+        if switched:
             t += self._ctxsw_ns
             self.stats.nswitch += 1
             td.nswitch += 1
@@ -137,6 +140,9 @@ class Threads:
         cpu.want_resched = False
         if td.ipl:
             self._setipl(cpu, td.ipl)
+        tr = self.tracer
+        if tr is not None:
+            tr.step_begin(cpu, td, t, switched)
         val = td.wakeval
         td.wakeval = None
         try:
@@ -152,6 +158,9 @@ class Threads:
         self.cur = None
         ipl = cpu.ipl
         td.ipl = ipl
+        if tr is not None:
+            # before the spl drops: what that lets in runs after the step, not inside it
+            tr.step_end(cpu, td, end)
         if ipl:
             self._setipl(cpu, IPL_NONE)
         state = td.state
@@ -220,6 +229,8 @@ class Threads:
         if cpu is not None and cpu.running is td:
             return     # woken before it got off the CPU: the step's end requeues it
         td.woken_at = t
+        if self.tracer is not None:
+            self.tracer.wakeup(self.cur, td, t)
         self.runq.append(td)
         self._kick(t)
 
@@ -232,6 +243,7 @@ class Threads:
         t = cur.cpu.t if cur is not None else self.now
         runq = self.runq
         kick = self._kick
+        tr = self.tracer
         for td in q:
             # _make_runnable, inline (wakeup is the engine's hottest call)
             td.state = SRUN
@@ -241,6 +253,8 @@ class Threads:
             if cpu is not None and cpu.running is td:
                 continue
             td.woken_at = t
+            if tr is not None:
+                tr.wakeup(cur, td, t)
             runq.append(td)
             kick(t)
 

@@ -1,0 +1,217 @@
+"""`--trace FILE`: a run's Perfetto timeline, decoded with the perfetto package's own
+protobuf classes and held against what the run itself counted."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace, TrackEvent
+
+from vfslab.cli import cli, main
+from vfslab.runner import RunConfig, RunResult, run_scenario
+
+BEGIN, END, INSTANT, COUNTER = (TrackEvent.TYPE_SLICE_BEGIN, TrackEvent.TYPE_SLICE_END,
+                                TrackEvent.TYPE_INSTANT, TrackEvent.TYPE_COUNTER)
+
+
+class Decoded:
+    """The trace as tracks and their events (name resolved from the interned names)."""
+
+    def __init__(self, path: Path) -> None:
+        tr = Trace()
+        tr.ParseFromString(path.read_bytes())
+        self.packets = len(tr.packet)
+        names: dict[int, str] = {}
+        self.tracks: dict[int, Any] = {}
+        self.events: dict[int, list[tuple[int, int, str, dict[str, Any], Any]]] = \
+            defaultdict(list)
+        for p in tr.packet:
+            for en in p.interned_data.event_names:
+                names[en.iid] = en.name
+            if p.HasField("track_descriptor"):
+                self.tracks[p.track_descriptor.uuid] = p.track_descriptor
+            if p.HasField("track_event"):
+                te = p.track_event
+                args = {a.name: (a.string_value or a.int_value or a.double_value)
+                        for a in te.debug_annotations}
+                self.events[te.track_uuid].append(
+                    (p.timestamp, te.type, names.get(te.name_iid, te.name), args, te))
+
+    def name(self, uuid: int) -> str:
+        d = self.tracks[uuid]
+        return str(d.process.process_name if d.HasField("process") else d.name)
+
+    def under(self, group: str) -> list[int]:
+        """Tracks whose parent (or grandparent: lanes) is the group named `group`."""
+        gid = next(u for u, d in self.tracks.items() if d.name == group and not d.parent_uuid)
+        kids = {u for u, d in self.tracks.items() if d.parent_uuid == gid}
+        return sorted(kids | {u for u, d in self.tracks.items() if d.parent_uuid in kids})
+
+    def slices(self, tracks: list[int]) -> list[tuple[int, str, dict[str, Any]]]:
+        return [(t, n, a) for u in tracks for t, k, n, a, _ in self.events[u] if k == BEGIN]
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Decoded]:
+    path = tmp_path_factory.mktemp("trace") / "run.pftrace"
+    r = run_scenario(RunConfig(scenario="pr24596", duration_s=4, ncpus=2, trace=str(path)))
+    return r, Decoded(path)
+
+
+def test_a_trace_has_a_track_for_each_cpu_lock_class_disk_and_process(
+        traced: tuple[RunResult, Decoded]) -> None:
+    r, d = traced
+    names = {d.name(u) for u in d.tracks}
+    assert {"cpu0", "cpu1", "cpu0 spl", "cpu1 spl", "wd0", "wd0 queue"} <= names
+    classes = {d.name(u) for u in d.under("locks") if "#" not in d.name(u)}
+    assert {"v_interlock", "vnlock", "bqueue_slock", "global_v_numoutput_slock"} <= classes
+    procs = {d.tracks[u].process.process_name for u in d.tracks
+             if d.tracks[u].HasField("process")}
+    # every process of the workload (and the runner's setup, which lays out the files)
+    assert procs == {p.p_comm for p in r.kernel.procs} | {"setup"}
+
+
+def test_its_slices_are_the_runs_own_counts(traced: tuple[RunResult, Decoded]) -> None:
+    r, d = traced
+    m = r.kernel.m
+    cpu = [u for u in d.tracks if d.name(u) in ("cpu0", "cpu1")]
+    on_cpu = d.slices(cpu)
+    steps = [a for _, _, a in on_cpu if "tid" in a]
+    handlers = [a for _, _, a in on_cpu if "ipl" in a]
+    assert sum(1 for a in steps if a.get("switched")) == m.stats.nswitch
+    assert len(handlers) == sum(n for n, _, _ in m.intr_latency().values())
+    assert len(d.slices([u for u in d.tracks if d.name(u) == "wd0"])) == \
+        r.kernel.disk.nstarted
+    procs = {u for u, t in d.tracks.items() if t.HasField("process")}
+    calls = d.slices([u for u, t in d.tracks.items() if u in procs or t.parent_uuid in procs])
+    assert len(calls) == r.kernel.metrics._nrec
+    # and the workload's own figures are those of an untraced run
+    plain = run_scenario(RunConfig(scenario="pr24596", duration_s=4, ncpus=2))
+    assert plain.summary["figures"] == r.summary["figures"]
+
+
+def test_every_track_nests_its_slices_in_time(traced: tuple[RunResult, Decoded]) -> None:
+    _, d = traced
+    for uuid, evs in d.events.items():
+        stack: list[str] = []
+        # the trace processor orders a track's events by time, file order among equals, and
+        # an end closes the innermost open slice: it must be the one the end names
+        for _t, kind, name, *_ in sorted(evs, key=lambda e: e[0]):
+            if kind == BEGIN:
+                stack.append(name)
+            elif kind == END:
+                assert stack, f"an end without a begin on {d.name(uuid)}"
+                assert stack.pop() == name, f"{name} ends out of turn on {d.name(uuid)}"
+        assert not stack, f"{len(stack)} slices left open on {d.name(uuid)}"
+
+
+def test_counters_and_flows_are_there(traced: tuple[RunResult, Decoded]) -> None:
+    r, d = traced
+    by_name = {d.name(u): u for u in d.tracks}
+    samples = len(r.kernel.metrics.series["t_s"])
+    for c in ("dirty pages", "dirty bytes", "pages under write", "oldest dirty data"):
+        assert sum(1 for e in d.events[by_name[c]] if e[1] == COUNTER) == samples
+    spl = Counter(e[4].counter_value for e in d.events[by_name["cpu0 spl"]])
+    assert spl[0] > 0 and any(level > 0 for level in spl)
+    started = {f for evs in d.events.values() for *_, te in evs for f in te.flow_ids}
+    ended = {f for evs in d.events.values() for *_, te in evs
+             for f in te.terminating_flow_ids}
+    assert ended and ended <= started
+    # I/O submissions flow to a biodone, wakeups to the woken thread's step
+    ends_in = Counter(n for evs in d.events.values() for _t, _k, n, _a, te in evs
+                      if te.terminating_flow_ids)
+    assert ends_in["biodone"] > 0 and sum(ends_in.values()) > ends_in["biodone"]
+
+
+def test_disk_requests_say_who_queued_them_and_what_they_overtook(
+        traced: tuple[RunResult, Decoded]) -> None:
+    r, d = traced
+    reqs = d.slices([u for u in d.tracks if d.name(u) == "wd0"])
+    assert all({"block", "KiB", "by", "queued ms", "overtook"} <= set(a) for _, _, a in reqs)
+    by = {a["by"] for _, _, a in reqs}
+    assert by <= {td.name for td in r.kernel.m.threads} and {"init", "editor0"} <= by
+    assert any(n.startswith("read of inode") for _, n, _ in reqs)
+    # the disksort elevator serves requests out of arrival order, and the trace says so
+    assert any(a["overtook"] > 0 for _, _, a in reqs)
+
+
+def test_vfslab_trace_shows_a_window_with_the_calls_made_in_it(
+        tmp_path: Path) -> None:
+    path = tmp_path / "w.pftrace"
+    r = run_scenario(RunConfig(scenario="pr24596", duration_s=6, trace=str(path)))
+    rec = r.kernel.metrics.slow_calls()[0]           # the run's slowest call
+    at = (rec.start - r.t0_ns) / 1e9
+    res = CliRunner().invoke(cli, ["trace", str(path), "--at", f"{at}s", "--span", "1us",
+                                   "--tracks", rec.proc, "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    rows = json.loads(res.output)
+    assert [(x["name"], x["dur_ns"]) for x in rows] == [(rec.call, rec.end - rec.start)]
+    assert rows[0]["args"]["path"] == rec.path
+
+
+def test_run_check_and_compare_take_trace(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    runner = CliRunner()
+    res = runner.invoke(cli, ["run", "stream", "--duration", "1s", "--trace",
+                            str(tmp_path / "r.pftrace")])
+    assert res.exit_code == 0, res.output
+    assert "ui.perfetto.dev" in res.output and (tmp_path / "r.pftrace").stat().st_size > 0
+    res = runner.invoke(cli, ["compare", "stream", "--duration", "1s", "--no-out",
+                            "--policies", "syncer,trickle", "--trace",
+                            str(tmp_path / "c.pftrace")])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.glob("c-*")) == ["c-syncer.pftrace",
+                                                           "c-trickle.pftrace"]
+    res = runner.invoke(cli, ["check", "stream", "--duration", "1s", "--trace",
+                              str(tmp_path / "k.pftrace")])
+    assert res.exit_code in (0, 1) and (tmp_path / "k.pftrace").stat().st_size > 0
+    with pytest.raises(SystemExit) as e:
+        main(["run", "stream", "--duration", "1s", "--trace",
+              str(tmp_path / "no" / "such" / "dir.pftrace")])
+    assert e.value.code == 2
+    assert "--trace" in capsys.readouterr().err
+
+
+def test_an_interrupt_let_in_as_a_step_ends_comes_after_the_step() -> None:
+    """A thread that sleeps at splbio (biowait does) leaves its level with the step: what
+    was held pending runs after the step's end, not inside the step, on the CPU's timeline."""
+    from vfslab.sim.engine import Engine
+    from vfslab.sim.ipl import IPL_BIO
+    from vfslab.sim.trace import EngineTracer
+
+    m = Engine()
+    seen: list[tuple[str, int]] = []
+
+    class Log(EngineTracer):
+        def step_begin(self, cpu: Any, td: Any, t: int, switched: bool) -> None:
+            seen.append(("step", t))
+
+        def step_end(self, cpu: Any, td: Any, t: int) -> None:
+            seen.append(("/step", t))
+
+        def intr_begin(self, cpu: Any, irq: Any, t: int) -> None:
+            seen.append(("intr", t))
+
+        def intr_end(self, cpu: Any, irq: Any, t: int, back_to: int) -> None:
+            seen.append(("/intr", t))
+
+    m.tracer = Log()
+
+    def body() -> Any:
+        m.splbio()
+        m.post_intr(0, IPL_BIO, lambda _: None, None, at=m.time() + 100)
+        m.charge(10_000)
+        m.ipoint()                       # due, masked: pending
+        yield from m.tsleep(object(), "biowait", 50_000)
+
+    m.spawn("t", body())
+    m.run(until=40_000)
+    kinds = [k for k, _ in seen]
+    assert kinds[:4] == ["step", "/step", "intr", "/intr"]
+    assert seen[2][1] >= seen[1][1]

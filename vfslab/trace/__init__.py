@@ -1,0 +1,1 @@
+"""Timelines of runs: `--trace FILE` writes a Perfetto trace (tracer.py, perfetto.py)."""
