@@ -295,7 +295,9 @@ def test_a_throttled_writer_holds_dirty_and_writeback_pages_at_the_setpoint() ->
             + np.array(s["pageout_pages"]))[t > 15]
     assert abs(held.mean() / setpoint - 1) < 0.10
     assert held.std() < 0.05 * setpoint
-    assert held.max() <= limit
+    # over the limit only by what a writer may dirty between two checks: its
+    # nr_dirtied_pause, plus the 64 KiB (16 pages) of the write that crosses it
+    assert held.max() <= limit + pol.max_pause_batch + 16
     # the policy's own report says the same from the throttle's side
     assert abs(r.summary["policy_report"]["held_over_setpoint"] - 1) < 0.10
     # and the bandwidth estimate is the disk's rate (what the writer gets), within 5%

@@ -129,6 +129,8 @@ class Checker:
     def on_lock(self, lk: Any, ctx: Context, trylock: bool) -> None:
         self.nlock += 1
         ci = self._class(lk)
+        if ci.kind == "sleep" and not trylock:
+            self._sleeping_lock_checks(lk, ctx)
         ipl = ctx.cpu.ipl
         state = (ctx.level if ctx.intr else -1, ipl)
         if state not in ci.states:
@@ -151,6 +153,34 @@ class Checker:
                     continue
                 if (a, name) not in self.edges:
                     self._new_edge(a, name, ctx)
+
+    def _sleeping_lock_checks(self, lk: Any, ctx: Context) -> None:
+        """At the acquisition, whether or not it slept (lockdep and WITNESS report both
+        there): (1) a shared hold taken again by its holder, which deadlocks as soon as a
+        writer queues between the two (kern_lock.c's LK_WANT_EXCL); (2) a sleeping lock
+        taken with a spin lock held. The interlock handed over with LK_INTERLOCK is
+        released by lockmgr before it could sleep, so it is not held here."""
+        name = lk.cls
+        if getattr(lk, "sharers", None) and lk.sharers.count(ctx) > 1 \
+                and lk.lk_exclusivecount == 0:
+            self._report_at_site(
+                "recursive-shared-lock", name, ctx,
+                f"{name} is taken shared by {ctx.describe()}, which already holds it shared: "
+                "if another thread asks for it exclusively in between, its LK_WANT_EXCL "
+                "holds the second request off while it waits for the first to be released",
+                ["       THREAD A                 THREAD B",
+                 "       --------                 --------",
+                 f"  lock_shared({name});",
+                 f"                                lock_exclusive({name});",
+                 "                                <waits for A's share>",
+                 f"  lock_shared({name});", "  <waits behind B>", " *** DEADLOCK ***"])
+        spins = [h.cls for h in ctx.held if getattr(h, "kind", "") == "spin"]
+        if spins:
+            self._report_at_site(
+                "sleeping-lock-under-spinlock", name, ctx,
+                f"{name} (a sleeping lock) is requested with {', '.join(spins)} held: had it "
+                "been busy, the thread would have slept holding a spin lock",
+                [f"  spin_lock({spins[-1]});", f"  lockmgr({name});   <may sleep>"])
 
     def _new_usage(self, ci: ClassInfo, ctx: Context, ipl: int) -> None:
         if ci.kind != "spin":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vfslab.kern.guards import Guard, StructGuards
+from vfslab.kern.guards import Guard, StructGuards, initializing
 
 if TYPE_CHECKING:
     from vfslab.check.checker import Checker
@@ -52,8 +52,9 @@ class FieldDescriptor:
         self.orig.__set__(obj, value)
 
 
-# How many constructors of checked structures are running (their field setup is not checked).
-_constructing = [0]
+# How many constructors of checked structures, or other private set-ups, are running (their
+# field setup is not checked): kern/guards.py's counter, which the kernel raises itself too.
+_constructing = initializing
 
 
 def _wrap_init(cls: type) -> Callable[..., None]:

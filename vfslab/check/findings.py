@@ -18,6 +18,11 @@ KINDS: dict[str, str] = {
     "sleep-in-interrupt": "an interrupt handler tried to sleep",
     "sleep-holding-spinlock": "a thread slept holding a spin lock",
     "recursive-lock": "a lock taken by the context that already holds it",
+    "recursive-shared-lock": "a shared lock taken again by a thread that holds it shared: "
+                             "lockmgr makes the second request wait behind a waiting "
+                             "exclusive one, which waits for the first",
+    "sleeping-lock-under-spinlock": "a sleeping lock (lockmgr) requested while holding a "
+                                    "spin lock: it may sleep with the spin lock held",
     "bad-unlock": "a lock released that is not held, or held by another context",
     "spl-imbalance": "an spl level or a lock left raised or held at a boundary",
     "deadlock": "a deadlock that happened in the run",

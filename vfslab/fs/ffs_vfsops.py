@@ -15,7 +15,7 @@ from vfslab.fs.inode import inode
 from vfslab.fs.ufs_ihash import ufs_ihashins, ufs_ihashlookup, ufs_ihashrem
 from vfslab.fs.ufs_layout import BSIZE, ROOTINO, SECTORS, Dinode, Superblock
 from vfslab.kern.init_main import mount
-from vfslab.kern.lock import LK_EXCLUSIVE
+from vfslab.kern.lock import LK_EXCLUSIVE, simplelock
 from vfslab.kern.vnode import vnode
 from vfslab.kern.vnode_if import FSYNC_LAZY, FSYNC_WAIT, VOP_FSYNC
 
@@ -41,6 +41,7 @@ class ufsmount:  # noqa: N801  (struct ufsmount, with struct fs as `sb`)
         self.nblocks = nblocks
         self.sb = Superblock()
         self.ihash: dict[int, vnode] = {}
+        self.ihash_slock = simplelock("ufs_ihash_slock")      # 2.0's is global
         self.mp: mount | None = None
         self.sb_dirty = False              # fs_fmod
         self.rotor = 0                     # the block allocator's next preference
@@ -133,8 +134,7 @@ def ffs_vget(ump: ufsmount, ino: int) -> Generator[Any, Any, tuple[int, vnode | 
         ip = inode(ino, Dinode(0, 0, 0, 0, 0), ump)
         ip.vp = vp
         vp.v_data = ip
-        ufs_ihashins(ump, ino, vp)
-        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        yield from ufs_ihashins(ump, ino, vp)         # locks it (lockmgr, as 2.0)
         blk, off = ump.iblock(ino)
         err, bp = yield from ump.meta_read(blk)
         if err:

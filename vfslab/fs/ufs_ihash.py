@@ -1,8 +1,14 @@
-"""The inode hash (sys/ufs/ufs/ufs_ihash.c, NetBSD 2.0): inode number -> vnode, per mount."""
+"""The inode hash (sys/ufs/ufs/ufs_ihash.c, netbsd-2-0 branch): inode number -> vnode, per
+mount, under ufs_ihash_slock. Inserting locks the vnode first ("lock the inode, then put it
+on the appropriate hash list": lockmgr on v_lock directly, not vn_lock), so a second lookup
+of the inode blocks in vget until its disk inode is read."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from vfslab.kern.lock import LK_EXCLUSIVE
 
 if TYPE_CHECKING:
     from vfslab.fs.ffs_vfsops import ufsmount
@@ -10,13 +16,27 @@ if TYPE_CHECKING:
 
 
 def ufs_ihashlookup(ump: ufsmount, ino: int) -> vnode | None:
-    return ump.ihash.get(ino)
+    L = ump.k.locks
+    L.simple_lock(ump.ihash_slock)
+    vp = ump.ihash.get(ino)
+    L.simple_unlock(ump.ihash_slock)
+    return vp
 
 
-def ufs_ihashins(ump: ufsmount, ino: int, vp: vnode) -> None:
+def ufs_ihashins(ump: ufsmount, ino: int, vp: vnode) -> Generator[Any, Any, None]:
+    L = ump.k.locks
+    p = ump.k.proto
+    s = p.vnlock_enter(vp)
+    yield from L.lockmgr(vp.v_lock, LK_EXCLUSIVE)
+    p.vnlock_exit(vp, s)
+    L.simple_lock(ump.ihash_slock)
     ump.ihash[ino] = vp
+    L.simple_unlock(ump.ihash_slock)
 
 
 def ufs_ihashrem(ump: ufsmount, ino: int, vp: vnode) -> None:
+    L = ump.k.locks
+    L.simple_lock(ump.ihash_slock)
     if ump.ihash.get(ino) is vp:
         del ump.ihash[ino]
+    L.simple_unlock(ump.ihash_slock)

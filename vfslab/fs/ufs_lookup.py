@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from vfslab.fs.ffs_vfsops import ffs_vget
 from vfslab.fs.ufs_layout import BSIZE, DIRENT_SIZE, DIRENTS, MAXNAMLEN, pack_dirent, unpack_dirents
-from vfslab.kern.lock import LK_EXCLUSIVE
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
 from vfslab.kern.vfs_lookup import (
     CREATE,
     DELETE,
@@ -189,11 +189,11 @@ def ufs_lookup(vdp: vnode, cnp: componentname) -> Generator[Any, Any, tuple[int,
         cnp.cn_flags |= PDIRUNLOCK
         err, tdp = yield from ffs_vget(ump, ino)
         if err:
-            yield from vfs.vn_lock(vdp, LK_EXCLUSIVE)
+            yield from vfs.vn_lock(vdp, LK_EXCLUSIVE | LK_RETRY)
             cnp.cn_flags &= ~PDIRUNLOCK
             return err, None
         if lockparent and last:
-            yield from vfs.vn_lock(vdp, LK_EXCLUSIVE)
+            yield from vfs.vn_lock(vdp, LK_EXCLUSIVE | LK_RETRY)
             cnp.cn_flags &= ~PDIRUNLOCK
         vp = tdp
     elif ino == dp.ino:

@@ -26,7 +26,7 @@ from vfslab.fs.ufs_lookup import (
     ufs_dotdot,
 )
 from vfslab.kern.buf import B_ERROR
-from vfslab.kern.lock import LK_EXCLUSIVE
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
 from vfslab.kern.vfs_lookup import DELETE, ISDOTDOT, LOCKLEAF, LOCKPARENT, MODMASK, relookup
 from vfslab.kern.vnode import VDIR, VLNK, VNON
 from vfslab.kern.vnode_if import VOP_REMOVE, VOP_STRATEGY, VOP_TRUNCATE
@@ -70,8 +70,7 @@ def ffs_vnew(ump: ufsmount, ip: inode) -> Generator[Any, Any, vnode | None]:
     vp.v_data = ip
     vp.v_type = ip.d.vtype()
     vp.v_size = 0
-    ufs_ihashins(ump, ip.ino, vp)
-    yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+    yield from ufs_ihashins(ump, ip.ino, vp)          # locks it
     return vp
 
 
@@ -255,7 +254,7 @@ def ufs_link(dvp: vnode, vp: vnode, cnp: componentname) -> GEN:
         yield from vfs.vput(dvp)
         return EPERM
     if dvp is not vp:
-        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE | LK_RETRY)
     ip: inode = vp.v_data
     if ip.d.nlink >= LINK_MAX:
         err = EMLINK
@@ -376,13 +375,13 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
         yield from vfs.vrele(fvp)
         fcnp.cn_flags = (fcnp.cn_flags & ~MODMASK) | LOCKPARENT | LOCKLEAF
         fcnp.cn_nameiop = DELETE
-        yield from vfs.vn_lock(fdvp, LK_EXCLUSIVE)
+        yield from vfs.vn_lock(fdvp, LK_EXCLUSIVE | LK_RETRY)
         err, svp = yield from relookup(k, fdvp, fcnp)
         if err or svp is None:
             yield from vfs.vput(fdvp)
             return err
         return (yield from VOP_REMOVE(fdvp, svp, fcnp))
-    yield from vfs.vn_lock(fvp, LK_EXCLUSIVE)
+    yield from vfs.vn_lock(fvp, LK_EXCLUSIVE | LK_RETRY)
     ip: inode = fvp.v_data
     dp: inode = fdvp.v_data
     doingdirectory = fvp.v_type == VDIR
@@ -420,7 +419,7 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
         vfs.vref(tdvp)                      # SAVESTART: kept for the relookup
         err = yield from ufs_checkpath(ip, tdvp)
         if not err:
-            yield from vfs.vn_lock(tdvp, LK_EXCLUSIVE)
+            yield from vfs.vn_lock(tdvp, LK_EXCLUSIVE | LK_RETRY)
             tcnp.cn_flags = (tcnp.cn_flags & ~MODMASK) | LOCKPARENT | LOCKLEAF
             err, tvp = yield from relookup(k, tdvp, tcnp)
             if err:
@@ -473,7 +472,7 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
     # remove the source: look it up again, under its directory's lock
     fcnp.cn_flags = (fcnp.cn_flags & ~MODMASK) | LOCKPARENT | LOCKLEAF
     fcnp.cn_nameiop = DELETE
-    yield from vfs.vn_lock(fdvp, LK_EXCLUSIVE)
+    yield from vfs.vn_lock(fdvp, LK_EXCLUSIVE | LK_RETRY)
     err, svp = yield from relookup(k, fdvp, fcnp)
     if err or svp is None:
         # the source went away while unlocked: its new name stands, with its link
@@ -506,7 +505,7 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
 def _rename_bad(ip: inode, fdvp: vnode, fvp: vnode, err: int) -> GEN:
     """Undo the link count raised for the new name, release the source."""
     vfs = ip.ump.k.vfs
-    yield from vfs.vn_lock(fvp, LK_EXCLUSIVE)
+    yield from vfs.vn_lock(fvp, LK_EXCLUSIVE | LK_RETRY)
     ip.d.nlink -= 1
     ip.dirty = True
     ip.renaming = False

@@ -1,6 +1,15 @@
 """Locks of NetBSD 2.0 (sys/kern/kern_lock.c, sys/sys/lock.h): simple_lock(9) spin locks and
 lockmgr(9) sleeping locks.
 
+lockmgr follows kern_lock.c 1.77 (2004-05-18, read in full): a shared request waits while the
+lock is held exclusively *or an exclusive request is waiting* (LK_WANT_EXCL: writers are
+preferred, so a thread that already holds the lock shared and asks again deadlocks behind a
+queued writer); an exclusive request first takes LK_WANT_EXCL, then waits for the sharers to
+drain; a shared request by the exclusive holder downgrades the lock; LK_DRAIN waits until the
+lock is free with no one waiting, after which the lock may only be released (and is then
+decommissioned until lockinit). LK_UPGRADE and LK_EXCLUPGRADE are not modelled (2.0's
+storage path does not use them).
+
 simple_lock follows LOCKDEBUG: taking a lock the same CPU already holds is a panic, "locking
 against myself", never a silent hang. Each lock belongs to a class named by its role (every
 vnode's v_interlock is class "v_interlock"); the validator reasons about classes.
@@ -27,6 +36,9 @@ LK_NOWAIT = 0x10
 LK_SLEEPFAIL = 0x20
 LK_INTERLOCK = 0x10000
 LK_CANRECURSE = 0x40
+LK_REENABLE = 0x08        # (an external flag) a drained lock lives again after its release
+LK_RETRY = 0x20000        # vn_lock: retry after waiting out a VXLOCK (not lockmgr's)
+EDEADLK = 11
 
 EBUSY = 16
 ENOLCK = 77
@@ -51,23 +63,54 @@ class lock:  # noqa: N801  (NetBSD's struct lock)
     """struct lock: a lockmgr sleeping lock, shared or exclusive."""
 
     __slots__ = ("cls", "lk_interlock", "lk_sharecount", "lk_exclusivecount", "lk_holder",
-                 "lk_waitcount", "lk_wmesg", "kind", "lk_flags", "holder", "sharers")
+                 "lk_waitcount", "lk_wmesg", "kind", "lk_flags", "holder", "sharers",
+                 "lk_want_excl", "lk_draining", "lk_drained", "lk_waitdrain")
+    lk_sharecount: int
+    lk_exclusivecount: int
+    lk_holder: Thread | None
+    lk_waitcount: int
+    lk_flags: int
+    holder: Context | None
+    sharers: list[Thread]
+    lk_want_excl: Thread | None
+    lk_draining: bool
+    lk_drained: bool
+    lk_waitdrain: bool
 
     def __init__(self, cls: str, wmesg: str, flags: int = 0) -> None:
         self.cls = cls
         self.lk_interlock = simplelock(f"{cls}.lk_interlock")
-        self.lk_sharecount = 0
-        self.lk_exclusivecount = 0
-        self.lk_holder: Thread | None = None
-        self.lk_waitcount = 0
         self.lk_wmesg = wmesg
-        self.lk_flags = flags
         self.kind = "sleep"
-        self.holder: Context | None = None     # for the validator: exclusive holder
-        self.sharers: list[Thread] = []
+        lockinit(self, flags)
 
     def __repr__(self) -> str:
         return f"<lock {self.cls}>"
+
+    def drain_chan(self) -> tuple[lock, str]:
+        """What a drainer sleeps on (2.0: &lkp->lk_flags, not the lock itself)."""
+        return (self, "lk_flags")
+
+    def busy(self) -> bool:
+        """Held, wanted or waited for: what LK_DRAIN waits on."""
+        return bool(self.lk_exclusivecount or self.lk_sharecount or
+                    self.lk_want_excl is not None or self.lk_waitcount)
+
+
+def lockinit(lkp: lock, flags: int = 0) -> None:
+    """lockinit(9): the lock unheld, unwanted and usable again (getnewvnode re-inits a
+    recycled vnode's lock this way)."""
+    lkp.lk_sharecount = 0
+    lkp.lk_exclusivecount = 0
+    lkp.lk_holder = None
+    lkp.lk_waitcount = 0
+    lkp.lk_flags = flags
+    lkp.holder = None          # for the validator: the exclusive holder
+    lkp.sharers = []
+    lkp.lk_want_excl = None    # LK_WANT_EXCL: the thread whose exclusive request waits
+    lkp.lk_draining = False    # LK_DRAINING: drained and held; only a release may follow
+    lkp.lk_drained = False     # LK_DRAINED: decommissioned
+    lkp.lk_waitdrain = False   # LK_WAITDRAIN: a drainer sleeps on drain_chan()
 
 
 def simple_lock_init(cls: str) -> simplelock:
@@ -220,19 +263,32 @@ class LockOps:
         return lockmgr(self, lkp, flags, interlkp, td)  # type: ignore[arg-type]
 
     def _wait(self, lkp: lock, td: Thread) -> Generator[None, Any, None]:
+        """acquire()'s sleep: counted in lk_waitcount (LK_WAIT_NONZERO), the interlock
+        released while asleep."""
         self._check_wait_cycle(lkp, td)
         lkp.lk_waitcount += 1
         yield from self.ltsleep(lkp, lkp.lk_wmesg, 0, lkp.lk_interlock)
         lkp.lk_waitcount -= 1
 
+    @staticmethod
+    def _blockers(lk: lock, waiter: Thread) -> list[Thread]:
+        """Whom `waiter`, asleep on `lk`, waits for: the exclusive holder; else, for any
+        request but the writer's own, the writer whose LK_WANT_EXCL is set; else (the
+        writer itself) the sharers."""
+        if lk.lk_holder is not None:
+            return [lk.lk_holder]
+        if lk.lk_want_excl is not None and lk.lk_want_excl is not waiter:
+            return [lk.lk_want_excl]     # which itself waits for the sharers
+        return list(lk.sharers)
+
     def _check_wait_cycle(self, lkp: lock, td: Thread) -> None:
         """A cycle of sleeping waiters is a real deadlock: stop the run and show each party."""
         seen: list[Thread] = []
         lk: Any = lkp
+        waiter = td
         while isinstance(lk, lock):
-            owners: list[Thread] = [lk.lk_holder] if lk.lk_holder is not None else list(lk.sharers)
             nxt = None
-            for o in owners:
+            for o in self._blockers(lk, waiter):
                 if o is td:
                     parties = [td, *seen]
                     stacks = [call_chain(3)] + [thread_chain(p) for p in seen]
@@ -247,6 +303,7 @@ class LockOps:
             if nxt is None:
                 return
             seen.append(nxt)
+            waiter = nxt
             lk = nxt.wchan
 
     def _release(self, lkp: lock, td: Thread) -> int:
@@ -277,10 +334,18 @@ class LockOps:
             m.checker.on_unlock(lkp, td)
         if m.tracer is not None:
             m.tracer.lock_released(lkp, td, td.cpu.t)
-        if lkp.lk_waitcount:
+        if lkp.lk_waitcount:              # WAKEUP_WAITER
             m.wakeup(lkp)
-        self.simple_unlock(lkp.lk_interlock)
+        self._done(lkp)
         return 0
+
+    def _done(self, lkp: lock) -> None:
+        """lockmgr's common exit: wake a drainer once the lock is free and unwanted, then
+        release the interlock."""
+        if lkp.lk_waitdrain and not lkp.busy():
+            lkp.lk_waitdrain = False
+            self.m.wakeup(lkp.drain_chan())
+        self.simple_unlock(lkp.lk_interlock)
 
     def lockstatus(self, lkp: lock) -> str:
         """LK_EXCLUSIVE/LK_SHARED/none as lockstatus(9), as a word."""
@@ -291,27 +356,49 @@ class LockOps:
 
 def lockmgr(L: LockOps, lkp: lock, flags: int, interlkp: simplelock | None, td: Thread
             ) -> Generator[None, Any, int]:
-    """lockmgr's body (named so in call chains), run by LockOps.lockmgr's caller."""
+    """lockmgr's body (kern_lock.c 1.77; named so in call chains), run by LockOps.lockmgr's
+    caller."""
     m = L.m
     td.cpu.t += m.costs.lockmgr
     L.simple_lock(lkp.lk_interlock)
     if flags & LK_INTERLOCK and interlkp is not None:
         L.simple_unlock(interlkp)
     op = flags & LK_TYPE_MASK
+    nowait = flags & LK_NOWAIT
+    if lkp.lk_draining or lkp.lk_drained:
+        # DIAGNOSTIC's checks on a drained lock: only its holder's one release
+        if lkp.lk_drained or op != LK_RELEASE or lkp.lk_holder is not td:
+            L.simple_unlock(lkp.lk_interlock)
+            what = ("using decommissioned lock" if lkp.lk_drained
+                    else "non-release on draining lock")
+            raise Panic(f"lockmgr: {what}: {lkp.cls}", td.describe(), [call_chain(2)],
+                        m.time())
+        lkp.lk_draining = False
+        if not flags & LK_REENABLE:
+            lkp.lk_drained = True
     if op == LK_RELEASE:
         return L._release(lkp, td)
     if op == LK_SHARED:
-        while lkp.lk_exclusivecount and lkp.lk_holder is not td:
-            if flags & LK_NOWAIT:
+        if lkp.lk_holder is not td:
+            # wait for exclusive locks and for exclusive requests (writers first)
+            if nowait and (lkp.lk_exclusivecount or lkp.lk_want_excl is not None):
                 L.simple_unlock(lkp.lk_interlock)
                 return EBUSY
-            yield from L._wait(lkp, td)
-        if lkp.lk_holder is td:        # shared while exclusive: recursion, as NetBSD
-            lkp.lk_exclusivecount += 1
-        else:
+            while lkp.lk_exclusivecount or lkp.lk_want_excl is not None:
+                yield from L._wait(lkp, td)
             lkp.lk_sharecount += 1
             lkp.sharers.append(td)
-    elif op in (LK_EXCLUSIVE, LK_DRAIN):
+        else:
+            # "We hold an exclusive lock, so downgrade it to shared."
+            n = lkp.lk_exclusivecount + 1
+            lkp.lk_sharecount += n
+            lkp.sharers.extend([td] * n)
+            lkp.lk_exclusivecount = 0
+            lkp.lk_holder = None
+            lkp.holder = None
+            if lkp.lk_waitcount:
+                m.wakeup(lkp)
+    elif op == LK_EXCLUSIVE:
         if lkp.lk_holder is td:
             if not (flags & LK_CANRECURSE or lkp.lk_flags & LK_CANRECURSE):
                 L.simple_unlock(lkp.lk_interlock)
@@ -319,24 +406,45 @@ def lockmgr(L: LockOps, lkp: lock, flags: int, interlkp: simplelock | None, td: 
                             [call_chain(2)], m.time())
             lkp.lk_exclusivecount += 1
         else:
-            while lkp.lk_exclusivecount or lkp.lk_sharecount:
-                if flags & LK_NOWAIT:
-                    L.simple_unlock(lkp.lk_interlock)
-                    return EBUSY
+            if nowait and (lkp.lk_exclusivecount or lkp.lk_want_excl is not None
+                           or lkp.lk_sharecount):
+                L.simple_unlock(lkp.lk_interlock)
+                return EBUSY
+            # take LK_WANT_EXCL (no other exclusive holder or request), then wait for the
+            # sharers to finish: new shared requests wait behind it meanwhile
+            while lkp.lk_exclusivecount or lkp.lk_want_excl is not None:
                 yield from L._wait(lkp, td)
+            lkp.lk_want_excl = td
+            while lkp.lk_sharecount:
+                yield from L._wait(lkp, td)
+            lkp.lk_want_excl = None
             lkp.lk_exclusivecount = 1
             lkp.lk_holder = td
             lkp.holder = td
+    elif op == LK_DRAIN:
+        if lkp.lk_holder is td:
+            L.simple_unlock(lkp.lk_interlock)
+            raise Panic(f"lockmgr: draining against myself: {lkp.cls}", td.describe(),
+                        [call_chain(2)], m.time())
+        if nowait and lkp.busy():
+            L.simple_unlock(lkp.lk_interlock)
+            return EBUSY
+        while lkp.busy():
+            # acquire(drain): not counted as a waiter; asleep on &lk_flags
+            lkp.lk_waitdrain = True
+            yield from L.ltsleep(lkp.drain_chan(), lkp.lk_wmesg, 0, lkp.lk_interlock)
+        lkp.lk_draining = True
+        lkp.lk_exclusivecount = 1
+        lkp.lk_holder = td
+        lkp.holder = td
     else:
         L.simple_unlock(lkp.lk_interlock)
         raise Panic(f"lockmgr: unknown operation {op:#x}", td.describe(),
                     [call_chain(2)], m.time())
-    L.simple_unlock(lkp.lk_interlock)
+    L._done(lkp)
     td.held.append(lkp)
     if m.checker is not None:
-        m.checker.on_lock(lkp, td, bool(flags & LK_NOWAIT))
+        m.checker.on_lock(lkp, td, bool(nowait))
     if m.tracer is not None:
         m.tracer.lock_held(lkp.cls, lkp, td, td.cpu.t, sys._getframe(1).f_code.co_name)
     return 0
-
-

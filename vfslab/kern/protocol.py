@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from vfslab.kern.guards import kassert
 from vfslab.kern.vnode import VBWAIT, VONWORKLST, vnode
 
 if TYPE_CHECKING:
@@ -76,6 +77,18 @@ class Protocol:
         rv: int = yield from self.ltsleep(ident, wmesg, 0, vp.v_interlock, relock)
         return rv
 
+    def vnlock_enter(self, vp: vnode) -> int:
+        """Around lockmgr on a vnode's lock (genfs_lock, genfs_unlock, ufs_ihashins): the
+        spl its lk_interlock is taken at. 2.0: none (-1)."""
+        return -1
+
+    def vnlock_exit(self, vp: vnode, s: int) -> None:
+        """After that lockmgr call."""
+
+    def vi_handoff_done(self, vp: vnode, s: int) -> None:
+        """v_interlock taken with vi_lock was handed to lockmgr (LK_INTERLOCK), which has
+        released it: undo the rest of what vi_lock did (2.0: nothing)."""
+
     # ---- vnode free list --------------------------------------------------------------------
     def freelist_lock(self) -> int:
         self.simple_lock(self.k.vfs.vnode_free_list_slock)
@@ -120,6 +133,16 @@ class Protocol:
         s = self.buflist_lock(vp)
         self.maybe_leave_worklist(vfs, vp)
         self.buflist_unlock(vp, s)
+
+    def vclean_worklist(self, vfs: VfsSubr, vp: vnode) -> None:
+        """vclean after its vinvalbuf: 2.0 asserts the vnode is off the syncer worklist
+        (KASSERT((vp->v_flag & VONWORKLST) == 0)): the flush and the buffers' release took
+        it off (genfs_putpages, brelvp, reassignbuf)."""
+        with kassert():
+            on = self.on_worklist(vp)
+        if on:
+            raise vfs.panic(f"vclean: vnode {vp.v_id} still on the syncer worklist "
+                            "(KASSERT VONWORKLST == 0)")
 
     def putpages_wasclean(self, vfs: VfsSubr, vp: vnode) -> bool:
         """genfs_putpages' `wasclean = (vp->v_numoutput == 0)`, read with v_interlock held:

@@ -77,6 +77,12 @@ class WorklistLock(Protocol):
     def maybe_leave_worklist_locked(self, vfs: VfsSubr, vp: vnode) -> None:
         """Likewise."""
 
+    def vclean_worklist(self, vfs: VfsSubr, vp: vnode) -> None:
+        """Only the syncer prunes clean vnodes here, so a vnode being reclaimed may still be
+        on its worklist: take it off, under the worklist's lock, before its lock is drained
+        for good (found by the drained vnode lock: the syncer locked a reclaimed vnode)."""
+        vfs.k.syncer.vn_syncer_remove_from_worklist(vp)
+
     def putpages_wasclean(self, vfs: VfsSubr, vp: vnode) -> bool:
         """v_numoutput is under v_interlock here, which putpages holds."""
         return vp.v_numoutput == 0
@@ -135,6 +141,20 @@ class SplbioAlways(WorklistLock):
         if not relock and s >= 0:
             self.m.splx(s)
         return rv
+
+    def vi_handoff_done(self, vp: vnode, s: int) -> None:
+        self.m.splx(s)
+
+    def vnlock_enter(self, vp: vnode) -> int:
+        """vn_lock hands v_interlock to lockmgr, which takes the vnode lock's lk_interlock
+        with it held: under this option that interlock too must be taken at splbio
+        everywhere, or b_interlock -> v_interlock -> lk_interlock reaches a lock taken with
+        interrupts enabled (found by the validator once the LK_INTERLOCK hand-off was
+        modelled)."""
+        return self.m.splbio()
+
+    def vnlock_exit(self, vp: vnode, s: int) -> None:
+        self.m.splx(s)
 
     def freelist_lock(self) -> int:
         s = self.m.splbio()

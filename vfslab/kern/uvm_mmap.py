@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from vfslab.kern.buf import PAGE_SHIFT
 from vfslab.kern.fcntl import EBADF, EINVAL
 from vfslab.kern.kern_subr import UIO_WRITE, uio
-from vfslab.kern.lock import LK_EXCLUSIVE
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
 from vfslab.kern.vnode_if import IO_MMAP, PGO_CLEANIT, PGO_SYNCIO, VOP_PUTPAGES, VOP_WRITE
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def sys_mmap_write(k: Kernel, fdp: filedesc, fd: int, off: int, length: int) -> 
     for a, b in faults:
         lo = max(off, a << PAGE_SHIFT)
         hi = min(off + n, (b + 1) << PAGE_SHIFT)
-        yield from k.vfs.vn_lock(vp, LK_EXCLUSIVE)
+        yield from k.vfs.vn_lock(vp, LK_EXCLUSIVE | LK_RETRY)
         u = uio(lo, hi - lo, UIO_WRITE)
         err = yield from VOP_WRITE(vp, u, IO_MMAP)
         yield from k.vfs.vn_unlock(vp)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from vfslab.kern.lock import LK_EXCLUSIVE
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
 from vfslab.kern.vnode import VDIR, VLNK
 from vfslab.kern.vnode_if import EJUSTRETURN, VOP_LOOKUP, VOP_READLINK
 
@@ -124,7 +124,7 @@ def lookup(k: Kernel, ndp: nameidata) -> Generator[Any, Any, int]:
     dp = ndp.ni_startdir
     assert dp is not None
     ndp.ni_startdir = None
-    yield from vfs.vn_lock(dp, LK_EXCLUSIVE)
+    yield from vfs.vn_lock(dp, LK_EXCLUSIVE | LK_RETRY)
     comps = ndp._components
     if not comps:
         # the path is "/": a lookup of the directory itself, which cannot be created,
@@ -198,14 +198,14 @@ def lookup(k: Kernel, ndp: nameidata) -> Generator[Any, Any, int]:
                 ndp.ni_dvp = None
                 return err
             if cnp.cn_flags & PDIRUNLOCK:
-                yield from vfs.vn_lock(dp, LK_EXCLUSIVE)
+                yield from vfs.vn_lock(dp, LK_EXCLUSIVE | LK_RETRY)
                 cnp.cn_flags &= ~PDIRUNLOCK
             if target.startswith("/"):
                 yield from vfs.vput(dp)
                 dp = k.rootvnode
                 assert dp is not None
                 vfs.vref(dp)
-                yield from vfs.vn_lock(dp, LK_EXCLUSIVE)
+                yield from vfs.vn_lock(dp, LK_EXCLUSIVE | LK_RETRY)
             comps = [c for c in target.split("/") if c] + comps[i + 1:]
             ndp.ni_dvp = None
             if not comps:                   # a link to "/": the root itself

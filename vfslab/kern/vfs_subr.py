@@ -11,7 +11,19 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.buf import B_DELWRI, buf
-from vfslab.kern.lock import EBUSY, LK_EXCLUSIVE, LK_INTERLOCK, LK_NOWAIT, LK_RELEASE, simplelock
+from vfslab.kern.guards import private_setup
+from vfslab.kern.lock import (
+    EBUSY,
+    EDEADLK,
+    LK_DRAIN,
+    LK_EXCLUSIVE,
+    LK_INTERLOCK,
+    LK_NOWAIT,
+    LK_RELEASE,
+    LK_RETRY,
+    lockinit,
+    simplelock,
+)
 from vfslab.kern.vnode import (
     ON_FREE_LIST,
     ON_HOLD_LIST,
@@ -106,16 +118,19 @@ class VfsSubr:
                 self.stats_enfile += 1
                 return None
             vp = vp2
-        vp.v_type = VNON
-        vp.v_tag = tag
-        vp.v_mount = mp
-        vp.v_op = vops if vops is not None else self.dead_vnodeop
-        s = p.vi_lock(vp)
-        vp.v_usecount = 1
-        vp.v_flag = 0
-        p.vi_unlock(vp, s)
-        vp.v_data = None
-        vp.v_size = 0
+        # 2.0 sets these without v_interlock: a recycled vnode is on no list and in no
+        # hash, so no one else can reach it yet (vfslab used to take the interlock here,
+        # an acquisition 2.0 never made; found by #15's audit)
+        with private_setup():
+            vp.v_flag = 0
+            vp.v_type = VNON
+            lockinit(vp.v_lock)            # a drained lock lives again (vclean drained it)
+            vp.v_tag = tag
+            vp.v_mount = mp
+            vp.v_op = vops if vops is not None else self.dead_vnodeop
+            vp.v_usecount = 1
+            vp.v_data = None
+            vp.v_size = 0
         del L
         return vp
 
@@ -164,12 +179,21 @@ class VfsSubr:
             yield from p.vi_sleep(vp, vp, "vgone", relock=False, s=s)
             return
         vp.v_flag |= VXLOCK
-        p.vi_unlock(vp, s)
+        # vclean: "the VOP_LOCK ensures that the VOP_INACTIVE routine is done with its
+        # work": VOP_LOCK(vp, LK_DRAIN | LK_INTERLOCK) waits until no one holds or waits
+        # for the vnode lock, lockmgr releasing v_interlock once it has its own interlock
+        yield from VOP_LOCK(vp, LK_DRAIN | LK_INTERLOCK)
+        p.vi_handoff_done(vp, s)
         if vp.v_op is not self.dead_vnodeop:
             err = yield from self.vinvalbuf(vp, save=True)
             if err:
                 # as vclean: what cannot be saved is thrown away
                 yield from self.vinvalbuf(vp, save=False)
+            p.vclean_worklist(self, vp)
+        # not active (a free vnode): VOP_UNLOCK, then VOP_RECLAIM; the lock stays drained
+        # until getnewvnode's lockinit
+        yield from self.vn_unlock(vp)
+        if vp.v_op is not self.dead_vnodeop:
             yield from VOP_RECLAIM(vp)
         self.k.namecache.cache_purge(vp)
         vp.v_vid += 1
@@ -258,8 +282,8 @@ class VfsSubr:
             p.vi_unlock(vp, s)
             raise self.panic(f"vrele: ref cnt vp {vp.v_id}")
         self._to_free_list(vp)
-        p.vi_unlock(vp, s)
-        err = yield from self.vn_lock(vp, LK_EXCLUSIVE)
+        # vn_lock(vp, LK_EXCLUSIVE | LK_INTERLOCK): v_interlock handed to the lock
+        err = yield from self.vn_lock(vp, LK_EXCLUSIVE | LK_INTERLOCK, s)
         if err == 0:
             yield from VOP_INACTIVE(vp)        # unlocks the vnode
 
@@ -328,21 +352,50 @@ class VfsSubr:
             p.freelist_unlock(fs)
 
     # ---- the vnode lock (vn_lock / VOP_LOCK) ---------------------------------------------------
-    def vn_lock(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
-        """vn_lock (vfs_vnops.c): VOP_LOCK of the vnode's file system (genfs_lock)."""
-        return VOP_LOCK(vp, flags)
+    def vn_lock(self, vp: vnode, flags: int, s: int = -1) -> Generator[Any, Any, int]:
+        """vn_lock (kern/vfs_vnops.c, netbsd-2-0 branch): under v_interlock (already held
+        with LK_INTERLOCK; `s` is what the protocol's vi_lock returned), a vnode being
+        cleaned (VXLOCK) is EBUSY with LK_NOWAIT, else waited for (VXWANT, "vn_lock") and
+        ENOENT, tried again with LK_RETRY; otherwise VOP_LOCK(flags | LK_INTERLOCK) hands
+        v_interlock to the lock manager, which releases it once it holds its own."""
+        p = self.k.proto
+        while True:
+            if not flags & LK_INTERLOCK:
+                s = p.vi_lock(vp)
+            if vp.v_flag & VXLOCK:
+                if flags & LK_NOWAIT:
+                    p.vi_unlock(vp, s)
+                    return EBUSY
+                vp.v_flag |= VXWANT
+                yield from p.vi_sleep(vp, vp, "vn_lock", relock=False, s=s)
+                err = ENOENT
+            else:
+                err = yield from VOP_LOCK(vp, (flags & ~LK_RETRY) | LK_INTERLOCK)
+                p.vi_handoff_done(vp, s)
+                if err in (0, EDEADLK, EBUSY):
+                    return err
+            flags &= ~LK_INTERLOCK
+            if not flags & LK_RETRY:
+                return err
 
     def vn_unlock(self, vp: vnode) -> Generator[Any, Any, int]:
         return VOP_UNLOCK(vp, 0)
 
     def genfs_lock(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
-        """genfs_lock (miscfs/genfs/genfs_vnops.c): lockmgr on v_lock. 2.0 passes
-        v_interlock for LK_INTERLOCK hand-offs; they are not modelled yet (docs/model.md)."""
-        err: int = yield from self.L.lockmgr(vp.v_lock, flags & ~LK_INTERLOCK)
+        """genfs_lock (miscfs/genfs/genfs_vnops.c): lockmgr(&vp->v_lock, flags,
+        &vp->v_interlock): with LK_INTERLOCK the caller's v_interlock is released by
+        lockmgr once it holds the lock's own interlock, so no VXLOCK can come between."""
+        p = self.k.proto
+        s = p.vnlock_enter(vp)
+        err: int = yield from self.L.lockmgr(vp.v_lock, flags, vp.v_interlock)
+        p.vnlock_exit(vp, s)
         return err
 
     def genfs_unlock(self, vp: vnode, flags: int = 0) -> Generator[Any, Any, int]:
+        p = self.k.proto
+        s = p.vnlock_enter(vp)
         err: int = yield from self.L.lockmgr(vp.v_lock, LK_RELEASE)
+        p.vnlock_exit(vp, s)
         return err
 
     # ---- output accounting ------------------------------------------------------------------

@@ -27,7 +27,7 @@ from vfslab.kern.fcntl import (
     SEEK_SET,
 )
 from vfslab.kern.kern_descrip import cwdinfo, file, filedesc
-from vfslab.kern.lock import LK_EXCLUSIVE
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
 from vfslab.kern.vfs_lookup import (
     CREATE,
     DELETE,
@@ -142,7 +142,7 @@ class Syscalls:
             return -EBADF
         vp = fp.f_vp
         vfs = self.k.vfs
-        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE | LK_RETRY)
         err: int = yield from VOP_FSYNC(vp, FSYNC_WAIT | (FSYNC_DATAONLY if dataonly else 0))
         yield from vfs.vn_unlock(vp)
         return -err if err else 0
@@ -163,7 +163,7 @@ class Syscalls:
 
     def _setsize(self, vp: vnode, length: int) -> GEN:
         vfs = self.k.vfs
-        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE | LK_RETRY)
         err: int = EISDIR if vp.v_type == VDIR else \
             (yield from VOP_SETATTR(vp, {"size": length}))
         yield from vfs.vn_unlock(vp)
@@ -177,7 +177,7 @@ class Syscalls:
             return -EBADF
         vfs = self.k.vfs
         vp = fp.f_vp
-        yield from vfs.vn_lock(vp, LK_EXCLUSIVE)
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE | LK_RETRY)
         err, got = yield from VOP_READDIR(vp, fp.f_offset, n)
         if not err:
             fp.f_offset += got
@@ -213,7 +213,7 @@ class Syscalls:
         if fp is None:
             return -EBADF
         vfs = self.k.vfs
-        yield from vfs.vn_lock(fp.f_vp, LK_EXCLUSIVE)
+        yield from vfs.vn_lock(fp.f_vp, LK_EXCLUSIVE | LK_RETRY)
         err = yield from VOP_SETATTR(fp.f_vp, attrs)
         yield from vfs.vn_unlock(fp.f_vp)
         return -err if err else 0

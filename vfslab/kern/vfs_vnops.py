@@ -26,7 +26,7 @@ from vfslab.kern.fcntl import (
     O_TRUNC,
 )
 from vfslab.kern.kern_subr import UIO_READ, UIO_WRITE, uio
-from vfslab.kern.lock import LK_EXCLUSIVE, LK_SHARED
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY, LK_SHARED
 from vfslab.kern.vfs_lookup import CREATE, FOLLOW, LOCKLEAF, LOCKPARENT, LOOKUP, NDINIT, namei
 from vfslab.kern.vnode import VDIR, VREG
 from vfslab.kern.vnode_if import (
@@ -113,7 +113,7 @@ def vn_close(k: Kernel, vp: vnode, flags: int) -> Generator[Any, Any, int]:
     """The last close of an open file: VOP_CLOSE with the vnode locked, then vput."""
     if flags & O_ACCMODE != O_RDONLY:
         vp.v_writecount -= 1
-    yield from vn_lock(k, vp, LK_EXCLUSIVE)
+    yield from vn_lock(k, vp, LK_EXCLUSIVE | LK_RETRY)
     err: int = yield from VOP_CLOSE(vp, flags)
     yield from k.vfs.vput(vp)
     return err
@@ -125,7 +125,7 @@ def vn_read(k: Kernel, fp: file, offset: int, resid: int, flags: int
     under the vnode lock; otherwise `offset` is used (pread)."""
     vp = fp.f_vp
     ioflag = IO_DIRECT if fp.f_flag & O_DIRECT else 0
-    yield from vn_lock(k, vp, LK_SHARED)
+    yield from vn_lock(k, vp, LK_SHARED | LK_RETRY)
     u = uio(fp.f_offset if flags & FOF_UPDATE_OFFSET else offset, resid, UIO_READ)
     err: int = yield from VOP_READ(vp, u, ioflag)
     n = resid - u.uio_resid
@@ -150,7 +150,7 @@ def vn_write(k: Kernel, fp: file, offset: int, resid: int, flags: int
         ioflag |= IO_DSYNC
     if f & O_DIRECT:
         ioflag |= IO_DIRECT
-    yield from vn_lock(k, vp, LK_EXCLUSIVE)
+    yield from vn_lock(k, vp, LK_EXCLUSIVE | LK_RETRY)
     u = uio(fp.f_offset if flags & FOF_UPDATE_OFFSET else offset, resid, UIO_WRITE)
     err: int = yield from VOP_WRITE(vp, u, ioflag)
     n = resid - u.uio_resid
@@ -164,7 +164,7 @@ def vn_write(k: Kernel, fp: file, offset: int, resid: int, flags: int
 
 
 def vn_lock(k: Kernel, vp: vnode, flags: int) -> Generator[Any, Any, int]:
-    """Lock a vnode (VOP_LOCK). 2.0 first checks VXLOCK under v_interlock and sleeps while
-    the vnode is being cleaned; that hand-off is not modelled yet (see docs/model.md)."""
+    """Lock a vnode: vn_lock of vfs_subr.py (VXLOCK checked under v_interlock, which is
+    handed to the lock manager with LK_INTERLOCK)."""
     err: int = yield from k.vfs.vn_lock(vp, flags)
     return err

@@ -191,6 +191,9 @@ class LinuxPolicy(WritebackPolicy):
         self.background_wakeups = 0     # flusher woken from a writer's path
         self.pauses = 0
         self.paused_ns = 0
+        # the most pages a paused writer was let dirty before its next check: how far over
+        # the limit the throttle lets dirty data go
+        self.max_pause_batch = 0
         self.commits = 0
         self.chunks: list[int] = []     # chunk sizes given, in pages (the last 1000)
         # dirty + writeback pages each time the throttle acted (above free run): n, sum,
@@ -639,6 +642,8 @@ class LinuxPolicy(WritebackPolicy):
             ts.dirty_paused_when = now + pause
             ts.nr_dirtied = 0
             ts.nr_dirtied_pause = nr_dirtied_pause
+            if nr_dirtied_pause > self.max_pause_batch:
+                self.max_pause_batch = nr_dirtied_pause
             if task_ratelimit:
                 return
             ncpu = len(self.m.cpus)
