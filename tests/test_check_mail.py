@@ -120,3 +120,41 @@ def test_biodoned_is_clean_on_every_scenario_with_errors_on_two_cpus(scenario: s
         fs, _ = _findings("biodoned", cpus, scenario, duration=2.0,
                           kernel={"faults": faults, "fs_blocks": 1 << 17})
         assert fs == [], [(f.kind, f.subject, f.stacks) for f in fs]
+
+
+def test_findings_are_grouped_by_the_mails_rules_with_a_line_each() -> None:
+    from vfslab.check.report import groups, text_report
+
+    res = run_scenario(RunConfig(scenario="protocol", protocol="netbsd-2.0", check=True,
+                                 duration_s=10))
+    gs = groups(res.checker.findings())
+    labels = [label for label, _ in gs]
+    rules = [int(lb.split(":")[0].split()[1]) for lb in labels if lb.startswith("rule ")]
+    assert rules == sorted(rules) and {3, 4, 5} <= set(rules)
+    # rule 4 holds the mail's chain: biodone -> brelse -> brelvp -> holdrele -> v_interlock
+    rule4 = next(g for lb, g in gs if lb.startswith("rule 4"))
+    assert any(c[-4:] == ["brelse", "brelvp", "holdrele", "simple_lock"]
+               for f in rule4 for c in f.stacks)
+    # vwakeup's v_flag write from the interrupt is rule 5
+    rule5 = [f for lb, g in gs if lb.startswith("rule 5") for f in g]
+    assert any(f.subject == "vnode.v_flag" and f.context.startswith("interrupt")
+               for f in rule5)
+    brief = text_report(res.checker, brief=True).splitlines()
+    assert len(brief) == 2 + len(gs) and "WARNING" not in "\n".join(brief)
+
+
+def test_run_check_fails_on_findings_as_check_does() -> None:
+    from click.testing import CliRunner
+
+    from vfslab.cli import cli
+
+    res = CliRunner().invoke(cli, ["run", "protocol", "--check", "--duration", "5s"])
+    assert res.exit_code == 1 and "rule 4" in res.output
+    res = CliRunner().invoke(cli, ["check", "protocol", "--duration", "5s", "--protocols",
+                                   "netbsd-2.0,biodoned", "--json"])
+    import json
+
+    doc = json.loads(res.output)
+    assert res.exit_code == 1
+    rows = doc["groups"]
+    assert rows and all(v["biodoned"] == 0 and v["netbsd-2.0"] > 0 for v in rows.values())

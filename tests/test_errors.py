@@ -304,3 +304,33 @@ def test_every_run_counts_its_failed_calls_by_call_and_errno() -> None:
                                                  duration_s=1), kernel={"disk": "ssd"}))
     assert r.summary["syscall_errors"] == {"open": {"ENOENT": 3}, "write": {"EBADF": 1}}
     assert r.summary["syscall_errors_total"] == 4
+
+
+@pytest.mark.parametrize("mode", ["drop", "report"])
+def test_an_indirect_block_that_fails_to_write_is_reported_by_fsync_only_with_report(
+        mode: str) -> None:
+    """ffs_fsync bawrite()s the file's dirty buffers: 2.0 (bio.write_error=drop) loses a
+    failed indirect block's error with the buffer, and the fsync that wrote it returns 0
+    though the new blocks' pointers never reached the disk; with report (Linux's AS_EIO)
+    that fsync returns EIO."""
+    def body(sys: Any) -> GEN:
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        assert (yield from sys.write(fd, 64 * PAGE)) == 64 * PAGE     # past the direct ones
+        assert (yield from sys.fsync(fd)) == 0
+        assert (yield from sys.write(fd, 16 * PAGE)) == 16 * PAGE     # new pointers
+        vp = sys.fdp.fd_ofiles[fd].f_vp
+        ind = [bp for bp in vp.v_dirtyblkhd if bp.b_lblkno < 0]
+        assert ind, "the indirect block should be a dirty buffer of the file"
+        blk = ind[0].b_blkno // 8
+        rule = fail(sys, "write", (blk, blk + 1))
+        first = yield from sys.fsync(fd)
+        hit = rule.count
+        heal(sys, rule)
+        second = yield from sys.fsync(fd)           # the error is reported once
+        yield from sys.close(fd)
+        return first, second, hit
+
+    _k, (first, second, hit) = run_body(body, sysctl={"bio.write_error": mode}, **FS)
+    assert hit > 0
+    assert first == (-EIO if mode == "report" else 0)
+    assert second == 0

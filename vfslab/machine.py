@@ -17,7 +17,7 @@ from vfslab.dev import make_disk
 from vfslab.fs import ffs_vnops  # noqa: F401  (FFS's vector; its modules declare ffs.*)
 from vfslab.fs.ffs_vfsops import ffs_vfsops
 from vfslab.fs.ufs_layout import mkfs
-from vfslab.kern import genfs_vnops, uvm_pager  # noqa: F401  (they declare genfs.*, uvm.*)
+from vfslab.kern import genfs_vnops, uvm_pager, vfs_bio  # noqa: F401  (they declare genfs.*, uvm.*, bio.*)
 from vfslab.kern.init_main import Kernel, KernelConfig, kernel_main
 from vfslab.metrics.collector import Metrics
 from vfslab.policy import make_policy

@@ -2,14 +2,61 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from vfslab.check.findings import KINDS, Finding
 
+# The mail's rules (the seed: "v_interlock/splbio protocol violations", 2004), as the groups a
+# finding falls under when it breaks one; the rest are grouped by lock or field.
+RULES = {
+    2: "data accessed from inside biodone() must be protected by splbio(9)",
+    3: "simple_locks taken from biodone() must be protected by splbio(9) everywhere",
+    4: "v_interlock must not be taken from inside biodone()",
+    5: "fields protected by v_interlock must not be accessed from inside biodone()",
+}
+_GUARD = re.compile(r"\(guarded by ([^)]+)\)")
+
+
+def group_of(f: Finding) -> tuple[int, str]:
+    """(rank, label) of the group a finding belongs to: the mail's rule it breaks first
+    (rank = the rule's number), then splbio-only fields, then by kind and subject."""
+    in_intr = f.context.startswith("interrupt")
+    if f.kind == "irq-lock-inversion":
+        if f.subject == "v_interlock":
+            return 4, f"rule 4: {RULES[4]}"
+        return 3, f"rule 3: {RULES[3]}: {f.subject}"
+    if f.kind == "unguarded-access" and in_intr:
+        m = _GUARD.search(f.explanation)
+        guard = m.group(1) if m else ""
+        # 2.0's v_interlock is the vnode's uvm_object lock (vnode.h: #define v_interlock
+        # v_uobj.vmobjlock), so memq under vmobjlock is rule 5 too
+        if "v_interlock" in guard or "vmobjlock" in guard:
+            return 5, f"rule 5: {RULES[5]}: {f.subject}"
+        return 2, f"rule 2: {RULES[2]}: {f.subject} (guarded by {guard or '?'})"
+    if f.kind == "spl-only-guard":
+        return 6, f"fields protected only by splbio (the mail's last paragraph): {f.subject}"
+    return 7, f"{f.kind}: {f.subject}"
+
+
+def groups(fs: list[Finding]) -> list[tuple[str, list[Finding]]]:
+    """Findings grouped (group_of), the groups in rank order, then first seen."""
+    by: dict[str, tuple[int, int, list[Finding]]] = {}
+    for i, f in enumerate(fs):
+        rank, label = group_of(f)
+        if label not in by:
+            by[label] = (rank, i, [])
+        by[label][2].append(f)
+    return [(label, g) for label, (_r, _i, g) in sorted(by.items(), key=lambda kv: kv[1][:2])]
+
 
 def to_json(checker: Any, protocol: str, scenario: str) -> dict[str, Any]:
+    fs = checker.findings()
     return {"protocol": protocol, "scenario": scenario,
-            "findings": [f.as_json() for f in checker.findings()]}
+            "findings": [{**f.as_json(), "group": group_of(f)[1]} for f in fs],
+            "groups": [{"group": label, "findings": len(g),
+                        "kinds": sorted({f.kind for f in g}), "times": sum(f.count for f in g)}
+                       for label, g in groups(fs)]}
 
 
 def finding_text(f: Finding) -> str:
@@ -33,7 +80,24 @@ def finding_text(f: Finding) -> str:
     return "\n".join(lines)
 
 
-def text_report(checker: Any) -> str:
+def summary_lines(fs: list[Finding]) -> list[str]:
+    """One line per group: its label, how many findings of which kinds, and the innermost
+    frames of its first chain."""
+    out = []
+    for label, g in groups(fs):
+        kinds = ", ".join(sorted({f.kind for f in g}))
+        chains = [c for f in g for c in f.stacks]
+        # the chain through biodone if there is one: that is where the rules are broken
+        first = next((c for c in chains if "biodone" in c), chains[0] if chains else [])
+        tail = " -> ".join(first[-5:])
+        out.append(f"  {label}  [{len(g)} finding{'s' if len(g) > 1 else ''}: {kinds}]"
+                   + (f"  ({tail})" if tail else ""))
+    return out
+
+
+def text_report(checker: Any, brief: bool = False) -> str:
+    """The counts, one line per group, then (unless `brief`) each finding in full, group by
+    group."""
     fs = checker.findings()
     if not fs:
         return "vfslab check: no findings"
@@ -41,4 +105,12 @@ def text_report(checker: Any) -> str:
     for f in fs:
         counts[f.kind] = counts.get(f.kind, 0) + 1
     head = "vfslab check: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    return "\n\n".join([head, *(finding_text(f) for f in fs)])
+    ngroups = len(groups(fs))
+    lines = [head, f"{ngroups} groups, the mail's rules first:", *summary_lines(fs)]
+    if brief:
+        return "\n".join(lines)
+    parts = ["\n".join(lines)]
+    for label, g in groups(fs):
+        parts.append(f"######## {label}")
+        parts.extend(finding_text(f) for f in g)
+    return "\n\n".join(parts)

@@ -229,6 +229,8 @@ def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | No
             print_crash(crash)
     if res.panic is not None or (crash is not None and crash.bug()):
         raise SystemExit(1)
+    if res.checker is not None and res.checker.findings():
+        raise SystemExit(1)          # as `vfslab check`: findings fail a CI gate
     errs = s.get("fio", {}).get("errors", [])
     if errs:
         e = errs[0]

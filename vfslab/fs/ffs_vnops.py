@@ -30,6 +30,7 @@ from vfslab.fs.ufs_vnops import (
     ufs_symlink,
 )
 from vfslab.kern.buf import B_DELWRI
+from vfslab.kern.fcntl import EIO
 from vfslab.kern.vnode_if import FSYNC_WAIT, vnodeops
 
 if TYPE_CHECKING:
@@ -71,6 +72,14 @@ def ffs_fsync(vp: vnode, flags: int, start: int = 0, end: int = 0) -> GEN:
     if ip.d.nlink >= 0 and (ip.dirty or wait and inode_delayed(ip)):
         e = yield from update_inode(ip, wait)
         err = err or e
+    if wait and bio.report_errors:
+        # bio.write_error=report: a bawrite above (or earlier) that failed, or a failed
+        # write of the block holding this inode; 2.0 has lost both
+        err = err or bio.take_write_error(vp)
+        failed = bio.block_error(ip.ump.devvp, ip.ump.iblock(ip.ino)[0])
+        if failed > ip.err_seen:
+            ip.err_seen = failed
+            err = err or EIO
     return err
 
 

@@ -18,7 +18,7 @@ class inode:  # noqa: N801  (struct inode)
 
 
     __slots__ = ("ino", "d", "vp", "dirty", "ind", "nextalloc", "maxlbn", "ump", "diroff",
-                 "lookup_slot", "renaming")
+                 "lookup_slot", "renaming", "err_seen")
 
     def __init__(self, ino: int, d: Dinode, ump: ufsmount) -> None:
         self.ino = ino
@@ -34,6 +34,9 @@ class inode:  # noqa: N801  (struct inode)
         # with the directory locked (i_offset); None: at the end of the directory
         self.lookup_slot: tuple[int, int] | None = None
         self.renaming = False     # IN_RENAME
+        # bio.write_error=report: the last failure of its inode block this inode's fsync
+        # has reported (an errseq sample, as Linux's file->f_wb_err)
+        self.err_seen = 0
 
     def __repr__(self) -> str:
         return f"<inode {self.ino} nlink={self.d.nlink} size={self.d.size}>"

@@ -5,6 +5,12 @@ biodone, with 2.0's locks (bqueue_slock, b_interlock) and spl levels, in 2.0's o
 Buffer memory follows 2.0's dynamic sizing: a high-water mark of `bufcache` percent of physical
 memory; 2.0's coin toss in buf_lotsfree() is made deterministic (grow while under the low-water
 mark, or while the AGE queue is empty and under the high-water mark).
+
+A failed asynchronous write, as 2.0: biodone brelse()s the buffer, which B_ERROR invalidates:
+its data and the error are gone, and the fsync that started it (ffs_fsync's bawrite passes)
+returns 0 (`bio.write_error=drop`, the default). `bio.write_error=report` (not 2.0: Linux's
+mark_buffer_write_io_error and AS_EIO) keeps the error for the buffer's vnode, and that
+vnode's next fsync returns it (EIO): the data is still lost, but not promised.
 """
 
 from __future__ import annotations
@@ -38,13 +44,22 @@ from vfslab.kern.buf import (
     buf,
 )
 from vfslab.kern.lock import simplelock
-from vfslab.kern.vnode import vnode
+from vfslab.kern.vnode import VBLK, vnode
 from vfslab.kern.vnode_if import VOP_STRATEGY
 from vfslab.sim.panic import Panic
 from vfslab.sim.stack import call_chain
+from vfslab.tunable import Tunable, declare_setting, setting
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
+
+
+WRITE_ERROR = declare_setting("bio", Tunable(
+    "write_error", str, "drop",
+    "a failed asynchronous buffer write (metadata, directories, indirect blocks): drop (2.0: "
+    "the buffer is invalidated and the error lost, so the fsync that wrote it returns 0) or "
+    "report (the error is kept for the vnode's next fsync, as Linux's AS_EIO)",
+    choices=("drop", "report")))
 
 EIO = 5
 
@@ -95,6 +110,24 @@ class BufCache:
         # the block device's strategy routine (bdevsw[major].d_strategy), set at attach
         self.bdev_strategy: Callable[[buf], None] = self._nostrategy
         self.notify = k.notify
+        # bio.write_error=report: a failed asynchronous write's error, per vnode, until an
+        # fsync of the vnode takes it
+        self.report_errors = setting(k.cfg.sysctl, "bio.write_error") == "report"
+        self.latched: dict[vnode, int] = {}
+        # ... and of the device's blocks (an inode block holds many inodes: each fsync
+        # compares the block's failure number with the last it reported, as errseq does)
+        self.block_errors: dict[tuple[vnode, int], int] = {}
+        self.nblock_errors = 0
+
+    def take_write_error(self, vp: vnode) -> int:
+        """The error of a failed asynchronous write of one of vp's buffers since the last
+        call (bio.write_error=report), else 0."""
+        return self.latched.pop(vp, 0) if self.latched else 0
+
+    def block_error(self, devvp: vnode, blk: int) -> int:
+        """The number of the last failed asynchronous write of device block `blk` (4 KiB
+        blocks; bio.write_error=report), 0 if none failed."""
+        return self.block_errors.get((devvp, blk), 0)
 
     def strategy(self, bp: buf) -> None:
         """Hand a request to the disk driver (VOP_STRATEGY of the device vnode). b_proc
@@ -561,6 +594,13 @@ class BufCache:
             iodone(bp)
         elif bp.b_flags & B_ASYNC:
             st.biodone_async_brelse += 1
+            if self.report_errors and bp.b_flags & B_ERROR and not bp.b_flags & B_READ \
+                    and bp.b_vp is not None:
+                if bp.b_vp.v_type == VBLK:
+                    self.nblock_errors += 1
+                    self.block_errors[(bp.b_vp, bp.b_blkno // 8)] = self.nblock_errors
+                else:
+                    self.latched[bp.b_vp] = bp.b_error or 5        # EIO
             self.simple_unlock(bp.b_interlock)
             self.brelse(bp)
         else:
