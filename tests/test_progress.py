@@ -50,3 +50,17 @@ def test_commands_draw_bars_on_a_terminal_and_print_the_same_table(
     assert drawn and drawn[0][:2] == ("compare", 2)
     table = [line for line in tty.output.splitlines() if line.startswith(("│", "┃"))]
     assert table == [line for line in piped.output.splitlines() if line.startswith(("│", "┃"))]
+
+
+def test_fsck_reports_its_progress_through_the_inode_table() -> None:
+    from vfslab.fs.fsck import fsck_image
+    from vfslab.fs.ufs_layout import layout, mkfs
+
+    store: dict[int, Any] = {}
+    mkfs(store, 1 << 16, 65536)
+    sb = layout(1 << 16, 65536)
+    seen: list[tuple[int, int]] = []
+    assert fsck_image(store, 1 << 16, lambda done, total: seen.append((done, total))) == []
+    assert seen and all(t == sb.itable_blocks for _, t in seen)
+    done = [d for d, _ in seen]
+    assert done == sorted(done) and done[0] == 0 and len(done) == -(-sb.itable_blocks // 256)

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "bench": "vfslab.bench:bench",
     "slow": "vfslab.commands.slow:slow",
     "trace": "vfslab.commands.trace:trace",
+    "hunt": "vfslab.commands.hunt:hunt",
 }
 
 

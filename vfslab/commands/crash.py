@@ -241,6 +241,7 @@ def fsck(image: str, repair: bool, output: str | None, as_json: bool) -> None:
     """Check a file system image (from `vfslab run --crash-at T --image FILE`), and repair it
     with -y. Exit status as fsck(8): 0 clean, 1 errors corrected, 4 errors left, 8 cannot
     repair."""
+    from vfslab.commands.progress import progress, wanted
     from vfslab.crash.image import load_image, save_image
     from vfslab.fs.fsck_repair import Repairer, Unrepairable
 
@@ -249,22 +250,24 @@ def fsck(image: str, repair: bool, output: str | None, as_json: bool) -> None:
     status = 0
     error = None
     try:
-        if repair:
-            try:
-                r.run()
-            except Unrepairable as e:
-                error = str(e)
-            problems = r.before
-            if error:
-                status = 8                  # nothing is written
-            elif r.repairs:
-                status = 1
-                save_image(store, nblocks, output or image)
-        else:
-            from vfslab.fs.fsck import fsck_image
+        with progress("fsck: inodes", 1.0, wanted(as_json), unit="inode blocks") as bar:
+            r.progress = lambda done, total: bar.update(done, total=total)
+            if repair:
+                try:
+                    r.run()
+                except Unrepairable as e:
+                    error = str(e)
+                problems = r.before
+                if error:
+                    status = 8                  # nothing is written
+                elif r.repairs:
+                    status = 1
+                    save_image(store, nblocks, output or image)
+            else:
+                from vfslab.fs.fsck import fsck_image
 
-            problems = fsck_image(store, nblocks)
-            status = 4 if problems else 0
+                problems = fsck_image(store, nblocks, r.progress)
+                status = 4 if problems else 0
     except Exception as e:          # no input may end in a traceback: say it, write nothing
         click.echo(f"vfslab fsck: {image}: cannot check this image ({type(e).__name__}: "
                    f"{e}); nothing was written", err=True)

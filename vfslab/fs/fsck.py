@@ -10,6 +10,7 @@ superblock's free counts.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,7 +145,13 @@ def check_superblock(sb: Superblock, image_blocks: int | None
     return probs, (fixed if probs else sb)
 
 
-def scan_image(store: dict[int, Any], image_blocks: int | None = None) -> Scan:
+Progress = Callable[[int, int], None]
+
+
+def scan_image(store: dict[int, Any], image_blocks: int | None = None,
+               progress: Progress | None = None) -> Scan:
+    """The checks of phases 1-5; `progress(done, total)` is told of phase 1's inode blocks
+    (the long part of a large image) as they are read."""
     raw = store.get(0)
     try:
         sb = Superblock.unpack(raw)
@@ -163,6 +170,8 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None) -> Scan:
     sc.sb = sb = use
     # phase 1: inodes and their blocks
     for ib in range(sb.itable_blocks):
+        if progress is not None and ib % 256 == 0:
+            progress(ib, sb.itable_blocks)
         blk = store.get(sb.itable_start + ib)
         if not isinstance(blk, (bytes, bytearray)):
             continue                    # never written: every inode in it is free
@@ -289,10 +298,11 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None) -> Scan:
     return sc
 
 
-def fsck_image(store: dict[int, Any], image_blocks: int | None = None) -> list[str]:
+def fsck_image(store: dict[int, Any], image_blocks: int | None = None,
+               progress: Progress | None = None) -> list[str]:
     """Every inconsistency of an image ([] for a clean file system); `image_blocks`, the
     image's size, is what the superblock is checked against."""
-    return scan_image(store, image_blocks).problems
+    return scan_image(store, image_blocks, progress).problems
 
 
 def file_blocks(store: dict[int, Any], ino: int) -> list[int]:

@@ -78,6 +78,7 @@ class Repairer:
         self.repairs: list[str] = []
         self.before: list[str] = []          # what the first check found
         self.final: Scan | None = None       # the check of the repaired image
+        self.progress: Any = None            # fsck.Progress for each pass's scan
 
     def note(self, text: str) -> None:
         self.repairs.append(text)
@@ -85,7 +86,7 @@ class Repairer:
     # ---- the passes -------------------------------------------------------------------------
     def run(self) -> list[str]:
         for npass in range(MAX_PASSES):
-            sc = scan_image(self.store, self.image_blocks)
+            sc = scan_image(self.store, self.image_blocks, self.progress)
             if npass == 0:
                 self.before = list(sc.problems)
             if not sc.problems:

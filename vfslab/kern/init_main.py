@@ -52,6 +52,7 @@ class KernelConfig:
     seed: int = 0
     hz: int = 100
     irq_stress: float = 0.0
+    irq_stress_mode: str = "next"    # sim/interrupts.py: "next" or "locked"
     protocol: str = "netbsd-2.0"
     policy: str = "syncer"
     policy_options: dict[str, Any] = field(default_factory=dict)
@@ -103,6 +104,10 @@ MACHINE_SETTINGS: dict[str, Tunable] = {t.name: t for t in (
     Tunable("disk_queue", str, "disksort", "the driver's queue: disksort (2.0's C-LOOK), fifo, "
             "or mq-deadline (Linux's default for a rotating disk; tunables mq_deadline.*)"),
     Tunable("intr_cpu", int, 0, "the CPU the disk interrupts", min=0, max=63),
+    Tunable("irq_stress_mode", str, "next", "with --irq-stress: next (the next posted "
+            "interrupt arrives early at an interrupt point) or locked (inside a spin lock's "
+            "critical section, the first interrupt due on this CPU arrives there: `vfslab "
+            "hunt`'s strategy)", choices=("next", "locked")),
     # 32-bit block pointers in the dinode; the layout needs room for its metadata (runner)
     Tunable("fs_blocks", int, 1 << 20, "file-system blocks of 4 KiB", min=64,
             max=(1 << 32) - 1),
@@ -153,7 +158,8 @@ class Kernel:
 
         self.cfg = cfg
         self.m = Engine(ncpus=cfg.ncpus, seed=cfg.seed, costs=cfg.costs,
-                        irq_stress=cfg.irq_stress, hz=cfg.hz)
+                        irq_stress=cfg.irq_stress, hz=cfg.hz,
+                        irq_stress_mode=cfg.irq_stress_mode)
         self.locks = LockOps(self.m)
         self.lbolt = object()         # &lbolt: woken once a second by the clock
         self.notify = Notify()        # the observers' vector (bioops): policies, journal, metrics

@@ -146,6 +146,8 @@ class LockOps:
         cur.held.append(lk)
         cur.nspin += 1
         m.nspin_held += 1
+        if cur.intr:
+            m.irq_lock_keys.add(lk.cls)      # for irq_stress_mode=locked
         if m.checker is not None:
             m.checker.on_lock(lk, cur, False)
         if m.tracer is not None:

@@ -44,11 +44,14 @@ class Engine(EventQueue, Interrupts, Threads):
     """One emulated machine's clock, CPUs, interrupts and threads."""
 
     def __init__(self, ncpus: int = 1, seed: int = 0, costs: CostModel | None = None,
-                 irq_stress: float = 0.0, hz: int = 100) -> None:
+                 irq_stress: float = 0.0, hz: int = 100, irq_stress_mode: str = "next"
+                 ) -> None:
         if ncpus < 1:
             raise ValueError("ncpus must be at least 1")
         if not 0.0 <= irq_stress <= 1.0:
             raise ValueError("irq_stress is a probability, from 0 to 1")
+        if irq_stress_mode not in ("next", "locked"):
+            raise ValueError("irq_stress_mode is next or locked")
         self._init_events(seed)
         self.cpus = [CPU(i) for i in range(ncpus)]
         self.cur: Context | None = None
@@ -62,11 +65,14 @@ class Engine(EventQueue, Interrupts, Threads):
         self.tracer: EngineTracer | None = None     # a timeline being written (sim/trace.py)
         self.costs = costs or CostModel()
         self.nspin_held = 0
+        # keys (the kernel's lock classes) of spin locks taken by interrupt handlers so far:
+        # irq_stress_mode=locked aims at critical sections of these
+        self.irq_lock_keys: set[object] = set()
         self.stats = Stats()
         self._ctxsw_ns = self.costs.ctxsw
         self.hz = hz
         self.tick_ns = NS_PER_S // hz
-        self._init_interrupts(irq_stress, self.random("irq-points"))
+        self._init_interrupts(irq_stress, self.random("irq-points"), irq_stress_mode)
 
 
 # the frames that start a context: a call chain stops there

@@ -13,6 +13,11 @@ point also takes the next posted interrupt early with that probability, from a s
 the deterministic rule that makes rare windows (an interrupt inside a three-instruction
 critical section) happen in a short run, reproducibly. Early delivery moves device
 completions earlier, so stress runs are for protocol checking, not for performance numbers.
+Mode `locked` (`vfslab hunt`) aims the stress at critical sections: only at an interrupt
+point where the running context holds a spin lock of a kind interrupt handlers have taken
+(learned as the run goes), and then the first interrupt due on this CPU (whatever else is due
+first elsewhere) arrives there: the schedule of a lock-protocol violation, where the handler
+wants a lock its own CPU holds.
 
 Multiprocessors. An interrupt for another CPU arrives at an interrupt point only while no
 spin lock is held anywhere: had the other CPU's handler wanted such a lock, it would have spun
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any
 
 from vfslab.sim.context import CPU, IntrFrame
@@ -49,13 +54,16 @@ class Interrupts:
     checker: Any
     tracer: EngineTracer | None
     nspin_held: int
+    irq_lock_keys: set[object]
     stats: Any
     _heap: list[Event]
     _seq: int
     time: Callable[[], int]
 
-    def _init_interrupts(self, irq_stress: float, stress_rng: random.Random) -> None:
+    def _init_interrupts(self, irq_stress: float, stress_rng: random.Random,
+                         mode: str = "next") -> None:
         self.irq_stress = irq_stress
+        self._stress_locked = mode == "locked"
         self._stress_rng = stress_rng
         # interrupt latency per level: [count, total_ns, max_ns]
         self._intr_lat: list[list[int]] = [[0, 0, 0] for _ in range(16)]
@@ -116,13 +124,22 @@ class Interrupts:
         if not heap:
             return
         head = heap[0]
+        cur: Any = self.cur
         if head[2] is not self._irq_fn:
+            if self._stress_locked and cur.nspin and self._in_irq_section(cur) \
+                    and self._stress_rng.random() < self.irq_stress:
+                self._pull_for(cur.cpu)
             return
-        cpu = self.cur.cpu  # type: ignore[union-attr]
+        cpu = cur.cpu
         if head[0] <= cpu.t:
             self._take_due(cpu, True)
-        elif self.irq_stress and self._stress_rng.random() < self.irq_stress:
-            self._pull_forward(cpu)
+        elif self.irq_stress:
+            if self._stress_locked:
+                if cur.nspin and self._in_irq_section(cur) \
+                        and self._stress_rng.random() < self.irq_stress:
+                    self._pull_for(cpu)
+            elif self._stress_rng.random() < self.irq_stress:
+                self._pull_forward(cpu)
 
     def _take_due(self, cpu: CPU, at_ipoint: bool) -> None:
         """Deliver, in order, every interrupt due by the CPU's clock. At an interrupt point
@@ -149,6 +166,32 @@ class Interrupts:
         heappop(heap)
         if irq.cancelled:
             return
+        self.stats.npulled += 1
+        self._deliver(irq, cpu.t)
+
+    def _in_irq_section(self, cur: Any) -> bool:
+        """Does the running context hold a spin lock of a kind some interrupt handler has
+        taken (learned as the run goes, as lockdep learns irq-safe classes)?"""
+        keys = self.irq_lock_keys
+        return any(getattr(h, "cls", None) in keys for h in cur.held)
+
+    def _pull_for(self, cpu: CPU) -> None:
+        """irq_stress, mode locked: one of the interrupts posted for `cpu` that its spl lets
+        in now (a seeded choice among them, so a disk completion is as likely as the next
+        clock tick) arrives now."""
+        heap = self._heap
+        fn = self._irq_fn
+        ipl = cpu.ipl
+        # one the spl lets in now: a masked one would only wait for the splx
+        ok = [i for i, ev in enumerate(heap) if ev[2] is fn and ev[3].cpu is cpu
+              and not ev[3].cancelled and ev[3].level > ipl]
+        if not ok:
+            return
+        i = ok[self._stress_rng.randrange(len(ok))]
+        irq: Intr = heap[i][3]
+        heap[i] = heap[-1]
+        heap.pop()
+        heapify(heap)
         self.stats.npulled += 1
         self._deliver(irq, cpu.t)
 
