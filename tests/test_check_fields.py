@@ -227,9 +227,12 @@ def test_reports_dedupe_and_formats() -> None:
     fs = c.findings()
     assert len(fs) == 1 and fs[0].count == 10       # a read and a write, five times each
     doc = to_json(c, "netbsd-2.0", "unit")
-    assert set(doc) == {"protocol", "scenario", "findings"}
+    assert set(doc) == {"protocol", "scenario", "findings", "groups"}
     rec = doc["findings"][0]
-    assert set(rec) == {"kind", "subject", "context", "stacks", "count", "first_seen_ns"}
+    assert set(rec) == {"kind", "subject", "context", "stacks", "count", "first_seen_ns",
+                        "group"}
+    assert doc["groups"] == [{"group": rec["group"], "findings": 1,
+                              "kinds": ["unguarded-access"], "times": 10}]
     json.dumps(doc)
     text = text_report(c)
     assert "WARNING: unguarded-access" in text and "chain #0:" in text and "body" in text

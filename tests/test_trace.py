@@ -3,47 +3,21 @@ protobuf classes and held against what the run itself counted."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace, TrackEvent
 
 from vfslab.cli import cli, main
 from vfslab.runner import RunConfig, RunResult, run_scenario
-
-BEGIN, END, INSTANT, COUNTER = (TrackEvent.TYPE_SLICE_BEGIN, TrackEvent.TYPE_SLICE_END,
-                                TrackEvent.TYPE_INSTANT, TrackEvent.TYPE_COUNTER)
+from vfslab.trace.read import BEGIN, COUNTER, TraceFile
 
 
-class Decoded:
-    """The trace as tracks and their events (name resolved from the interned names)."""
-
-    def __init__(self, path: Path) -> None:
-        tr = Trace()
-        tr.ParseFromString(path.read_bytes())
-        self.packets = len(tr.packet)
-        names: dict[int, str] = {}
-        self.tracks: dict[int, Any] = {}
-        self.events: dict[int, list[tuple[int, int, str, dict[str, Any], Any]]] = \
-            defaultdict(list)
-        for p in tr.packet:
-            for en in p.interned_data.event_names:
-                names[en.iid] = en.name
-            if p.HasField("track_descriptor"):
-                self.tracks[p.track_descriptor.uuid] = p.track_descriptor
-            if p.HasField("track_event"):
-                te = p.track_event
-                args = {a.name: (a.string_value or a.int_value or a.double_value)
-                        for a in te.debug_annotations}
-                self.events[te.track_uuid].append(
-                    (p.timestamp, te.type, names.get(te.name_iid, te.name), args, te))
-
-    def name(self, uuid: int) -> str:
-        d = self.tracks[uuid]
-        return str(d.process.process_name if d.HasField("process") else d.name)
+class Decoded(TraceFile):
+    """vfslab's reader (trace/read.py: the perfetto package's protobuf classes) with the
+    lookups these tests use."""
 
     def under(self, group: str) -> list[int]:
         """Tracks whose parent (or grandparent: lanes) is the group named `group`."""
@@ -51,8 +25,9 @@ class Decoded:
         kids = {u for u, d in self.tracks.items() if d.parent_uuid == gid}
         return sorted(kids | {u for u, d in self.tracks.items() if d.parent_uuid in kids})
 
-    def slices(self, tracks: list[int]) -> list[tuple[int, str, dict[str, Any]]]:
-        return [(t, n, a) for u in tracks for t, k, n, a, _ in self.events[u] if k == BEGIN]
+    def begins(self, tracks: list[int]) -> list[tuple[int, str, dict[str, Any]]]:
+        return [(e.t, e.name, e.args) for u in tracks for e in self.events.get(u, [])
+                if e.kind == BEGIN]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +40,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Decoded
 def test_a_trace_has_a_track_for_each_cpu_lock_class_disk_and_process(
         traced: tuple[RunResult, Decoded]) -> None:
     r, d = traced
-    names = {d.name(u) for u in d.tracks}
+    names = {d.name(u).split(" (pid")[0] for u in d.tracks}
     assert {"cpu0", "cpu1", "cpu0 spl", "cpu1 spl", "wd0", "wd0 queue"} <= names
     classes = {d.name(u) for u in d.under("locks") if "#" not in d.name(u)}
     assert {"v_interlock", "vnlock", "bqueue_slock", "global_v_numoutput_slock"} <= classes
@@ -79,15 +54,15 @@ def test_its_slices_are_the_runs_own_counts(traced: tuple[RunResult, Decoded]) -
     r, d = traced
     m = r.kernel.m
     cpu = [u for u in d.tracks if d.name(u) in ("cpu0", "cpu1")]
-    on_cpu = d.slices(cpu)
+    on_cpu = d.begins(cpu)
     steps = [a for _, _, a in on_cpu if "tid" in a]
     handlers = [a for _, _, a in on_cpu if "ipl" in a]
     assert sum(1 for a in steps if a.get("switched")) == m.stats.nswitch
     assert len(handlers) == sum(n for n, _, _ in m.intr_latency().values())
-    assert len(d.slices([u for u in d.tracks if d.name(u) == "wd0"])) == \
+    assert len(d.begins([u for u in d.tracks if d.name(u) == "wd0"])) == \
         r.kernel.disk.nstarted
     procs = {u for u, t in d.tracks.items() if t.HasField("process")}
-    calls = d.slices([u for u, t in d.tracks.items() if u in procs or t.parent_uuid in procs])
+    calls = d.begins([u for u, t in d.tracks.items() if u in procs or t.parent_uuid in procs])
     assert len(calls) == r.kernel.metrics._nrec
     # and the workload's own figures are those of an untraced run
     plain = run_scenario(RunConfig(scenario="pr24596", duration_s=4, ncpus=2))
@@ -96,17 +71,11 @@ def test_its_slices_are_the_runs_own_counts(traced: tuple[RunResult, Decoded]) -
 
 def test_every_track_nests_its_slices_in_time(traced: tuple[RunResult, Decoded]) -> None:
     _, d = traced
-    for uuid, evs in d.events.items():
-        stack: list[str] = []
-        # the trace processor orders a track's events by time, file order among equals, and
-        # an end closes the innermost open slice: it must be the one the end names
-        for _t, kind, name, *_ in sorted(evs, key=lambda e: e[0]):
-            if kind == BEGIN:
-                stack.append(name)
-            elif kind == END:
-                assert stack, f"an end without a begin on {d.name(uuid)}"
-                assert stack.pop() == name, f"{name} ends out of turn on {d.name(uuid)}"
-        assert not stack, f"{len(stack)} slices left open on {d.name(uuid)}"
+    # the trace processor orders a track's events by time, file order among equals, and an
+    # end closes the innermost open slice: the reader pairs them so, and raises where an end
+    # names another slice than the one it closes, or slices never end
+    for uuid in d.events:
+        d.slices(uuid)
 
 
 def test_counters_and_flows_are_there(traced: tuple[RunResult, Decoded]) -> None:
@@ -114,23 +83,21 @@ def test_counters_and_flows_are_there(traced: tuple[RunResult, Decoded]) -> None
     by_name = {d.name(u): u for u in d.tracks}
     samples = len(r.kernel.metrics.series["t_s"])
     for c in ("dirty pages", "dirty bytes", "pages under write", "oldest dirty data"):
-        assert sum(1 for e in d.events[by_name[c]] if e[1] == COUNTER) == samples
-    spl = Counter(e[4].counter_value for e in d.events[by_name["cpu0 spl"]])
+        assert sum(1 for e in d.events[by_name[c]] if e.kind == COUNTER) == samples
+    spl = Counter(e.value for e in d.events[by_name["cpu0 spl"]])
     assert spl[0] > 0 and any(level > 0 for level in spl)
-    started = {f for evs in d.events.values() for *_, te in evs for f in te.flow_ids}
-    ended = {f for evs in d.events.values() for *_, te in evs
-             for f in te.terminating_flow_ids}
+    started = {f for evs in d.events.values() for e in evs for f in e.flows}
+    ended = {f for evs in d.events.values() for e in evs for f in e.ends_flows}
     assert ended and ended <= started
     # I/O submissions flow to a biodone, wakeups to the woken thread's step
-    ends_in = Counter(n for evs in d.events.values() for _t, _k, n, _a, te in evs
-                      if te.terminating_flow_ids)
+    ends_in = Counter(e.name for evs in d.events.values() for e in evs if e.ends_flows)
     assert ends_in["biodone"] > 0 and sum(ends_in.values()) > ends_in["biodone"]
 
 
 def test_disk_requests_say_who_queued_them_and_what_they_overtook(
         traced: tuple[RunResult, Decoded]) -> None:
     r, d = traced
-    reqs = d.slices([u for u in d.tracks if d.name(u) == "wd0"])
+    reqs = d.begins([u for u in d.tracks if d.name(u) == "wd0"])
     assert all({"block", "KiB", "by", "queued ms", "overtook"} <= set(a) for _, _, a in reqs)
     by = {a["by"] for _, _, a in reqs}
     assert by <= {td.name for td in r.kernel.m.threads} and {"init", "editor0"} <= by

@@ -225,12 +225,8 @@ class VfsSubr:
         p = self.k.proto
         s = p.vi_lock(vp)
         if vp.v_flag & VXLOCK:
-            if flags & LK_NOWAIT:
-                p.vi_unlock(vp, s)
-                return EBUSY
-            vp.v_flag |= VXWANT
-            yield from p.vi_sleep(vp, vp, "vget", relock=False, s=s)
-            return ENOENT
+            err: int = yield from self._vxlock_wait(vp, flags, s, "vget")
+            return err
         if vp.v_usecount == 0:
             fs = p.freelist_lock()
             if vp.v_freelist == ON_HOLD_LIST:
@@ -352,6 +348,19 @@ class VfsSubr:
             p.freelist_unlock(fs)
 
     # ---- the vnode lock (vn_lock / VOP_LOCK) ---------------------------------------------------
+    def _vxlock_wait(self, vp: vnode, flags: int, s: int, wmesg: str
+                     ) -> Generator[Any, Any, int]:
+        """A vnode being cleaned (VXLOCK, v_interlock held, `s` from vi_lock): EBUSY with
+        LK_NOWAIT, else sleep until the clean ends (VXWANT; PNORELOCK) and ENOENT: the vnode
+        is no longer what the caller looked up (2.0's vget and vn_lock alike)."""
+        p = self.k.proto
+        if flags & LK_NOWAIT:
+            p.vi_unlock(vp, s)
+            return EBUSY
+        vp.v_flag |= VXWANT
+        yield from p.vi_sleep(vp, vp, wmesg, relock=False, s=s)
+        return ENOENT
+
     def vn_lock(self, vp: vnode, flags: int, s: int = -1) -> Generator[Any, Any, int]:
         """vn_lock (kern/vfs_vnops.c, netbsd-2-0 branch): under v_interlock (already held
         with LK_INTERLOCK; `s` is what the protocol's vi_lock returned), a vnode being
@@ -363,12 +372,9 @@ class VfsSubr:
             if not flags & LK_INTERLOCK:
                 s = p.vi_lock(vp)
             if vp.v_flag & VXLOCK:
-                if flags & LK_NOWAIT:
-                    p.vi_unlock(vp, s)
-                    return EBUSY
-                vp.v_flag |= VXWANT
-                yield from p.vi_sleep(vp, vp, "vn_lock", relock=False, s=s)
-                err = ENOENT
+                err = yield from self._vxlock_wait(vp, flags, s, "vn_lock")
+                if err == EBUSY:
+                    return err
             else:
                 err = yield from VOP_LOCK(vp, (flags & ~LK_RETRY) | LK_INTERLOCK)
                 p.vi_handoff_done(vp, s)
