@@ -201,15 +201,18 @@ class PerfettoWriter:
                                "double_counter_value": float(value)})
         self._counted()
 
+    def counter_template(self, track: int, value: int) -> bytes:
+        """The serialized packet of an integer counter's value on `track`, for emit."""
+        return TracePacket(trusted_packet_sequence_id=SEQ,
+                           track_event={"type": COUNTER, "track_uuid": track,
+                                        "counter_value": value}).SerializeToString()
+
     def counter_int(self, track: int, t: int, value: int) -> None:
         """An integer counter: the levels and depths counted are few, so a cached packet
         per (track, value)."""
         tmpl = self._counter_tmpl.get((track, value))
         if tmpl is None:
-            tmpl = self._counter_tmpl[(track, value)] = TracePacket(
-                trusted_packet_sequence_id=SEQ,
-                track_event={"type": COUNTER, "track_uuid": track,
-                             "counter_value": value}).SerializeToString()
+            tmpl = self._counter_tmpl[(track, value)] = self.counter_template(track, value)
         self._add(timestamp=t).MergeFromString(tmpl)
         self._left -= 1
         if not self._left:
@@ -225,6 +228,8 @@ class Lanes:
         self.name = name
         self.tracks = [track]
         self.free_at = [0]          # when each lane's last slice ended (-1: one is open)
+        # per lane, what a user keeps there (the tracer: its hold packets by function, holder)
+        self.holds: list[dict[str, dict[str, Any]]] = [{}]
 
     def take(self, t: int) -> int:
         """A lane free at `t`, marked open; returns its index."""

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from vfslab.sim.intr import Intr
 
 B_READ = 0x00100000
+Hold = tuple[bytes, bytes, Lanes, int]
 MS = 1_000_000
 WORKLOAD_STARTS = "workload starts"
 
@@ -60,6 +61,7 @@ class Tracer(EngineTracer, KernelObserver):
         self.spl_track = [w.counter_track(f"cpu{c.index} spl", parent=g_cpu)
                           for c in m.cpus]
         self.spl_level = [-1] * len(m.cpus)
+        self._spl_tmpl: list[dict[int, bytes]] = [{} for _ in m.cpus]
         # per CPU: the end packets of the open slices (step and handlers), innermost last
         self.open_cpu: list[list[bytes]] = [[] for _ in m.cpus]
         self._step_end: dict[tuple[int, str], bytes] = {}
@@ -67,10 +69,10 @@ class Tracer(EngineTracer, KernelObserver):
         self._g_locks = w.track("locks", order=2)
         self.lock_lanes: dict[str, Lanes] = {}
         # open holds by (lock, holder); a recursive hold's outer ones wait in `deeper`
-        # (the end packet's template stands for the hold: it names the holder and function)
-        self.holds: dict[tuple[int, int], tuple[Lanes, int, bytes]] = {}
-        self.deeper: dict[tuple[int, int], list[tuple[Lanes, int, bytes]]] = {}
-        self._hold_tmpl: dict[tuple[int, str, str], tuple[bytes, bytes]] = {}
+        # open holds by lock (spin) or (lock, holder) (sleep): (begin packet, end packet,
+        # lanes, lane); a recursive hold's outer ones wait in `deeper`
+        self.holds: dict[object, Hold] = {}
+        self.deeper: dict[object, list[Hold]] = {}
         self._g_disks = w.track("disks", order=3)
         self.disk_lanes: dict[str, Lanes] = {}
         self.disk_queue_track: dict[str, int] = {}
@@ -159,11 +161,20 @@ class Tracer(EngineTracer, KernelObserver):
             self.w.counter_int(self.spl_track[i], t, back_to)
 
     def spl(self, cpu: CPU, t: int) -> None:
+        # at every splbio and splx: the writer's emit, inline, from a template per level
         i = cpu.index
         ipl = cpu.ipl
         if ipl != self.spl_level[i]:
             self.spl_level[i] = ipl
-            self.w.counter_int(self.spl_track[i], t, ipl)
+            tmpl = self._spl_tmpl[i].get(ipl)
+            if tmpl is None:
+                tmpl = self._spl_tmpl[i][ipl] = self.w.counter_template(
+                    self.spl_track[i], ipl)
+            w = self.w
+            w._add(timestamp=t).MergeFromString(tmpl)
+            w._left -= 1
+            if not w._left:
+                w.flush()
 
     def wakeup(self, waker: Context | None, td: Thread, t: int) -> None:
         if waker is None or id(td) in self.wake_flow:
@@ -175,6 +186,8 @@ class Tracer(EngineTracer, KernelObserver):
 
     # ---- locks -----------------------------------------------------------------------------
     def lock_held(self, cls: str, key: object, ctx: Context, t: int, where: str) -> None:
+        # at every simple_lock: kept lean (a hold's packets are built once per lane, holder
+        # and function, and the writer's emit is inline)
         lanes = self.lock_lanes.get(cls)
         if lanes is None:
             lanes = self.lock_lanes[cls] = Lanes(
@@ -185,23 +198,34 @@ class Tracer(EngineTracer, KernelObserver):
             lane = 0
         else:
             lane = lanes.take(t)
-        track = lanes.tracks[lane]
-        # the begin and end packets of a hold by this holder in this function on this lane
-        pair = self._hold_tmpl.get((track, ctx.name, where))
-        if pair is None:
-            name = f"{ctx.name} in {where}"
-            pair = self._hold_tmpl[(track, ctx.name, where)] = (
-                self.w.template(SLICE_BEGIN, track, name),
-                self.w.template(SLICE_END, track, name))
-        hk = (id(key), id(ctx))
+            while len(lanes.holds) < len(lanes.tracks):
+                lanes.holds.append({})
+        # (begin packet, end packet, lanes, lane) of a hold by this holder in this function
+        # on this lane
+        by_where = lanes.holds[lane].get(where)
+        if by_where is None:
+            by_where = lanes.holds[lane][where] = {}
+        name = ctx.name
+        entry = by_where.get(name)
+        if entry is None:
+            track = lanes.tracks[lane]
+            text = f"{name} in {where}"
+            entry = by_where[name] = (self.w.template(SLICE_BEGIN, track, text),
+                                      self.w.template(SLICE_END, track, text), lanes, lane)
+        # a spin lock has one holder: the lock is the key; a sleeping one, with its holder
+        hk: object = key if key.kind == "spin" else (id(key), id(ctx))  # type: ignore[attr-defined]
         holds = self.holds
         if hk in holds:                   # a recursive hold (lockmgr LK_CANRECURSE)
             self.deeper.setdefault(hk, []).append(holds[hk])
-        holds[hk] = (lanes, lane, pair[1])
-        self.w.emit(t, pair[0])
+        holds[hk] = entry
+        w = self.w
+        w._add(timestamp=t).MergeFromString(entry[0])
+        w._left -= 1
+        if not w._left:
+            w.flush()
 
     def lock_released(self, key: object, ctx: Context, t: int) -> None:
-        hk = (id(key), id(ctx))
+        hk: object = key if key.kind == "spin" else (id(key), id(ctx))  # type: ignore[attr-defined]
         got = self.holds.pop(hk, None)
         if got is None:
             return
@@ -211,9 +235,12 @@ class Tracer(EngineTracer, KernelObserver):
                 self.holds[hk] = st.pop()
                 if not st:
                     del self.deeper[hk]
-        lanes, lane, end = got
-        lanes.free_at[lane] = t
-        self.w.emit(t, end)
+        got[2].free_at[got[3]] = t
+        w = self.w
+        w._add(timestamp=t).MergeFromString(got[1])
+        w._left -= 1
+        if not w._left:
+            w.flush()
 
     # ---- disks (the driver's hooks) ----------------------------------------------------------
     def _disk(self, disk: Disk) -> Lanes:
@@ -335,8 +362,8 @@ class Tracer(EngineTracer, KernelObserver):
         for stack in self.open_cpu:
             while stack:
                 self.w.emit(t, stack.pop())
-        for _lanes, _lane, end in [*self.holds.values(),
-                                   *(h for st in self.deeper.values() for h in st)]:
+        for _begin, end, _lanes, _lane in [*self.holds.values(),
+                                           *(h for st in self.deeper.values() for h in st)]:
             self.w.emit(t, end)
         self.holds.clear()
         self.deeper.clear()
