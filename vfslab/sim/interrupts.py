@@ -15,9 +15,9 @@ critical section) happen in a short run, reproducibly. Early delivery moves devi
 completions earlier, so stress runs are for protocol checking, not for performance numbers.
 Mode `locked` (`vfslab hunt`) aims the stress at critical sections: only at an interrupt
 point where the running context holds a spin lock of a kind interrupt handlers have taken
-(learned as the run goes), and then the first interrupt due on this CPU (whatever else is due
-first elsewhere) arrives there: the schedule of a lock-protocol violation, where the handler
-wants a lock its own CPU holds.
+(learned as the run goes), and then one of the interrupts due on this CPU that its spl lets
+in (a seeded choice, whatever else is due first) arrives there: the schedule of a
+lock-protocol violation, where the handler wants a lock its own CPU holds.
 
 Multiprocessors. An interrupt for another CPU arrives at an interrupt point only while no
 spin lock is held anywhere: had the other CPU's handler wanted such a lock, it would have spun
@@ -125,21 +125,16 @@ class Interrupts:
             return
         head = heap[0]
         cur: Any = self.cur
-        if head[2] is not self._irq_fn:
-            if self._stress_locked and cur.nspin and self._in_irq_section(cur) \
-                    and self._stress_rng.random() < self.irq_stress:
-                self._pull_for(cur.cpu)
-            return
-        cpu = cur.cpu
-        if head[0] <= cpu.t:
-            self._take_due(cpu, True)
+        is_irq = head[2] is self._irq_fn
+        if is_irq and head[0] <= cur.cpu.t:
+            self._take_due(cur.cpu, True)
         elif self.irq_stress:
             if self._stress_locked:
                 if cur.nspin and self._in_irq_section(cur) \
                         and self._stress_rng.random() < self.irq_stress:
-                    self._pull_for(cpu)
-            elif self._stress_rng.random() < self.irq_stress:
-                self._pull_forward(cpu)
+                    self._pull_for(cur.cpu)
+            elif is_irq and self._stress_rng.random() < self.irq_stress:
+                self._pull_forward(cur.cpu)
 
     def _take_due(self, cpu: CPU, at_ipoint: bool) -> None:
         """Deliver, in order, every interrupt due by the CPU's clock. At an interrupt point
