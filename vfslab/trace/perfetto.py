@@ -228,8 +228,6 @@ class Lanes:
         self.name = name
         self.tracks = [track]
         self.free_at = [0]          # when each lane's last slice ended (-1: one is open)
-        # per lane, what a user keeps there (the tracer: its hold packets by function, holder)
-        self.holds: list[dict[str, dict[str, Any]]] = [{}]
 
     def take(self, t: int) -> int:
         """A lane free at `t`, marked open; returns its index."""

@@ -47,6 +47,21 @@ MS = 1_000_000
 WORKLOAD_STARTS = "workload starts"
 
 
+class LockLanes(Lanes):
+    """A lock class's lanes, each with its holds' packets by function and holder (built
+    once: a hold is then two merges of cached bytes)."""
+
+    def __init__(self, w: PerfettoWriter, track: int, name: str) -> None:
+        super().__init__(w, track, name)
+        self.holds: list[dict[str, dict[str, Hold]]] = [{}]
+
+    def take(self, t: int) -> int:
+        lane = super().take(t)
+        while len(self.holds) < len(self.tracks):
+            self.holds.append({})
+        return lane
+
+
 class Tracer(EngineTracer, KernelObserver):
     """Attach to a kernel before it runs; `close` at the end of the run."""
 
@@ -67,7 +82,7 @@ class Tracer(EngineTracer, KernelObserver):
         self._step_end: dict[tuple[int, str], bytes] = {}
         self._intr_tmpl: dict[tuple[int, str, int], tuple[bytes, bytes]] = {}
         self._g_locks = w.track("locks", order=2)
-        self.lock_lanes: dict[str, Lanes] = {}
+        self.lock_lanes: dict[str, LockLanes] = {}
         # open holds by (lock, holder); a recursive hold's outer ones wait in `deeper`
         # open holds by lock (spin) or (lock, holder) (sleep): (begin packet, end packet,
         # lanes, lane); a recursive hold's outer ones wait in `deeper`
@@ -190,7 +205,7 @@ class Tracer(EngineTracer, KernelObserver):
         # and function, and the writer's emit is inline)
         lanes = self.lock_lanes.get(cls)
         if lanes is None:
-            lanes = self.lock_lanes[cls] = Lanes(
+            lanes = self.lock_lanes[cls] = LockLanes(
                 self.w, self.w.track(cls, parent=self._g_locks), cls)
         free_at = lanes.free_at
         if 0 <= free_at[0] <= t:          # Lanes.take's common case, inline
@@ -198,8 +213,6 @@ class Tracer(EngineTracer, KernelObserver):
             lane = 0
         else:
             lane = lanes.take(t)
-            while len(lanes.holds) < len(lanes.tracks):
-                lanes.holds.append({})
         # (begin packet, end packet, lanes, lane) of a hold by this holder in this function
         # on this lane
         by_where = lanes.holds[lane].get(where)
