@@ -82,6 +82,34 @@ def test_trickle_keeps_every_dirty_byte_within_its_window(window: float) -> None
     assert f["peak_write_rate_bps"] <= 1.25 * f["mean_dirty_rate_bps"]
 
 
+def test_trickle_paces_at_the_heaviest_load_per_second_until_its_deadline() -> None:
+    """The deadline pace is the critical intensity: a light load due soon and a heavy one due
+    later give the rate the heavy one needs; a load past its deadline goes at once."""
+    r = run("trickle", writer_scenario(1_000_000, 1), window=5.0)
+    pol = r.kernel.policy
+    period = pol.period                       # 0.1 s
+    due = 100 * period                        # a unit dirtied in bin b is due at due = b*period
+    pol.load = {100: 5, 129: 300}             # 5 due within a period, 305 within 3 s
+    assert pol.pace(due) == 11                # ceil(305 pages / 30 periods)
+    pol.load = {100: 5, 101: 20, 129: 300}    # 25 due by the next wake-up but one
+    assert pol.pace(due) == 13                # ceil(25 / 2) beats ceil(325 / 30)
+    pol.load = {90: 40, 129: 300}             # overdue: all of it now
+    assert pol.pace(due) == 40
+
+
+def test_trickles_deadline_pace_writes_pr24596_with_a_lower_peak_than_a_backlog_share(
+        ) -> None:
+    """A share of the backlog ignores when it is due: on pr24596 the oldest pages drift to
+    their deadline and go with the neighbours dirtied since; the deadline pace spreads them."""
+    peaks = {}
+    for pace in ("deadline", "share"):
+        f = run_scenario(RunConfig(scenario="pr24596", policy="trickle", duration_s=60.0,
+                                   policy_options={"pace": pace})).summary["figures"]
+        assert f["max_dirty_age_s"] <= 5.0
+        peaks[pace] = f["peak_write_rate_bps"] / f["mean_dirty_rate_bps"]
+    assert peaks["deadline"] < 0.8 * peaks["share"]
+
+
 def test_under_the_2004_syncer_a_sequential_writer_leaves_in_64k_writes_as_it_writes() -> None:
     """2.0's ffs_write starts an asynchronous write of each 64 KiB chunk it completes: a 4 MB/s
     writer in 16 KiB writes never holds more than 1 MiB dirty, and the disk sees 64 KiB
