@@ -11,7 +11,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from vfslab.kern.buf import B_ERROR, B_READ, buf
-from vfslab.kern.init_main import Kernel, KernelConfig
+from vfslab.kern.init_main import Kernel, KernelConfig, mount
 from vfslab.kern.vnode import VBLK, vnode
 from vfslab.kern.vnode_if import FSYNC_WAIT, vnodeops
 from vfslab.metrics.collector import Metrics
@@ -103,10 +103,9 @@ class MiniFS:
         return err
 
 
-class Mount:
+class Mount(mount):
     def __init__(self, fs: MiniFS) -> None:
-        self.fs = fs
-        self.async_ = False
+        super().__init__(fs, False)
 
 
 def make_kernel(**kw: Any) -> tuple[Kernel, MemDisk]:

@@ -15,15 +15,17 @@ from vfslab.fs.inode import inode
 from vfslab.fs.ufs_ihash import ufs_ihashins, ufs_ihashlookup, ufs_ihashrem
 from vfslab.fs.ufs_layout import BSIZE, ROOTINO, SECTORS, Dinode, Superblock
 from vfslab.kern.init_main import mount
-from vfslab.kern.lock import LK_EXCLUSIVE, simplelock
-from vfslab.kern.vnode import vnode
-from vfslab.kern.vnode_if import FSYNC_LAZY, FSYNC_WAIT, VOP_FSYNC
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_INTERLOCK, LK_NOWAIT, LK_RETRY, simplelock
+from vfslab.kern.vnode import VNON, vnode
+from vfslab.kern.vnode_if import FSYNC_WAIT, VOP_FSYNC
+from vfslab.tunable import Tunable, declare_setting, setting
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
     from vfslab.kern.vnode_if import vnodeops
 
 GEN = Generator[Any, Any, Any]
+ENOENT = 2
 EINVAL = 22
 ENFILE = 23
 FS_MAGIC = 0x19540119
@@ -164,52 +166,95 @@ def ffs_sbupdate(ump: ufsmount, wait: bool) -> Generator[Any, Any, int]:
     return 0
 
 
+LAZY_SYNC_VNODES = declare_setting("ffs", Tunable(
+    "lazy_sync_vnodes", bool, False,
+    "the syncer vnode's lazy ffs_sync fsyncs every vnode with pages, dirty buffers or a "
+    "changed inode (ffs_vfsops.c 1.119, 2003); false (as early 2004): it leaves the vnodes to "
+    "the wheel"))
+
+
 def ffs_sync(mp: mount, wait: bool, lazy: bool = False) -> Generator[Any, Any, int]:
-    """VFS_SYNC: VOP_FSYNC every vnode of the mount with dirty data, then the device vnode,
-    then the superblock if it changed. (2.0 walks mnt_vnodelist under mntvnode_slock and
-    vgets each vnode LK_NOWAIT; vfslab walks the inode hash without the vnode lock: see
-    docs/model.md.)"""
-    ump: ufsmount = mp.fs
-    k = ump.k
-    err = 0
-    p = k.proto
-    flags = (FSYNC_WAIT if wait else 0) | (FSYNC_LAZY if lazy else 0)
-    for vp in list(ump.ihash.values()):
-        ip = vp.v_data
-        if ip is None:
-            continue
-        s = p.buflist_lock(vp)
-        dirty_bufs = bool(vp.v_dirtyblkhd)
-        p.buflist_unlock(vp, s)
-        if vp.v_uobj.dirtyq or dirty_bufs or ip.dirty:
-            e = yield from VOP_FSYNC(vp, flags)
-            err = err or e
-    if ump.sb_dirty:
-        yield from ffs_sbupdate(ump, False)
-    e = yield from k.vfs.vflushbuf(ump.devvp, wait)
-    return err or e
-
-
-def ffs_unmount(mp: mount) -> Generator[Any, Any, int]:
-    """Flush everything, clean out every vnode (vflush), mark the file system clean and write
-    the superblock, invalidate the device's buffers."""
+    """VFS_SYNC (ffs_sync, ffs_vfsops.c: 1.119 of 2003-08-07, the nearest stored revision,
+    and the lazy case as the netbsd-2-0 branch's ext2fs_vfsops.c 1.66.2.1 has it). The
+    mount's vnode list is walked under mntvnode_slock; each vnode's v_interlock is taken and
+    a vnode with no changed inode, no dirty buffer and no page (uo_npages == 0), or of type
+    VNON, is passed over; the others are vget LK_EXCLUSIVE|LK_NOWAIT|LK_INTERLOCK (busy
+    ones skipped, a vnode being cleaned restarts the walk), VOP_FSYNC'd (FSYNC_WAIT with
+    `wait`) and vput. A lazy sync (the syncer vnode's, MNT_LAZY) passes over every vnode:
+    they have their own places on the wheel (the tech-kern reply to PR kern/24596: "the
+    on-disk inode update would still be delayed for UFS if the vnode is not on the sync
+    list"); `--set ffs.lazy_sync_vnodes=true` walks them as 1.119 did. Then, unless lazy,
+    the device vnode is fsync'd under its lock; a changed superblock is written (waiting
+    with `wait`: ffs_cgupdate)."""
     ump: ufsmount = mp.fs
     k = ump.k
     vfs = k.vfs
-    yield from ffs_sync(mp, True)
-    for vp in list(ump.ihash.values()):
-        s = k.proto.vi_lock(vp)
-        if vp.v_usecount or vp.v_data is None:
-            k.proto.vi_unlock(vp, s)
-            continue
-        yield from vfs.vgonel(vp, s)
-    yield from vfs.vflushbuf(ump.devvp, True)
+    L = k.locks
+    p = k.proto
+    err = 0
+    skip_all = lazy and not setting(k.cfg.sysctl, "ffs.lazy_sync_vnodes")
+    L.simple_lock(vfs.mntvnode_slock)
+    restart = True
+    while restart:
+        restart = False
+        for vp in vfs.mount_vnodes(mp):
+            if vp.v_mount is not mp:
+                restart = True                   # "no longer associated": start over
+                break
+            s = p.vi_lock(vp)
+            ip = vp.v_data
+            if skip_all or vp.v_type == VNON or ip is None or (
+                    not ip.dirty and not vp.v_dirtyblkhd and vp.v_uobj.uo_npages == 0):
+                p.vi_unlock(vp, s)
+                continue
+            L.simple_unlock(vfs.mntvnode_slock)
+            e = yield from vfs.vget(vp, LK_EXCLUSIVE | LK_NOWAIT | LK_INTERLOCK, s)
+            if e:
+                L.simple_lock(vfs.mntvnode_slock)
+                if e == ENOENT:
+                    restart = True
+                    break
+                continue
+            e = yield from VOP_FSYNC(vp, FSYNC_WAIT if wait else 0)
+            err = err or e
+            yield from vfs.vput(vp)
+            L.simple_lock(vfs.mntvnode_slock)
+    L.simple_unlock(vfs.mntvnode_slock)
+    if not lazy:
+        devvp = ump.devvp
+        yield from vfs.vn_lock(devvp, LK_EXCLUSIVE | LK_RETRY)
+        e = yield from VOP_FSYNC(devvp, FSYNC_WAIT if wait else 0)
+        err = err or e
+        yield from vfs.vn_unlock(devvp)
+    if ump.sb_dirty:
+        e = yield from ffs_sbupdate(ump, wait)
+        err = err or e
+    return err
+
+
+def ffs_unmount(mp: mount, force: bool = False) -> Generator[Any, Any, int]:
+    """VFS_UNMOUNT (ffs_unmount and ffs_flushfiles, ffs_vfsops.c 1.119): vflush every vnode
+    (EBUSY if one is still in use, unless `force`), fsync the device vnode, mark the file
+    system clean and write the superblock, invalidate the device's buffers. dounmount has
+    already synced (VFS_SYNC with MNT_WAIT)."""
+    ump: ufsmount = mp.fs
+    k = ump.k
+    vfs = k.vfs
+    err = yield from vfs.vflush(mp, None, force)
+    if err:
+        return err
+    devvp = ump.devvp
+    yield from vfs.vn_lock(devvp, LK_EXCLUSIVE | LK_RETRY)
+    err = yield from VOP_FSYNC(devvp, FSYNC_WAIT)
+    yield from vfs.vn_unlock(devvp)
+    if err:
+        return err
     ump.sb.clean = 1
     yield from ffs_sbupdate(ump, True)
-    yield from vfs.vinvalbuf(ump.devvp, save=True)
+    yield from vfs.vinvalbuf(devvp, save=True)
     if mp in k.mounts:
         k.mounts.remove(mp)
-    ump.devvp.v_specmountpoint = None
+    devvp.v_specmountpoint = None
     return 0
 
 
@@ -235,8 +280,8 @@ class FfsVfsOps:
     def sync(self, mp: mount, wait: bool, lazy: bool = False) -> Generator[Any, Any, int]:
         return (yield from ffs_sync(mp, wait, lazy))
 
-    def unmount(self, mp: mount) -> Generator[Any, Any, int]:
-        return (yield from ffs_unmount(mp))
+    def unmount(self, mp: mount, force: bool = False) -> Generator[Any, Any, int]:
+        return (yield from ffs_unmount(mp, force))
 
     def statfs(self, mp: mount) -> dict[str, int]:
         return ffs_statfs(mp)

@@ -88,7 +88,7 @@ class VfsOps(Protocol):
 
     def sync(self, mp: mount, wait: bool, lazy: bool = False) -> Generator[Any, Any, int]: ...
 
-    def unmount(self, mp: mount) -> Generator[Any, Any, int]: ...
+    def unmount(self, mp: mount, force: bool = False) -> Generator[Any, Any, int]: ...
 
 
 # The ranges of the machine's settings (`--set machine.NAME`, a scenario's [machine] table, a
@@ -129,14 +129,22 @@ QUEUES = ("disksort", "fifo", "mq-deadline")   # vfslab.dev.queues.NAMES
 
 
 class mount:  # noqa: N801  (struct mount)
-    """struct mount: one mounted file system; `fs` is its private data (mnt_data: for FFS
-    the ufsmount), `mnt_op` its type's vfsops."""
+    """struct mount (sys/mount.h, 2.0): one mounted file system; `fs` is its private data
+    (mnt_data: for FFS the ufsmount), `mnt_op` its type's vfsops. `mnt_vnodelist` (a LIST,
+    insertion at the head: walked newest first) is guarded by mntvnode_slock; `mnt_lock` is
+    vfs_busy's lock ("vfslock": shared while busy, drained by dounmount); `mnt_syncer` the
+    mount's syncer vnode (miscfs/syncfs/sync_vnops.c)."""
 
     def __init__(self, fs: Any, async_: bool, mnt_op: VfsOps | None = None) -> None:
+        from vfslab.kern.lock import lock
+
         self.fs = fs
         self.async_ = async_          # MNT_ASYNC
         self.mnt_op: Any = mnt_op
         self.mnt_vnodelist: dict[vnode, None] = {}
+        self.mnt_lock = lock("mnt_lock", "vfslock")
+        self.mnt_syncer: vnode | None = None
+        self.unmounting = False       # IMNT_UNMOUNT
 
 
 class Kernel:
@@ -177,6 +185,9 @@ class Kernel:
         self.spec_vnodeop = spec_vnodeop(self)
         self.rootvnode: vnode | None = None   # rootvnode: the root directory, referenced
         self.syncer = Syncer(self, cfg.syncdelay, cfg.filedelay, cfg.dirdelay, cfg.metadelay)
+        from vfslab.kern.sync_vnops import SyncVnops
+
+        self.syncvnops = SyncVnops(self)
         # attached by vfslab.machine (the kernel calls none of the observers among them: it
         # reaches them through self.notify; they are kept here for whoever assembled them)
         self.disk: Any = None         # the BlockDevice; the kernel uses only bio.bdev_strategy
@@ -267,7 +278,59 @@ def vfs_mountroot(k: Kernel) -> Generator[Any, Any, int]:
     err, mp = yield from ops.mountroot(k, devvp, k.cfg.mount_async)
     if err or mp is None:
         return int(err) or 22
+    err = yield from mount_syncer(k, mp)
+    if err:
+        return err
     return (yield from set_rootvnode(k, mp))
+
+
+def mount_syncer(k: Kernel, mp: mount) -> Generator[Any, Any, int]:
+    """A writable mount that is not MNT_ASYNC gets its syncer vnode (sys_mount, vfs_syscalls.c,
+    2.0: `if ((mp->mnt_flag & (MNT_RDONLY | MNT_ASYNC)) == 0) vfs_allocate_syncvnode(mp)`;
+    2.0 mounts the root read-only and rc's `mount -uw /` makes it writable, which allocates
+    it: vfslab mounts the root writable at once)."""
+    if mp.async_:
+        return 0
+    err: int = yield from k.syncvnops.vfs_allocate_syncvnode(mp)
+    return err
+
+
+def dounmount(k: Kernel, mp: mount, force: bool) -> Generator[Any, Any, int]:
+    """Unmount (dounmount, vfs_syscalls.c, netbsd-2-0 branch): syncer_lock first ("the
+    syncer itself acquires locks in syncer_lock -> vfs_busy order"), kept only if the mount
+    has a syncer vnode; IMNT_UNMOUNT set and mnt_lock drained (LK_DRAIN, mountlist_slock
+    handed over), so that vfs_busy fails or waits; MNT_ASYNC off; the syncer vnode dropped;
+    VFS_SYNC(MNT_WAIT) and, if that worked or `force` (MNT_FORCE), VFS_UNMOUNT. A failed
+    unmount puts everything back."""
+    from vfslab.kern.lock import LK_DRAIN, LK_EXCLUSIVE, LK_INTERLOCK, LK_RELEASE
+
+    L = k.locks
+    vfs = k.vfs
+    yield from L.lockmgr(k.syncer.syncer_lock, LK_EXCLUSIVE)
+    L.simple_lock(vfs.mountlist_slock)
+    used_syncer = mp.mnt_syncer is not None
+    if not used_syncer:
+        yield from L.lockmgr(k.syncer.syncer_lock, LK_RELEASE)
+    mp.unmounting = True
+    yield from L.lockmgr(mp.mnt_lock, LK_DRAIN | LK_INTERLOCK, vfs.mountlist_slock)
+    async_ = mp.async_
+    mp.async_ = False
+    if mp.mnt_syncer is not None:
+        yield from k.syncvnops.vfs_deallocate_syncvnode(mp)
+    err = yield from mp.mnt_op.sync(mp, True)
+    if err == 0 or force:
+        err = yield from mp.mnt_op.unmount(mp, force)
+    if err:
+        mp.async_ = async_
+        if mp.mnt_syncer is None:
+            yield from mount_syncer(k, mp)
+    mp.unmounting = False
+    L.simple_lock(vfs.mountlist_slock)
+    yield from L.lockmgr(mp.mnt_lock, LK_RELEASE | LK_INTERLOCK, vfs.mountlist_slock)
+    k.m.wakeup(mp)                          # vfs_busy's waiters (IMNT_MWAIT)
+    if used_syncer:
+        yield from L.lockmgr(k.syncer.syncer_lock, LK_RELEASE)
+    return int(err)
 
 
 def set_rootvnode(k: Kernel, mp: mount) -> Generator[Any, Any, int]:
@@ -304,7 +367,7 @@ def vfs_unmountall(k: Kernel) -> Generator[Any, Any, int]:
     yield from release_rootvnode(k)
     err = 0
     for mp in reversed(list(k.mounts)):
-        e = yield from mp.mnt_op.unmount(mp)
+        e = yield from dounmount(k, mp, True)       # MNT_FORCE, as 2.0's vfs_unmountall
         err = err or e
     return int(err)
 
@@ -319,10 +382,13 @@ def vfs_remountroot(k: Kernel) -> Generator[Any, Any, int]:
     devvp = mp.fs.devvp
     ops = mp.mnt_op
     yield from release_rootvnode(k)
-    err = yield from ops.unmount(mp)
+    err = yield from dounmount(k, mp, False)
     if err:
         return int(err)
     err, nmp = yield from ops.mountroot(k, devvp, k.cfg.mount_async)
     if err or nmp is None:
         return int(err) or 22
+    err = yield from mount_syncer(k, nmp)
+    if err:
+        return int(err)
     return (yield from set_rootvnode(k, nmp))

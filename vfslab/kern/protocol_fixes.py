@@ -341,11 +341,17 @@ class Biodoned(WorklistLock):
         self.simple_unlock(vp.v_interlock)
 
     def biodone(self, bio: BufCache, bp: buf) -> None:
-        """In the interrupt: queue the buffer for biodoned, nothing else."""
+        """In the interrupt: queue the buffer for biodoned, nothing else. At splbio: biodone
+        is also called from thread context, by a driver's strategy that refuses a request at
+        once (wdstrategy's `bad:` label, at the caller's spl), and the interrupt must not
+        come in while the queue's lock is held (found by the validator on `protocol`, once a
+        bitmap write lost to a disk error had made a block pointer point past the disk)."""
+        s = self.m.splbio()
         self.simple_lock(self.biodone_lock)
         self.queue.append(bp)
         self.m.wakeup(self.ident)
         self.simple_unlock(self.biodone_lock)
+        self.m.splx(s)
 
     def biodoned(self) -> Generator[Any, Any, None]:
         """The helper thread: biodone's 2.0 body for each queued buffer, in thread context."""

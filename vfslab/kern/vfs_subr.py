@@ -21,6 +21,7 @@ from vfslab.kern.lock import (
     LK_NOWAIT,
     LK_RELEASE,
     LK_RETRY,
+    LK_SHARED,
     lockinit,
     simplelock,
 )
@@ -53,10 +54,11 @@ from vfslab.sim.panic import Panic
 from vfslab.sim.stack import call_chain
 
 if TYPE_CHECKING:
-    from vfslab.kern.init_main import Kernel
+    from vfslab.kern.init_main import Kernel, mount
 
 ENOENT = 2
 ENFILE = 23
+VB_RECURSEFAIL = 0x100         # vfs_busy's LK_RECURSEFAIL
 
 
 class VfsSubr:
@@ -71,6 +73,7 @@ class VfsSubr:
         self.vnode_free_list_slock = simplelock("vnode_free_list_slock")
         self.global_v_numoutput_slock = simplelock("global_v_numoutput_slock")
         self.mntvnode_slock = simplelock("mntvnode_slock")
+        self.mountlist_slock = simplelock("mountlist_slock")
         # TAILQs of vnodes: insertion-ordered dicts (vnode -> None)
         self.vnode_free_list: dict[vnode, None] = {}
         self.vnode_hold_list: dict[vnode, None] = {}
@@ -89,6 +92,7 @@ class VfsSubr:
             "vnode_free_list_slock": self.vnode_free_list_slock,
             "global_v_numoutput_slock": self.global_v_numoutput_slock,
             "mntvnode_slock": self.mntvnode_slock,
+            "mountlist_slock": self.mountlist_slock,
         }
 
     def panic(self, msg: str) -> Panic:
@@ -102,7 +106,11 @@ class VfsSubr:
         """Allocate a vnode with the operations vector `vops`: a new one while under
         maxvnodes, else recycle one (getcleanvnode: the free list's head, or the hold list's
         when the free list is empty, cleaned with vgonel). None when no vnode can be had:
-        the caller returns ENFILE, as 2.0 does after tablefull("vnode")."""
+        the caller returns ENFILE, as 2.0 does after tablefull("vnode"). The new vnode goes
+        on the mount's list with insmntque (mntvnode_slock). 2.0 (vfs_subr.c, netbsd-2-0
+        branch) also keeps the mount busy meanwhile (vfs_busy with LK_RECURSEFAIL); vfslab
+        does not yet (docs/model.md: with it the validator reports a lock-order cycle
+        between mnt_lock and the vnode locks that only instance-level reasoning clears)."""
         L = self.L
         p = self.k.proto
         s = p.freelist_lock()
@@ -126,13 +134,96 @@ class VfsSubr:
             vp.v_type = VNON
             lockinit(vp.v_lock)            # a drained lock lives again (vclean drained it)
             vp.v_tag = tag
-            vp.v_mount = mp
             vp.v_op = vops if vops is not None else self.dead_vnodeop
+        self.insmntque(vp, mp)
+        with private_setup():
             vp.v_usecount = 1
             vp.v_data = None
             vp.v_size = 0
         del L
         return vp
+
+    # ---- the mount's vnode list and busy lock -----------------------------------------------
+    def insmntque(self, vp: vnode, mp: mount | None) -> None:
+        """Move a vnode from its mount's vnode list to `mp`'s (None: to none), under
+        mntvnode_slock (insmntque, vfs_subr.c, netbsd-2-0 branch; LIST_INSERT_HEAD)."""
+        L = self.L
+        L.simple_lock(self.mntvnode_slock)
+        old = vp.v_mount
+        if old is not None:
+            old.mnt_vnodelist.pop(vp, None)
+        vp.v_mount = mp
+        if mp is not None:
+            mp.mnt_vnodelist[vp] = None
+        L.simple_unlock(self.mntvnode_slock)
+
+    def mount_vnodes(self, mp: mount) -> list[vnode]:
+        """The mount's vnode list in LIST order, newest first (mntvnode_slock held)."""
+        return list(reversed(mp.mnt_vnodelist))
+
+    def vfs_busy(self, mp: mount, flags: int, interlkp: simplelock | None = None
+                 ) -> Generator[Any, Any, int]:
+        """Mark a mount busy: mnt_lock shared (vfs_busy, vfs_subr.c, netbsd-2-0 branch).
+        While the mount is being unmounted, ENOENT with VB_NOWAIT (LK_NOWAIT), else wait
+        for the unmount to end and ENOENT if the mount is gone. `interlkp` (mountlist_slock)
+        is held by the caller and handed to lockmgr (LK_INTERLOCK). With VB_RECURSEFAIL, a
+        thread that holds the lock itself (the unmounter) gets EDEADLK, not a deadlock."""
+        L = self.L
+        while mp.unmounting:
+            if flags & LK_NOWAIT:
+                if interlkp is not None:
+                    L.simple_unlock(interlkp)
+                return ENOENT
+            yield from L.ltsleep(mp, "vfs_busy", 0, interlkp)
+            if mp not in self.k.mounts:
+                if interlkp is not None:
+                    L.simple_unlock(interlkp)
+                return ENOENT
+        if flags & VB_RECURSEFAIL and mp.mnt_lock.lk_holder is self.m.cur:
+            if interlkp is not None:
+                L.simple_unlock(interlkp)
+            return EDEADLK
+        lkflags = LK_SHARED | (LK_INTERLOCK if interlkp is not None else 0)
+        err: int = yield from L.lockmgr(mp.mnt_lock, lkflags, interlkp)
+        if err:
+            raise self.panic(f"vfs_busy: unexpected lock failure ({err})")
+        return 0
+
+    def vfs_unbusy(self, mp: mount) -> Generator[Any, Any, None]:
+        """vfs_unbusy: release the shared mnt_lock."""
+        yield from self.L.lockmgr(mp.mnt_lock, LK_RELEASE)
+
+    def vflush(self, mp: mount, skipvp: vnode | None, force: bool
+               ) -> Generator[Any, Any, int]:
+        """Clean out every vnode of a mount that no one uses (vflush, vfs_subr.c, netbsd-2-0
+        branch): the mount's list walked under mntvnode_slock, each vnode's v_interlock
+        taken, an unused one vgonel'd with mntvnode_slock dropped; a used one counts as busy
+        (EBUSY), or with `force` (FORCECLOSE, vfs_unmountall at shutdown) is left to the
+        caller (vfslab does not model vgonel of an active vnode: docs/model.md)."""
+        L = self.L
+        p = self.k.proto
+        busy = 0
+        L.simple_lock(self.mntvnode_slock)
+        restart = True
+        while restart:
+            restart = False
+            for vp in self.mount_vnodes(mp):
+                if vp.v_mount is not mp:
+                    restart = True               # goto loop
+                    break
+                if vp is skipvp:
+                    continue
+                s = p.vi_lock(vp)
+                if vp.v_usecount == 0:
+                    L.simple_unlock(self.mntvnode_slock)
+                    yield from self.vgonel(vp, s)
+                    L.simple_lock(self.mntvnode_slock)
+                    continue
+                p.vi_unlock(vp, s)
+                if not force:
+                    busy += 1
+        L.simple_unlock(self.mntvnode_slock)
+        return EBUSY if busy else 0
 
     def getcleanvnode(self, s: int) -> Generator[Any, Any, vnode | None]:
         """Take the first vnode whose interlock can be had from the free list, or, when the
@@ -189,12 +280,14 @@ class VfsSubr:
             if err:
                 # as vclean: what cannot be saved is thrown away
                 yield from self.vinvalbuf(vp, save=False)
-            p.vclean_worklist(self, vp)
         # not active (a free vnode): VOP_UNLOCK, then VOP_RECLAIM; the lock stays drained
         # until getnewvnode's lockinit
         yield from self.vn_unlock(vp)
         if vp.v_op is not self.dead_vnodeop:
             yield from VOP_RECLAIM(vp)
+            # vgonel's KASSERT, after vclean: the reclaim took the syncer vnode off the
+            # wheel (sync_reclaim; found when the syncer vnode was modelled)
+            p.vclean_worklist(self, vp)
         self.k.namecache.cache_purge(vp)
         vp.v_vid += 1
         vp.v_op = self.dead_vnodeop
@@ -205,6 +298,9 @@ class VfsSubr:
         p.vi_unlock(vp, s)
         if want:
             self.m.wakeup(vp)
+        # "delete from old mount point vnode list, if on one" (vgonel, 2.0)
+        if vp.v_mount is not None:
+            self.insmntque(vp, None)
         vp.v_type = VBAD
         vp.v_data = None
 
@@ -220,10 +316,14 @@ class VfsSubr:
         return False
 
     # ---- references -------------------------------------------------------------------------
-    def vget(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
-        """Get a reference on a possibly free vnode, and lock it if asked (vget(9))."""
+    def vget(self, vp: vnode, flags: int, s: int = -1) -> Generator[Any, Any, int]:
+        """Get a reference on a possibly free vnode, and lock it if asked (vget, vfs_subr.c,
+        netbsd-2-0 branch). With LK_INTERLOCK the caller holds v_interlock (`s` from the
+        protocol's vi_lock). A vnode being cleaned is EBUSY with LK_NOWAIT, else waited for
+        and ENOENT; with a lock type, v_interlock is handed to vn_lock (LK_INTERLOCK)."""
         p = self.k.proto
-        s = p.vi_lock(vp)
+        if not flags & LK_INTERLOCK:
+            s = p.vi_lock(vp)
         if vp.v_flag & VXLOCK:
             err: int = yield from self._vxlock_wait(vp, flags, s, "vget")
             return err
@@ -236,12 +336,13 @@ class VfsSubr:
             vp.v_freelist = ON_NO_LIST
             p.freelist_unlock(fs)
         vp.v_usecount += 1
-        p.vi_unlock(vp, s)
-        if flags & (LK_EXCLUSIVE | 0x01):
-            err = yield from self.vn_lock(vp, flags)
+        if flags & (LK_EXCLUSIVE | LK_SHARED):
+            err = yield from self.vn_lock(vp, flags | LK_INTERLOCK, s)
             if err:
                 self.vrele_nolock(vp)
                 return err
+            return 0
+        p.vi_unlock(vp, s)
         return 0
 
     def vref(self, vp: vnode) -> None:
@@ -293,8 +394,22 @@ class VfsSubr:
         p.vi_unlock(vp, s)
 
     def vput(self, vp: vnode) -> Generator[Any, Any, None]:
-        yield from self.vn_unlock(vp)
-        yield from self.vrele(vp)
+        """Drop a reference to a locked vnode (vput, vfs_subr.c, netbsd-2-0 branch): not the
+        last, VOP_UNLOCK; the last, onto the free (or hold) list and VOP_INACTIVE with the
+        lock still held, never released and taken again."""
+        p = self.k.proto
+        s = p.vi_lock(vp)
+        vp.v_usecount -= 1
+        if vp.v_usecount > 0:
+            p.vi_unlock(vp, s)
+            yield from self.vn_unlock(vp)
+            return
+        if vp.v_usecount < 0:
+            p.vi_unlock(vp, s)
+            raise self.panic(f"vput: ref cnt vp {vp.v_id}")
+        self._to_free_list(vp)
+        p.vi_unlock(vp, s)
+        yield from VOP_INACTIVE(vp)            # unlocks the vnode
 
     def vput_parent(self, dvp: vnode, vp: vnode | None) -> Generator[Any, Any, None]:
         """Release a directory a LOCKPARENT lookup returned: vrele if it is the vnode found
@@ -396,6 +511,19 @@ class VfsSubr:
         err: int = yield from self.L.lockmgr(vp.v_lock, flags, vp.v_interlock)
         p.vnlock_exit(vp, s)
         return err
+
+    def genfs_nolock(self, vp: vnode, flags: int) -> Generator[Any, Any, int]:
+        """genfs_nolock (genfs_vnops.c): a vnode with no lock (the syncer vnode's VOP_LOCK,
+        syncfs.h 1.5): only the interlock handed in with LK_INTERLOCK is released."""
+        if flags & LK_INTERLOCK:
+            self.L.simple_unlock(vp.v_interlock)
+        return 0
+        yield
+
+    def genfs_nounlock(self, vp: vnode, flags: int = 0) -> Generator[Any, Any, int]:
+        """genfs_nounlock: nothing to release."""
+        return 0
+        yield
 
     def genfs_unlock(self, vp: vnode, flags: int = 0) -> Generator[Any, Any, int]:
         p = self.k.proto
