@@ -1,7 +1,7 @@
 """The mount's locks and its syncer vnode, as 2.0 had them: insmntque and ffs_sync's walk
 under mntvnode_slock, vfs_busy's mnt_lock taken by the syncer vnode's lazy sync in
-syncer_lock -> vfs_busy order, dounmount's drain, and vput inactivating with the lock it
-holds."""
+syncer_lock -> vfs_busy order, dounmount's drain, vput inactivating with the lock it
+holds, and the open file's f_slock around each call on a descriptor."""
 
 from __future__ import annotations
 
@@ -119,3 +119,34 @@ def test_vput_of_the_last_reference_inactivates_with_the_lock_it_holds() -> None
 
     run_body(body)
     assert ops == [LK_RELEASE]
+
+
+def test_each_call_on_a_descriptor_uses_the_file_under_f_slock_and_gives_it_back() -> None:
+    """fd_getfile takes f_slock, FILE_USE counts the call in and drops it, FILE_UNUSE counts
+    it out under f_slock again (sys/file.h of 2.0): during a write the file is in use once,
+    after every call of a checked run no file is, and f_usecount is never touched unlocked."""
+    during: list[int] = []
+
+    class Watch(KernelObserver):
+        def __init__(self, fp: Any) -> None:
+            self.fp = fp
+
+        def data_written(self, vp: Any, stamp: int, first: int, last: int, dirtied: int,
+                         now: int) -> None:
+            during.append(self.fp.f_usecount)
+
+    def body(sys: ProcSyscalls) -> Generator[Any, Any, Any]:
+        fd = yield from sys.open("/u", O_RDWR | O_CREAT, 0o644)
+        fp = sys.fdp.fd_ofiles[fd]
+        sys.k.notify.attach(Watch(fp))
+        yield from sys.pwrite(fd, 8 * KiB, 0)
+        yield from sys.pread(fd, 8 * KiB, 0)
+        yield from sys.fsync(fd)
+        yield from sys.close(fd)
+        return fp
+
+    _, fp = run_body(body)
+    assert during and set(during) == {1} and fp.f_usecount == 0
+    res = _checked()
+    assert "f_slock" in res.checker.classes
+    assert not [f for f in res.checker.findings() if "f_usecount" in f.subject]

@@ -8,6 +8,8 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.fcntl import EBADF, EMFILE, O_ACCMODE, O_RDONLY, O_RDWR, O_WRONLY
+from vfslab.kern.guards import declare_guards
+from vfslab.kern.lock import simplelock
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
@@ -17,10 +19,14 @@ NOFILE = 1024
 GEN = Generator[Any, Any, int]
 
 
+@declare_guards("file", {"f_usecount": "f_slock"})
 class file:  # noqa: N801  (struct file)
-    """An open file: shared by dup'ed descriptors (and, after fork, by the child's)."""
+    """An open file: shared by dup'ed descriptors (and, after fork, by the child's).
+    `f_usecount` counts the system calls using it now (FILE_USE/FILE_UNUSE, under
+    `f_slock`, sys/file.h of 2.0); `f_count` the descriptors referring to it."""
 
-    __slots__ = ("f_vp", "f_flag", "f_offset", "f_count", "f_pmap", "f_path")
+    __slots__ = ("f_vp", "f_flag", "f_offset", "f_count", "f_pmap", "f_path", "f_slock",
+                 "f_usecount", "__weakref__")
 
     def __init__(self, vp: vnode, flags: int, path: str = "") -> None:
         self.f_vp = vp
@@ -28,6 +34,8 @@ class file:  # noqa: N801  (struct file)
         self.f_flag = flags
         self.f_offset = 0
         self.f_count = 1
+        self.f_slock = simplelock("f_slock")
+        self.f_usecount = 0
         # the pages a shared mapping of this open file has mapped (page index -> the page,
         # its prot_gen then): vfslab's mappings are of whole open files, shared after fork
         self.f_pmap: dict[int, tuple[Any, int]] = {}
@@ -64,6 +72,37 @@ class cwdinfo:  # noqa: N801  (struct cwdinfo)
     def __init__(self, cdir: vnode | None = None) -> None:
         self.cwdi_cdir = cdir
         self.cwdi_refcnt = 1
+
+
+def fd_getfile(k: Kernel, fdp: filedesc, fd: int) -> file | None:
+    """The open file of a descriptor, returned with its f_slock held (fd_getfile,
+    kern_descrip.c, 2.0; the caller releases it, usually with FILE_USE); None if the
+    descriptor is not open."""
+    fp = fdp.fd_ofiles.get(fd)
+    if fp is None:
+        return None
+    k.locks.simple_lock(fp.f_slock)
+    return fp
+
+
+def FILE_USE(k: Kernel, fp: file) -> None:  # noqa: N802  (sys/file.h's macro)
+    """The system call uses the file: f_usecount++, then f_slock (taken by fd_getfile)
+    released."""
+    fp.f_usecount += 1
+    k.locks.simple_unlock(fp.f_slock)
+
+
+def FILE_UNUSE(k: Kernel, fp: file) -> None:  # noqa: N802
+    """The system call is done with the file: f_usecount-- under f_slock (2.0's closef on a
+    FIF_WANTCLOSE file, closed by another thread meanwhile, is not modelled)."""
+    k.locks.simple_lock(fp.f_slock)
+    fp.f_usecount -= 1
+    k.locks.simple_unlock(fp.f_slock)
+
+
+def fd_release_unused(k: Kernel, fp: file) -> None:
+    """fd_getfile's lock dropped without FILE_USE (a call refused after the lookup)."""
+    k.locks.simple_unlock(fp.f_slock)
 
 
 def closef(k: Kernel, fp: file) -> GEN:

@@ -13,6 +13,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.fcntl import EBADF, EINVAL, EISDIR
+from vfslab.kern.kern_descrip import FILE_UNUSE, FILE_USE, fd_getfile, fd_release_unused
 from vfslab.kern.vfs_vnops import FOF_UPDATE_OFFSET, vn_read, vn_write
 from vfslab.kern.vnode import VDIR
 
@@ -44,33 +45,50 @@ def dofilewrite(k: Kernel, fp: file, n: int, offset: int, flags: int) -> GEN:
     return done
 
 
+def _getfile(k: Kernel, fdp: filedesc, fd: int, write: bool) -> file | None:
+    """fd_getfile, the FREAD/FWRITE check (f_slock released on refusal), FILE_USE."""
+    fp = fd_getfile(k, fdp, fd)
+    if fp is None:
+        return None
+    if not (fp.writable() if write else fp.readable()):
+        fd_release_unused(k, fp)
+        return None
+    FILE_USE(k, fp)
+    return fp
+
+
 def sys_read(k: Kernel, fdp: filedesc, fd: int, n: int) -> GEN:
-    fp = fdp.fd_ofiles.get(fd)
-    if fp is None or not fp.readable():
+    """sys_read: the file in use (fd_getfile, FILE_USE) for dofileread, which unuses it."""
+    fp = _getfile(k, fdp, fd, False)
+    if fp is None:
         return -EBADF
-    return (yield from dofileread(k, fp, n, 0, FOF_UPDATE_OFFSET))
+    rv = yield from dofileread(k, fp, n, 0, FOF_UPDATE_OFFSET)
+    FILE_UNUSE(k, fp)
+    return rv
 
 
 def sys_pread(k: Kernel, fdp: filedesc, fd: int, n: int, offset: int) -> GEN:
-    fp = fdp.fd_ofiles.get(fd)
-    if fp is None or not fp.readable():
+    fp = _getfile(k, fdp, fd, False)
+    if fp is None:
         return -EBADF
-    if offset < 0:
-        return -EINVAL
-    return (yield from dofileread(k, fp, n, offset, 0))
+    rv = -EINVAL if offset < 0 else (yield from dofileread(k, fp, n, offset, 0))
+    FILE_UNUSE(k, fp)
+    return rv
 
 
 def sys_write(k: Kernel, fdp: filedesc, fd: int, n: int) -> GEN:
-    fp = fdp.fd_ofiles.get(fd)
-    if fp is None or not fp.writable():
+    fp = _getfile(k, fdp, fd, True)
+    if fp is None:
         return -EBADF
-    return (yield from dofilewrite(k, fp, n, 0, FOF_UPDATE_OFFSET))
+    rv = yield from dofilewrite(k, fp, n, 0, FOF_UPDATE_OFFSET)
+    FILE_UNUSE(k, fp)
+    return rv
 
 
 def sys_pwrite(k: Kernel, fdp: filedesc, fd: int, n: int, offset: int) -> GEN:
-    fp = fdp.fd_ofiles.get(fd)
-    if fp is None or not fp.writable():
+    fp = _getfile(k, fdp, fd, True)
+    if fp is None:
         return -EBADF
-    if offset < 0:
-        return -EINVAL
-    return (yield from dofilewrite(k, fp, n, offset, 0))
+    rv = -EINVAL if offset < 0 else (yield from dofilewrite(k, fp, n, offset, 0))
+    FILE_UNUSE(k, fp)
+    return rv

@@ -26,8 +26,8 @@ from vfslab.kern.fcntl import (
     SEEK_END,
     SEEK_SET,
 )
-from vfslab.kern.kern_descrip import cwdinfo, file, filedesc
-from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
+from vfslab.kern.kern_descrip import FILE_UNUSE, FILE_USE, cwdinfo, fd_getfile, file, filedesc
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_NOWAIT, LK_RETRY
 from vfslab.kern.vfs_lookup import (
     CREATE,
     DELETE,
@@ -116,28 +116,34 @@ class Syscalls:
             return (yield from sys_generic.sys_write(self.k, fdp, fd, n))
         return (yield from sys_generic.sys_pwrite(self.k, fdp, fd, n, off))
 
+    def _getvnode(self, fdp: filedesc, fd: int) -> file | None:
+        """getvnode (vfs_syscalls.c, 2.0): fd_getfile and FILE_USE; the caller FILE_UNUSEs."""
+        fp = fd_getfile(self.k, fdp, fd)
+        if fp is not None:
+            FILE_USE(self.k, fp)
+        return fp
+
     def sys_lseek(self, fdp: filedesc, fd: int, off: int, whence: int) -> GEN:
-        fp = fdp.fd_ofiles.get(fd)
+        fp = self._getvnode(fdp, fd)
         if fp is None:
             return -EBADF
+        new = -1
         if whence == SEEK_SET:
             new = off
         elif whence == SEEK_CUR:
             new = fp.f_offset + off
         elif whence == SEEK_END:
             new = fp.f_vp.v_size + off
-        else:
-            return -EINVAL
-        if new < 0:
-            return -EINVAL
-        fp.f_offset = new
+        if new >= 0:
+            fp.f_offset = new
+        FILE_UNUSE(self.k, fp)
         yield from ()
-        return new
+        return new if new >= 0 else -EINVAL
 
     def sys_fsync(self, fdp: filedesc, fd: int, dataonly: bool = False) -> GEN:
         """sys_fsync / sys_fdatasync: VOP_FSYNC(FSYNC_WAIT) under the vnode lock, so that a
         write(2) in progress (its O_SYNC inode update above all) finishes first."""
-        fp = fdp.fd_ofiles.get(fd)
+        fp = self._getvnode(fdp, fd)
         if fp is None:
             return -EBADF
         vp = fp.f_vp
@@ -145,21 +151,30 @@ class Syscalls:
         yield from vfs.vn_lock(vp, LK_EXCLUSIVE | LK_RETRY)
         err: int = yield from VOP_FSYNC(vp, FSYNC_WAIT | (FSYNC_DATAONLY if dataonly else 0))
         yield from vfs.vn_unlock(vp)
+        FILE_UNUSE(self.k, fp)
         return -err if err else 0
 
     def sys_sync(self) -> GEN:
-        """VFS_SYNC(MNT_NOWAIT) of every mount."""
-        for mp in list(self.k.mounts):
+        """VFS_SYNC(MNT_NOWAIT) of every mount that can be made busy without waiting
+        (sys_sync, vfs_syscalls.c, 2.0: vfs_busy(LK_NOWAIT) with mountlist_slock handed
+        over, the mount list walked backwards)."""
+        vfs = self.k.vfs
+        for mp in reversed(list(self.k.mounts)):
+            vfs.L.simple_lock(vfs.mountlist_slock)
+            if (yield from vfs.vfs_busy(mp, LK_NOWAIT, vfs.mountlist_slock)):
+                continue
             yield from mp.mnt_op.sync(mp, False)
+            yield from vfs.vfs_unbusy(mp)
         return 0
 
     def sys_ftruncate(self, fdp: filedesc, fd: int, length: int) -> GEN:
-        fp = fdp.fd_ofiles.get(fd)
+        fp = self._getvnode(fdp, fd)
         if fp is None:
             return -EBADF
-        if not fp.writable() or length < 0:
-            return -EINVAL
-        return (yield from self._setsize(fp.f_vp, length))
+        rv = -EINVAL if not fp.writable() or length < 0 else \
+            (yield from self._setsize(fp.f_vp, length))
+        FILE_UNUSE(self.k, fp)
+        return rv
 
     def _setsize(self, vp: vnode, length: int) -> GEN:
         vfs = self.k.vfs
@@ -172,8 +187,11 @@ class Syscalls:
     def sys_getdents(self, fdp: filedesc, fd: int, n: int) -> GEN:
         """sys_getdents (vn_readdir): VOP_READDIR from the file's offset under the vnode
         lock, the offset advanced by what it returned; 0 at the end."""
-        fp = fdp.fd_ofiles.get(fd)
-        if fp is None or not fp.readable():
+        fp = self._getvnode(fdp, fd)
+        if fp is None:
+            return -EBADF
+        if not fp.readable():
+            FILE_UNUSE(self.k, fp)
             return -EBADF
         vfs = self.k.vfs
         vp = fp.f_vp
@@ -182,6 +200,7 @@ class Syscalls:
         if not err:
             fp.f_offset += got
         yield from vfs.vn_unlock(vp)
+        FILE_UNUSE(self.k, fp)
         return -err if err else got
 
     def _lookup_locked(self, path: str, cwd: cwdinfo | None, follow: bool
@@ -209,13 +228,14 @@ class Syscalls:
 
     def sys_fsetattr(self, fdp: filedesc, fd: int, attrs: dict[str, int]) -> GEN:
         """sys_futimes, sys_fchmod, sys_fchown: VOP_SETATTR under the vnode lock."""
-        fp = fdp.fd_ofiles.get(fd)
+        fp = self._getvnode(fdp, fd)
         if fp is None:
             return -EBADF
         vfs = self.k.vfs
         yield from vfs.vn_lock(fp.f_vp, LK_EXCLUSIVE | LK_RETRY)
         err = yield from VOP_SETATTR(fp.f_vp, attrs)
         yield from vfs.vn_unlock(fp.f_vp)
+        FILE_UNUSE(self.k, fp)
         return -err if err else 0
 
     def sys_fallocate(self, fdp: filedesc, fd: int, off: int, length: int) -> GEN:
