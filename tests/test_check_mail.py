@@ -87,6 +87,15 @@ def test_putpages_genput2_loop_reads_v_numoutput_without_its_lock(netbsd: list[A
                 "putpages_wait_output", intr=False)
 
 
+def test_biodones_v_interlock_reaches_the_page_queue_lock(netbsd: list[Any]) -> None:
+    """v_interlock (the vnode's vmobjlock) is held while the page queues are locked, as 2.0's
+    genfs_getpages does; biodone takes v_interlock at IPL_BIO, so the page queue lock taken
+    at IPL_NONE elsewhere is an inversion on two CPUs, a consequence of rule 4."""
+    assert _has(netbsd, "irq-lock-inversion", "uvm.pageqlock", "uvm_lock_pageq")
+    f = next(f for f in netbsd if f.subject == "uvm.pageqlock")
+    assert "v_interlock -> uvm.pageqlock" in f.explanation
+
+
 def test_nothing_else(netbsd: list[Any]) -> None:
     allowed = {
         ("unguarded-access", "vnode.v_flag"),        # vwakeup, VONWORKLST, VBWAIT (2.0)
@@ -97,6 +106,10 @@ def test_nothing_else(netbsd: list[Any]) -> None:
         # lk_interlock under it: a consequence of v_interlock's own inversion, in 2.0 too
         ("irq-lock-inversion", "vnlock.lk_interlock"),
         ("irq-lock-inversion", "vnode_free_list_slock"),
+        # genfs_getpages, aiodone and ubc take the page queues with the object's lock
+        # (v_interlock) held: biodone's v_interlock reaches uvm.pageqlock, which the page
+        # daemon takes at IPL_NONE (2.0 too)
+        ("irq-lock-inversion", "uvm.pageqlock"),
         ("spl-only-guard", "vnode.v_dirtyblkhd"),
         ("spl-only-guard", "vnode.v_cleanblkhd"),
         ("spl-only-guard", "vnode.v_synclist"),

@@ -191,6 +191,7 @@ class Genfs:
             else:
                 cl, nback = [pg], 0
             if free:
+                uvm.uvm_lock_pageq()
                 for tpg in cl:
                     if not lo <= tpg.offset < hi:
                         continue
@@ -198,6 +199,7 @@ class Genfs:
                         tpg.flags |= freeflag
                     else:
                         uvm.uvm_pagefree(tpg)     # not busy: npages is 1, nothing to write
+                uvm.uvm_unlock_pageq()
             if needs_clean:
                 if by_list:
                     # the cluster's pages that follow in the list are passed with it
@@ -428,6 +430,7 @@ class Genfs:
         p = k.proto
         uvm = k.uvm
         s = p.vi_lock(vp)
+        uvm.uvm_lock_pageq()
         for pg in pgs:
             flags = pg.flags
             if flags & PG_WANTED:
@@ -438,6 +441,7 @@ class Genfs:
             else:
                 pg.flags = flags & ~(PG_BUSY | PG_WANTED | PG_FAKE)
                 uvm.uvm_pageactivate(pg)
+        uvm.uvm_unlock_pageq()
         p.vi_unlock(vp, s)
         return error
 
@@ -448,11 +452,13 @@ class Genfs:
         uvm = k.uvm
         first = (newsize + PAGE_SIZE - 1) >> PAGE_SHIFT
         s = p.vi_lock(vp)
+        uvm.uvm_lock_pageq()
         for pg in [pg for pg in vp.v_uobj.memq.values() if pg.offset >= first]:
             if pg.flags & PG_BUSY:
                 pg.flags |= PG_RELEASED
             else:
                 uvm.uvm_pagefree(pg)
+        uvm.uvm_unlock_pageq()
         p.vi_unlock(vp, s)
 
 

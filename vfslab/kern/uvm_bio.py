@@ -131,14 +131,18 @@ class Ubc:
                         now = m.time()
                         continue
                     pg.flags &= ~(PG_BUSY | 0x0040)   # valid: fully overwritten or past EOF
+                    uvm.uvm_lock_pageq()
                     uvm.uvm_pageactivate(pg)
+                    uvm.uvm_unlock_pageq()
                 elif pg.flags & PG_BUSY:
                     pg.flags |= PG_WANTED
                     yield from p.vi_sleep(vp, pg, "ubcwr", relock=True, s=s)
                     now = m.time()
                     continue
                 else:
+                    uvm.uvm_lock_pageq()
                     uvm.uvm_pageactivate(pg)
+                    uvm.uvm_unlock_pageq()
                 pg.stamp = stamp
                 if fault:
                     # the process's own fault (uvm_fault): dirty, and the worklist below
@@ -203,7 +207,9 @@ class Ubc:
                     pg.flags |= PG_WANTED
                     yield from p.vi_sleep(vp, pg, "ubcrd", relock=True, s=s)
                     continue
+                uvm.uvm_lock_pageq()
                 uvm.uvm_pageactivate(pg)
+                uvm.uvm_unlock_pageq()
                 if idx >> _WIN_PAGE_SHIFT != win_idx:
                     win_idx = idx >> _WIN_PAGE_SHIFT
                     win = self._window(uobj, idx)

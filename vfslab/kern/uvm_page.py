@@ -17,7 +17,9 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vfslab.kern.lock import simplelock
 from vfslab.kern.vnode import uvm_object
+from vfslab.sim.ipl import IPL_VM
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
@@ -92,6 +94,17 @@ class Uvm:
         self.stats = UvmStats()
         self.nwaiting = 0
         self.notify = k.notify
+        # uvm.pageqlock (the active and inactive queues: uvm_lock_pageq) and uvm.fpageqlock
+        # (the free queues, taken at splvm: uvm_lock_fpageq), uvm_page.h of 2.0
+        self.pageqlock = simplelock("uvm.pageqlock")
+        self.fpageqlock = simplelock("uvm.fpageqlock")
+        self.L = k.locks
+
+    def uvm_lock_pageq(self) -> None:
+        self.L.simple_lock(self.pageqlock)
+
+    def uvm_unlock_pageq(self) -> None:
+        self.L.simple_unlock(self.pageqlock)
 
     # ---- allocation -------------------------------------------------------------------------
     def uvm_pagealloc(self, uobj: uvm_object, off: int) -> vm_page | None:
@@ -100,7 +113,12 @@ class Uvm:
         if self.free <= self.reserve_kernel:
             self.kick_pagedaemon()
             return None
+        m = self.m
+        s = m.splraise(IPL_VM)                  # uvm_lock_fpageq
+        self.L.simple_lock(self.fpageqlock)
         self.free -= 1
+        self.L.simple_unlock(self.fpageqlock)
+        m.splx(s)
         self.stats.pagealloc += 1
         pg = vm_page(uobj, off)
         uobj.memq[off] = pg
@@ -110,7 +128,9 @@ class Uvm:
         return pg
 
     def uvm_pagefree(self, pg: vm_page) -> None:
-        """Free a page (object lock held): off its object, its queue, its dirty list."""
+        """Free a page (the object's lock and the page queues' held, as 2.0 asks): off its
+        object, its queue and its dirty list, onto the free queue under uvm.fpageqlock at
+        splvm."""
         uobj = pg.uobject
         if not (pg.flags & PG_CLEAN):
             self.page_clean(pg)
@@ -125,7 +145,12 @@ class Uvm:
         elif pq & PQ_INACTIVE:
             del self.inactive[pg]
         pg.pqflags = PQ_FREE
+        m = self.m
+        s = m.splraise(IPL_VM)
+        self.L.simple_lock(self.fpageqlock)
         self.free += 1
+        self.L.simple_unlock(self.fpageqlock)
+        m.splx(s)
         self.stats.pagefree += 1
         if pg.flags & PG_WANTED:
             self.m.wakeup(pg)

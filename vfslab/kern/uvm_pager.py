@@ -116,6 +116,7 @@ class AioDone:
         self.nprocessed += 1
         now = self.m.time()
         s = p.vi_lock(vp)
+        uvm.uvm_lock_pageq()
         for pg in pgs:
             uvm.npageout -= 1
             if redirty:
@@ -133,6 +134,7 @@ class AioDone:
                 uvm.uvm_pagefree(pg)
             else:
                 pg.flags = flags & ~(PG_BUSY | PG_WANTED | PG_PAGEOUT)
+        uvm.uvm_unlock_pageq()
         if error:
             self.write_errors += 1
             if redirty and error != ENOMEM:

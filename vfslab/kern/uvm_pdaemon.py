@@ -59,6 +59,9 @@ class PageDaemon:
         uvm = k.uvm
         p = k.proto
         self.scans += 1
+        # uvm_pageout holds the page queues across the scan (uvm_lock_pageq), dropping
+        # them to start a pageout; the objects' locks are only tried (simple_lock_try)
+        uvm.uvm_lock_pageq()
         # balance: keep a third of the pages inactive
         target = (len(uvm.active) + len(uvm.inactive)) // 3
         while len(uvm.inactive) < target and uvm.active:
@@ -68,6 +71,7 @@ class PageDaemon:
         # pages already being paged out will be freed by aiodoned: count them as done
         need = uvm.freetarg - uvm.free - uvm.npdpageout
         if need <= 0:
+            uvm.uvm_unlock_pageq()
             return False
         inactive = uvm.inactive
         # the clock hand: look at a bounded batch from the head; a page it passes over
@@ -106,9 +110,12 @@ class PageDaemon:
                 continue
             p.vi_unlock(vp, s)
             off = (pg.offset // CLUSTER) * CLUSTER
+            uvm.uvm_unlock_pageq()
             yield from k.genfs.putpages(vp, off << PAGE_SHIFT, (off + CLUSTER) << PAGE_SHIFT,
                                         clean=True, pageout=True)
+            uvm.uvm_lock_pageq()
             self.pageouts += 1
             need -= CLUSTER
             progress = True
+        uvm.uvm_unlock_pageq()
         return progress
