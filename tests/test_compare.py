@@ -166,3 +166,20 @@ def test_compare_writes_its_plots_and_leaves_unmeasured_latencies_blank(
     none = CliRunner().invoke(cli, ["compare", "stream", "--duration", "1s", "--policies",
                                     "trickle", "--no-out", "--out", str(tmp_path / "x")])
     assert none.exit_code == 0 and not (tmp_path / "x").exists()
+
+
+def test_the_lowest_possible_peak_spreads_a_burst_over_the_window() -> None:
+    """A burst must be written within the window after it: 10 MB dirtied in one 100 ms sample
+    with a 5 s window cannot be written slower than 10 MB / 5.1 s; a steady rate cannot be
+    written slower than itself, less what the window lets the last interval defer."""
+    import numpy as np
+
+    from vfslab.metrics.summary import _peak_write_bound
+
+    burst = np.zeros(600)
+    burst[100] = 10e6
+    assert _peak_write_bound(burst, 0.1, 5.0) == pytest.approx(10e6 / 5.1)
+    steady = np.full(600, 0.4e6 * 0.1)                 # 0.4 MB/s for 60 s
+    got = _peak_write_bound(steady, 0.1, 5.0)
+    assert got == pytest.approx(0.4e6 * 60 / 65)       # the longest interval: all 60 s
+    assert _peak_write_bound(steady, 0.1, 0.0) == pytest.approx(0.4e6)

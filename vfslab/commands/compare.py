@@ -19,6 +19,8 @@ POLICY_ROWS = [
     ("peak 1-s write rate", "peak_write_rate_bps", "MB/s"),
     ("mean dirtying rate", "mean_dirty_rate_bps", "MB/s"),
     ("peak / dirtying rate", "peak_ratio", "x"),
+    ("peak 1-s dirtying / mean dirtying", "peak_dirty_ratio", "x"),
+    ("lowest possible peak / dirtying", "peak_bound_ratio", "x"),
     ("max dirty data", "max_dirty_bytes", "MB"),
     ("max dirty age (at risk)", "max_dirty_age_s", "s"),
     ("dirty pages on no worklist", "max_unlisted_dirty_pages", ""),
@@ -65,6 +67,10 @@ def result_row(res: Any) -> dict[str, Any]:
     c = s["costs"]
     f["peak_ratio"] = (f["peak_write_rate_bps"] / f["mean_dirty_rate_bps"]
                        if f["mean_dirty_rate_bps"] else 0.0)
+    f["peak_dirty_ratio"] = (f["peak_dirty_rate_bps"] / f["mean_dirty_rate_bps"]
+                             if f["mean_dirty_rate_bps"] else 0.0)
+    f["peak_bound_ratio"] = (f["peak_write_bound_bps"] / f["mean_dirty_rate_bps"]
+                             if f["mean_dirty_rate_bps"] else 0.0)
     bio = c["interrupt_latency"].get("IPL_BIO", {"mean_us": 0.0, "max_us": 0.0})
     f.update({
         "ipl_bio_ms_per_s": c["ipl_bio_ms_per_s"],

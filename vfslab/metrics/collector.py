@@ -24,9 +24,10 @@ NS = 1_000_000_000
 SLOW_KEEP = 1000                  # calls kept in full per kind of call
 SERIES = ("t_s", "dirty_pages", "dirty_bytes", "dirty_bufs", "pageout_pages", "oldest_dirty_s",
           "unlisted_dirty_pages", "oldest_unlisted_s", "unknown_dirty_pages", "oldest_unknown_s",
-          "disk_write_bps", "disk_read_bps", "disk_queue", "throttled", "free_pages")
+          "disk_write_bps", "disk_read_bps", "disk_queue", "throttled", "free_pages",
+          "dirtied_bps")
 FLOAT_SERIES = ("t_s", "oldest_dirty_s", "oldest_unlisted_s", "oldest_unknown_s",
-                "disk_write_bps", "disk_read_bps")
+                "disk_write_bps", "disk_read_bps", "dirtied_bps")
 
 
 def _int64s() -> array[int]:
@@ -125,6 +126,7 @@ class Metrics(KernelObserver):
         self._last_r = k.disk.stats.bytes_read
         self.dirtied0 = k.uvm.stats.pagesdirtied + k.pmap.dirtied - k.pmap.relisted
         self.bufs_dirtied0 = k.bio.stats.bufs_dirtied
+        self._last_d = self.dirtied0 + self.bufs_dirtied0
         k.m.at(max(k.m.now, self.t0) + self.interval_ns, self._sample)
 
     def stop(self) -> None:
@@ -180,6 +182,10 @@ class Metrics(KernelObserver):
         s["disk_read_bps"].append((r - self._last_r) / dt)
         self._last_w = w
         self._last_r = r
+        # bytes that went from clean to dirty, as mean_dirty_rate_bps counts them
+        d = uvm.stats.pagesdirtied + k.pmap.dirtied - k.pmap.relisted + k.bio.stats.bufs_dirtied
+        s["dirtied_bps"].append((d - self._last_d) * 4096 / dt)
+        self._last_d = d
         s["disk_queue"].append(disk.queue_length())
         s["throttled"].append(k.nthrottled)
         s["free_pages"].append(uvm.free)

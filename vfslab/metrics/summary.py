@@ -14,7 +14,14 @@
 - disk_bytes_written (in the measured window) and disk_bytes_to_durable, which adds the
   backlog still dirty at the end (each dirty page and buffer written once), so that designs
   that leave more in memory are not credited with writing less;
-- write_amplification: disk bytes per byte dirtied (below 1: overwrites absorbed).
+- write_amplification: disk bytes per byte dirtied (below 1: overwrites absorbed);
+- peak_dirty_rate_bps: the largest dirtying rate over any one-second window;
+- peak_write_bound_bps: the lowest peak one-second write rate any writeback that keeps the
+  policy's promise could have had on this run's dirtying: the bytes dirtied in an interval
+  of L seconds must all reach the disk within L + window seconds of its start, so some
+  second of those writes at least bytes / (L + window). The largest such quotient over every
+  interval up to 20 windows long (longer ones only approach the mean rate) is a lower bound
+  (each byte dirtied written once; merging rewrites or clustering can move it either way).
 """
 
 from __future__ import annotations
@@ -26,6 +33,21 @@ import numpy as np
 PAGE = 4096
 
 
+def _peak_write_bound(per_sample: np.ndarray, dt: float, window: float) -> float:
+    """The lowest possible peak write rate (module docstring): max over intervals of
+    bytes dirtied / (interval + window), intervals up to 20 windows (and at least a second)."""
+    n = per_sample.size
+    if n == 0:
+        return 0.0
+    cs = np.concatenate(([0.0], np.cumsum(per_sample)))
+    longest = min(n, max(1, round(max(20 * window, 1.0) / dt)))
+    best = 0.0
+    for L in range(1, longest + 1):
+        most = float((cs[L:] - cs[:-L]).max())
+        best = max(best, most / (L * dt + window))
+    return best
+
+
 def figures(k: Any, elapsed_s: float) -> dict[str, Any]:
     met = k.metrics
     s = met.series
@@ -35,6 +57,11 @@ def figures(k: Any, elapsed_s: float) -> dict[str, Any]:
         peak = float(np.convolve(w, np.ones(per) / per, mode="valid").max())
     else:
         peak = float(w.mean()) if w.size else 0.0
+    d = np.asarray(s["dirtied_bps"], dtype=float)
+    peak_dirty = float(np.convolve(d, np.ones(per) / per, mode="valid").max()) \
+        if d.size >= per else (float(d.mean()) if d.size else 0.0)
+    bound = _peak_write_bound(d * (met.interval_ns / 1e9), met.interval_ns / 1e9,
+                              float(k.policy.window_s()) if hasattr(k, "policy") else 0.0)
     # pages dirtied through a mapping count once, whether or not the kernel learnt of it
     dirtied_pages = (k.uvm.stats.pagesdirtied + k.pmap.dirtied - k.pmap.relisted
                      - met.dirtied0)
@@ -51,6 +78,8 @@ def figures(k: Any, elapsed_s: float) -> dict[str, Any]:
     return {
         "peak_write_rate_bps": peak,
         "mean_dirty_rate_bps": bytes_dirtied / el,
+        "peak_dirty_rate_bps": peak_dirty,
+        "peak_write_bound_bps": bound,
         "mean_write_rate_bps": disk_written / el,
         "max_dirty_bytes": int(met.max_dirty_bytes),
         "max_dirty_age_s": met.max_dirty_age_ns / 1e9,
