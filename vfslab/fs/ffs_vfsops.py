@@ -204,7 +204,7 @@ def ffs_sync(mp: mount, wait: bool, lazy: bool = False) -> Generator[Any, Any, i
             s = p.vi_lock(vp)
             ip = vp.v_data
             if skip_all or vp.v_type == VNON or ip is None or (
-                    not ip.dirty and not vp.v_dirtyblkhd and vp.v_uobj.uo_npages == 0):
+                    not ip.dirty and not p.sync_dirty_hint(vp) and vp.v_uobj.uo_npages == 0):
                 p.vi_unlock(vp, s)
                 continue
             L.simple_unlock(vfs.mntvnode_slock)

@@ -98,6 +98,12 @@ class Protocol:
         self.simple_unlock(self.k.vfs.vnode_free_list_slock)
 
     # ---- the vnode's buffer lists (v_dirtyblkhd, v_cleanblkhd): splbio alone in 2.0 ----------
+    def sync_dirty_hint(self, vp: vnode) -> bool:
+        """ffs_sync's `LIST_EMPTY(&vp->v_dirtyblkhd)` test, made with v_interlock held and
+        the mount's vnode list locked: 2.0 reads the list there without splbio (a hint: a
+        buffer dirtied just after waits for its vnode's turn on the wheel)."""
+        return bool(vp.v_dirtyblkhd)
+
     def buflist_lock(self, vp: vnode) -> int:
         return self.m.splbio()
 

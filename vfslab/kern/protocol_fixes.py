@@ -234,6 +234,15 @@ class SplitInterlock(WorklistLock):
         self.simple_unlock(vp.v_proto.v_bio_interlock)
         self.m.splx(s)
 
+    def sync_dirty_hint(self, vp: vnode) -> bool:
+        """v_interlock, which ffs_sync holds, no longer guards the buffer lists: read them
+        under v_bio_interlock (found by the stress loop: ffs_sync read v_dirtyblkhd bare).
+        The other fixes guard the lists with v_interlock itself."""
+        s = self._bio_lock(vp)
+        dirty = bool(vp.v_dirtyblkhd)
+        self._bio_unlock(vp, s)
+        return dirty
+
     def buflist_lock(self, vp: vnode) -> int:
         return self._bio_lock(vp)
 
