@@ -119,7 +119,7 @@ def test_nothing_else(netbsd: list[Any]) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["biodoned", "splbio-always", "split-interlock"])
-@pytest.mark.parametrize("scenario", ["protocol", "mmapwriter", "smallfiles"])
+@pytest.mark.parametrize("scenario", ["protocol", "mmapwriter", "smallfiles", "mixed"])
 @pytest.mark.parametrize("seed", [0, 7])
 def test_the_fixes_stay_clean_on_two_cpus_under_interrupt_stress(protocol: str, scenario: str,
                                                                  seed: int) -> None:

@@ -17,6 +17,7 @@ from vfslab.kern.vnode import VBWAIT, VONWORKLST, vnode
 if TYPE_CHECKING:
     from vfslab.kern.buf import buf
     from vfslab.kern.init_main import Kernel
+    from vfslab.kern.lock import simplelock
     from vfslab.kern.vfs_bio import BufCache
     from vfslab.kern.vfs_subr import VfsSubr
 
@@ -98,6 +99,15 @@ class Protocol:
         self.simple_unlock(self.k.vfs.vnode_free_list_slock)
 
     # ---- the vnode's buffer lists (v_dirtyblkhd, v_cleanblkhd): splbio alone in 2.0 ----------
+    def pageq_lock(self, lk: simplelock) -> int:
+        """uvm_lock_pageq (uvm_page.h, 2.0): simple_lock(&uvm.pageqlock), at the caller's
+        spl. Returns what pageq_unlock restores (-1: nothing)."""
+        self.simple_lock(lk)
+        return -1
+
+    def pageq_unlock(self, lk: simplelock, s: int) -> None:
+        self.simple_unlock(lk)
+
     def sync_dirty_hint(self, vp: vnode) -> bool:
         """ffs_sync's `LIST_EMPTY(&vp->v_dirtyblkhd)` test, made with v_interlock held and
         the mount's vnode list locked: 2.0 reads the list there without splbio (a hint: a

@@ -156,6 +156,19 @@ class SplbioAlways(WorklistLock):
     def vnlock_exit(self, vp: vnode, s: int) -> None:
         self.m.splx(s)
 
+    def pageq_lock(self, lk: simplelock) -> int:
+        """The page queues are locked with v_interlock held (genfs_getpages, aiodone, UBC):
+        under this protocol that is at splbio, so they must be at splbio everywhere, the
+        page daemon's scan included (found by the stress loop on `mixed`, the scenario with
+        memory pressure)."""
+        s = self.m.splbio()
+        self.simple_lock(lk)
+        return s
+
+    def pageq_unlock(self, lk: simplelock, s: int) -> None:
+        self.simple_unlock(lk)
+        self.m.splx(s)
+
     def freelist_lock(self) -> int:
         s = self.m.splbio()
         self.simple_lock(self.k.vfs.vnode_free_list_slock)

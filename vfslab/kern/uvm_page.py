@@ -99,12 +99,17 @@ class Uvm:
         self.pageqlock = simplelock("uvm.pageqlock")
         self.fpageqlock = simplelock("uvm.fpageqlock")
         self.L = k.locks
+        self._pageq_s = -1              # the spl the page queues' holder came from
 
     def uvm_lock_pageq(self) -> None:
-        self.L.simple_lock(self.pageqlock)
+        """uvm_lock_pageq: how the lock is taken is the protocol's decision (2.0: the bare
+        simple lock). The saved spl lives with the lock: only its holder writes it."""
+        s = self.k.proto.pageq_lock(self.pageqlock)
+        self._pageq_s = s
 
     def uvm_unlock_pageq(self) -> None:
-        self.L.simple_unlock(self.pageqlock)
+        s = self._pageq_s
+        self.k.proto.pageq_unlock(self.pageqlock, s)
 
     # ---- allocation -------------------------------------------------------------------------
     def uvm_pagealloc(self, uobj: uvm_object, off: int) -> vm_page | None:
