@@ -104,7 +104,7 @@ class CPU:
 
     __slots__ = ("index", "t", "ipl", "pending", "running", "idle", "ctx",
                  "busy_ns", "high_since", "bio_ns", "intr_ns", "nintr", "want_resched",
-                 "last_thread", "frames", "depth", "step_start")
+                 "last_thread", "frames", "depth", "step_start", "deliver_depth")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -122,5 +122,8 @@ class CPU:
         self.want_resched = False
         self.last_thread: Thread | None = None
         self.frames: list[IntrFrame] = []   # reusable interrupt frames, by nesting depth
+        # the nesting depth at which a _deliver_pending loop is taking pending interrupts
+        # (-1: none): a handler it ran leaves the next one to it instead of recursing
+        self.deliver_depth = -1
         self.depth = 0
         self.step_start = 0           # when the running thread's step began

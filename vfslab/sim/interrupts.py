@@ -255,24 +255,30 @@ class Interrupts:
             elif ipl >= IPL_BIO:
                 cpu.bio_ns += end - cpu.high_since
                 cpu.high_since = -1
-            if saved < ipl and cpu.pending:
+            if saved < ipl and cpu.pending and cpu.deliver_depth != depth:
                 self._deliver_pending(cpu)
-        elif cpu.pending:
+        elif cpu.pending and cpu.deliver_depth != depth:
             self._deliver_pending(cpu)
 
     def _deliver_pending(self, cpu: CPU) -> None:
-        """Take pending interrupts the spl now allows, highest level first."""
+        """Take pending interrupts the spl now allows, highest level first. A handler this
+        loop runs does not deliver the next pending one itself on its way out: the loop
+        does, in the same order, without a Python frame per interrupt (found by the stress
+        loop: 490 interrupts pending at once on `stream` overflowed the stack)."""
         pend = cpu.pending
+        outer = cpu.deliver_depth
+        cpu.deliver_depth = cpu.depth
         while pend:
             best = None
             for irq in pend:
                 if irq.level > cpu.ipl and (best is None or irq.level > best.level):
                     best = irq
             if best is None:
-                return
+                break
             pend.remove(best)
             if not best.cancelled:
                 self._run_intr(cpu, best)
+        cpu.deliver_depth = outer
 
     # ---- spl(9) ---------------------------------------------------------------------------
     def _setipl(self, cpu: CPU, new: int) -> None:
