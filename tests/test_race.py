@@ -38,7 +38,8 @@ def _trial(proto: str, seed: int) -> str:
     except Deadlock as d:
         assert "locking against myself: v_interlock" in d.message
         chain = d.stacks[0]
-        assert chain[-5:] == ["biodone_work", "brelse", "brelvp", "holdrele", "simple_lock"]
+        assert chain[-5:] == ["biodone_work", "brelse", "brelvp", "holdrele",
+                              "simple_lock(v_interlock)"]
         return "deadlock"
     return "clean"
 

@@ -16,6 +16,7 @@ from typing import Any
 from vfslab.check.fields import FieldDescriptor, install_descriptors, uninstall_descriptors
 from vfslab.check.findings import KINDS, Finding
 from vfslab.kern.guards import Guard, StructGuards
+from vfslab.kern.lock import naming_lock
 from vfslab.sim.context import Context, Thread
 from vfslab.sim.ipl import IPL_BIO, IPL_NONE, SPL_NAMES, ipl_name
 from vfslab.sim.panic import Deadlock, Panic
@@ -115,7 +116,8 @@ class Checker:
         if known is not None:
             known.count += 1
             return
-        self._sites[site] = self._add(kind, subject, _where(ctx), [call_chain(3)],
+        self._sites[site] = self._add(kind, subject, _where(ctx),
+                                      [naming_lock(call_chain(3), subject)],
                                       explanation, scenario, details)
 
     # ---- locks ------------------------------------------------------------------------------
@@ -185,7 +187,7 @@ class Checker:
     def _new_usage(self, ci: ClassInfo, ctx: Context, ipl: int) -> None:
         if ci.kind != "spin":
             return
-        chain = call_chain(3)
+        chain = naming_lock(call_chain(3), ci.name)
         where = _where(ctx)
         changed = False
         if ctx.intr and ctx.level not in ci.in_irq:
@@ -198,7 +200,7 @@ class Checker:
             self._check_irq(ci.name)
 
     def _new_edge(self, a: str, b: str, ctx: Context) -> None:
-        chain = call_chain(3)
+        chain = naming_lock(call_chain(3), b)
         self.edges[(a, b)] = chain
         self.succ.setdefault(a, set()).add(b)
         path = self._path(b, a)

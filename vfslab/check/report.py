@@ -53,7 +53,8 @@ def groups(fs: list[Finding]) -> list[tuple[str, list[Finding]]]:
 def to_json(checker: Any, protocol: str, scenario: str) -> dict[str, Any]:
     fs = checker.findings()
     return {"protocol": protocol, "scenario": scenario,
-            "findings": [{**f.as_json(), "group": group_of(f)[1]} for f in fs],
+            "findings": [{**f.as_json(), "group": group_of(f)[1],
+                          "frames": [frames_json(c) for c in f.stacks]} for f in fs],
             "groups": [{"group": label, "findings": len(g),
                         "kinds": sorted({f.kind for f in g}), "times": sum(f.count for f in g)}
                        for label, g in groups(fs)]}
@@ -70,8 +71,7 @@ def finding_text(f: Finding) -> str:
     for i, chain in enumerate(f.stacks):
         lines.append("")
         lines.append(f"chain #{i}:")
-        for depth, fn in enumerate(chain):
-            lines.append(f"  {'  ' * min(depth, 12)}{fn}")
+        lines.extend(chain_lines(chain))
     if f.scenario:
         lines.append("")
         lines.append(" Possible unsafe locking scenario:")
@@ -80,16 +80,57 @@ def finding_text(f: Finding) -> str:
     return "\n".join(lines)
 
 
+# how a frame's role is shown: the model's own helpers and the workload's code are not
+# functions of the kernel modelled, and a reader hunting the C must know which is which
+_ROLE_MARK = {"helper": "[vfslab helper]", "program": "[program]", "context": "[context]",
+              "protocol": "[protocol]"}
+
+
+def chain_lines(chain: list[str]) -> list[str]:
+    """A chain as a report prints it: one frame a line, indented by depth, each with what it
+    is when not a modelled kernel function, and the file:line of the call it was making."""
+    rows = []
+    for depth, fn in enumerate(chain):
+        role = getattr(fn, "role", "")
+        name = f"{'  ' * min(depth, 12)}{fn}"
+        mark = _ROLE_MARK.get(role, f"[{role}]" if role else "")
+        rows.append((name, mark, getattr(fn, "where", "")))
+    wname = max((len(r[0]) for r in rows), default=0)
+    wmark = max((len(r[1]) for r in rows), default=0)
+    return [f"  {n:<{wname}}  {m:<{wmark}}  {w}".rstrip() for n, m, w in rows]
+
+
+def frames_json(chain: list[str]) -> list[dict[str, str]]:
+    """A chain for JSON: each frame's function, role ("" for a modelled kernel function) and
+    file:line."""
+    return [{"function": str(fn), "role": getattr(fn, "role", ""),
+             "at": getattr(fn, "where", "")} for fn in chain]
+
+
+def kernel_frames(chain: list[str]) -> list[str]:
+    """The chain without the frames that are not modelled kernel functions (helpers folded
+    into their callers, the program and the context entry left out)."""
+    return [fn for fn in chain if not getattr(fn, "role", "")]
+
+
+def _reaches(chain: list[str], subject: str) -> bool:
+    """Whether a chain ends in taking the lock `subject` (its named last frame)."""
+    return bool(chain) and chain[-1].endswith(f"({subject})")
+
+
 def summary_lines(fs: list[Finding]) -> list[str]:
     """One line per group: its label, how many findings of which kinds, and the innermost
     frames of its first chain."""
     out = []
     for label, g in groups(fs):
         kinds = ", ".join(sorted({f.kind for f in g}))
-        chains = [c for f in g for c in f.stacks]
-        # the chain through biodone if there is one: that is where the rules are broken
-        first = next((c for c in chains if "biodone" in c), chains[0] if chains else [])
-        tail = " -> ".join(first[-5:])
+        chains = [(f, c) for f in g for c in f.stacks]
+        # the chain through biodone if there is one (that is where the rules are broken),
+        # one that takes the group's lock or touches its field first
+        first = next((c for f, c in chains if "biodone" in c and _reaches(c, f.subject)),
+                     next((c for _f, c in chains if "biodone" in c),
+                          chains[0][1] if chains else []))
+        tail = " -> ".join(kernel_frames(first)[-5:])
         out.append(f"  {label}  [{len(g)} finding{'s' if len(g) > 1 else ''}: {kinds}]"
                    + (f"  ({tail})" if tail else ""))
     return out

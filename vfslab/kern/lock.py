@@ -24,7 +24,7 @@ from typing import Any
 from vfslab.sim.context import SSLEEP, Context, Thread
 from vfslab.sim.engine import Engine
 from vfslab.sim.panic import Deadlock, Panic
-from vfslab.sim.stack import call_chain, interrupted_chain, thread_chain
+from vfslab.sim.stack import Frame, call_chain, interrupted_chain, thread_chain
 
 # lockmgr flags (sys/sys/lock.h)
 LK_SHARED = 0x01
@@ -117,6 +117,21 @@ def simple_lock_init(cls: str) -> simplelock:
     return simplelock(cls)
 
 
+# the lock primitives a chain of an acquisition ends in
+_PRIMITIVES = frozenset({"simple_lock", "simple_lock_try", "lockmgr"})
+
+
+def naming_lock(chain: list[str], lock: str) -> list[str]:
+    """`chain` (of an acquisition of `lock`) with its last frame, when a lock primitive,
+    named with the lock it takes (`simple_lock(v_interlock)`): a bare `simple_lock` at the
+    end of a report's chain does not say which lock."""
+    if chain and chain[-1] in _PRIMITIVES:
+        last = chain[-1]
+        named = f"{last}({lock})"
+        chain[-1] = last.renamed(named) if isinstance(last, Frame) else named
+    return chain
+
+
 def _on_this_cpu(h: Context, cur: Context) -> bool:
     """Is holder `h` on the same CPU as `cur`, beneath it (interrupted) or itself?"""
     if h is cur:
@@ -156,7 +171,7 @@ class LockOps:
     def _contended(self, lk: simplelock, cur: Context, h: Context) -> None:
         m = self.m
         if _on_this_cpu(h, cur):
-            stacks = [call_chain(2)]
+            stacks = [naming_lock(call_chain(2), lk.cls)]
             if h is not cur:
                 # the holder is the code this interrupt interrupted: its frames are beneath
                 depth = 1
@@ -177,7 +192,7 @@ class LockOps:
         # Held on another CPU. In a correct kernel that holder is running and would release
         # it shortly; the engine never interleaves a spinner with a running holder (see
         # engine), so the holder is switched out holding a spin lock and cannot release it.
-        stacks = [call_chain(2)]
+        stacks = [naming_lock(call_chain(2), lk.cls)]
         if isinstance(h, Thread):
             stacks.append(thread_chain(h))
         if m.checker is not None:

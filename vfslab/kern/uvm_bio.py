@@ -17,7 +17,11 @@ has read faults map pages read-only, as NetBSD later did for such objects
 (UVM_OBJ_NEEDS_WRITEFAULT), so that every first store after a read or a clean faults.
 
 The copy loop takes the object lock once per 64 KiB (2.0 faults page by page; the same
-protocol with fewer steps); the window cache is kept at 8 KiB. No bytes are copied: a page holds
+protocol with fewer steps); the window cache is kept at 8 KiB. ubc_alloc and ubc_release take
+the UBC object's own lock (`ubc_object.uobj.vmobjlock`, 1.15.2.5: no splbio, no other spin
+lock held) to look a window up and to put it back on the inactive queue; vfslab takes it once
+at each end of a 64 KiB step, outside v_interlock as 2.0 does (ubc_fault takes the vnode's
+object lock only after ubc_alloc has dropped the UBC's). No bytes are copied: a page holds
 the version stamp of the last write that touched it, and the copy's CPU time is charged.
 """
 
@@ -28,6 +32,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.buf import MAXPHYS, PAGE_SHIFT, PAGE_SIZE
+from vfslab.kern.lock import simplelock
 from vfslab.kern.uvm_page import PG_BUSY, PG_WANTED, vm_page
 from vfslab.kern.vnode import vnode
 from vfslab.kern.vnode_if import VOP_GETPAGES
@@ -59,6 +64,22 @@ class Ubc:
         self.nwins = UBC_NWINS
         self.hits = 0                 # stores through a cached window's mapping
         self.faults = 0               # write faults (genfs_getpages for writing)
+        # ubc_object.uobj.vmobjlock: the window hash and inactive queues
+        self.ubc_lock = simplelock("ubc_object.vmobjlock")
+
+    def ubc_alloc(self) -> None:
+        """ubc_alloc's locking (uvm_bio.c 1.15.2.5): the window looked up and taken off the
+        inactive queue under the UBC object's lock, dropped before the copy faults."""
+        L = self.k.locks
+        L.simple_lock(self.ubc_lock)
+        L.simple_unlock(self.ubc_lock)
+
+    def ubc_release(self) -> None:
+        """ubc_release's locking (uvm_bio.c 1.15.2.5): the window's reference dropped and the
+        window put back on the inactive queue, its mappings cached, under the same lock."""
+        L = self.k.locks
+        L.simple_lock(self.ubc_lock)
+        L.simple_unlock(self.ubc_lock)
 
     def _window(self, uobj: Any, idx: int) -> Window:
         """ubc_alloc's lookup of the window holding page `idx`: a hit keeps its mappings,
@@ -106,6 +127,7 @@ class Ubc:
         win: Window = {}
         while idx <= last:
             wend = min(last, idx + WINPAGES - 1)
+            self.ubc_alloc()
             s = p.vi_lock(vp)
             memq = uobj.memq
             now = m.time()
@@ -168,6 +190,7 @@ class Ubc:
                 # genfs_getpages for a write, with PR kern/24596's fix: g_dirtygen++
                 vp.g_dirtygen += 1
             p.vi_unlock(vp, s)
+            self.ubc_release()
         k.notify.wrote(vp, stamp, first, last, dirtied, m.time())
         nbytes = n
         m.charge(costs.copy_per_kib * nbytes // 1024 + costs.page_lookup * (last - first + 1))
@@ -198,6 +221,7 @@ class Ubc:
         rw = not k.write_faults
         win_idx = -1
         win: Window = {}
+        self.ubc_alloc()
         s = p.vi_lock(vp)
         memq = uobj.memq
         while idx <= last:
@@ -240,6 +264,7 @@ class Ubc:
                 return err, 0
             s = p.vi_lock(vp)
         p.vi_unlock(vp, s)
+        self.ubc_release()
         m.charge(m.costs.copy_per_kib * n // 1024 + m.costs.page_lookup * (last - first + 1))
         self.bytes_read += n
         return 0, n
