@@ -230,7 +230,7 @@ def test_reports_dedupe_and_formats() -> None:
     assert set(doc) == {"protocol", "scenario", "findings", "groups"}
     rec = doc["findings"][0]
     assert set(rec) == {"kind", "subject", "context", "stacks", "count", "first_seen_ns",
-                        "group"}
+                        "group", "frames"}
     assert doc["groups"] == [{"group": rec["group"], "findings": 1,
                               "kinds": ["unguarded-access"], "times": 10}]
     json.dumps(doc)
