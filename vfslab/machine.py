@@ -26,13 +26,9 @@ from vfslab.sim import stack
 # emulated code outside vfslab.kern whose functions appear in call chains
 stack.register_kernel_modules("vfslab.fs", "vfslab.dev", "vfslab.policy", "vfslab.workload",
                               "vfslab.scenario")
-# a workload's code is the program's, not the kernel's; FFS's vfsops are dispatch (VFS_ROOT),
-# adding no function of their own; the rest are vfslab's helpers (no such function in 2.0)
+# a workload's code is the program's, not the kernel's; the disk's interrupt routine is where
+# an interrupt context begins
 stack.mark_modules("program", "vfslab.workload", "vfslab.scenario")
-stack.hide_frames("FfsVfsOps.mountroot", "FfsVfsOps.root", "FfsVfsOps.sync",
-                  "FfsVfsOps.unmount")
-stack.mark_frames("helper", "bmap_lbn", "bmap_run", "indir_ptrs", "maxlbn", "meta_read",
-                  "meta_write", "set_ptrs", "write_indir", "ffs_vnew", "ufs_getindir")
 stack.mark_frames("context", "Disk.intr")
 
 
