@@ -35,6 +35,11 @@ class Cutter:
         self.image: dict[int, Any] = dict(log.initial)
         self.starts = sorted(log.starts, key=lambda s: (s[0], s[1]))
         self.ends = sorted(log.ends, key=lambda e: (e[0], e[1]))
+        # block -> the times writes of it were queued to the driver, in order
+        self.queued: dict[int, list[int]] = {}
+        for t, first, n in log.queued:
+            for b in range(first, first + n):
+                self.queued.setdefault(b, []).append(t)
         self.inflight: dict[int, tuple[int, tuple[Any, ...]]] = {}
         self.i_start = 0
         self.i_end = 0

@@ -13,6 +13,7 @@ data), a privacy leak rather than a loss.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,6 +42,10 @@ class LossReport:
     files_with_loss: int = 0
     max_lost_age_s: float = 0.0
     over_bound_bytes: int = 0      # lost bytes dirtied more than bound_s before the crash
+    # of those, the bytes whose block had been queued to the disk (a write of it given to the
+    # driver) within bound_s of the lost write: the policy wrote them out in time and the
+    # disk's queue still held them at the crash
+    over_bound_queued_bytes: int = 0
     stale_blocks: int = 0
     fsync_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few
     # fsync'd bytes lost by cause: DROPPED_CAUSE when a failed write dropped the promised
@@ -68,9 +73,12 @@ def _version(v: Any, ino: int) -> tuple[int, bool]:
 
 
 def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: int,
-                window_s: float, bound_s: float, paths: dict[int, str] | None = None
-                ) -> LossReport:
-    """Compare the journal at `t_crash` (already advanced there) with `image`."""
+                window_s: float, bound_s: float, paths: dict[int, str] | None = None,
+                        queued: dict[int, list[int]] | None = None) -> LossReport:
+    """Compare the journal at `t_crash` (already advanced there) with `image`. With
+    `queued` (Cutter.queued: block -> when writes of it were queued), a lost page older than
+    the bound is looked up there: if a write of its block was queued after the lost write and
+    within the bound of it, it counts in over_bound_queued_bytes."""
     rep = LossReport((t_crash - t0) / NS, window_s, bound_s)
     paths = paths or {}
     sb = Superblock.unpack(image.get(0))
@@ -95,12 +103,18 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
             k = len(evs) - 1
             while k > 0 and state.write_info(evs[k - 1])[0] > ds:
                 k -= 1
-            age = t_crash - state.write_info(evs[k])[1]
+            written = state.write_info(evs[k])[1]
+            age = t_crash - written
             rep.lost_pages += 1
             rep.lost_bytes += PAGE
             lost_here = True
             if age > bound_ns:
                 rep.over_bound_bytes += PAGE
+                qs = queued.get(blk) if queued is not None and blk else None
+                if qs:
+                    i = bisect_left(qs, written)
+                    if i < len(qs) and qs[i] < t_crash and qs[i] - written <= bound_ns:
+                        rep.over_bound_queued_bytes += PAGE
             worst.append((age, ino, pg))
             mark = fs.promised_mark(pg)
             if mark and evs[0] < mark:

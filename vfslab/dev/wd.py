@@ -38,6 +38,12 @@ class WriteLog:
         self.starts: list[tuple[int, int, int, tuple[Any, ...]]] = []
         # (time, request number, succeeded): completions of reads and writes, in time order
         self.ends: list[tuple[int, int, bool]] = []
+        # (time, first block, blocks): writes as they were queued (strategy), so that a loss
+        # report can tell data the disk had been given from data never written out
+        self.queued: list[tuple[int, int, int]] = []
+
+    def queued_write(self, now: int, bp: Any) -> None:
+        self.queued.append((now, bp.b_blkno // BLOCK_SECTORS, bp.b_bcount // 4096))
 
     def started(self, now: int, reqno: int, bp: Any) -> None:
         n = bp.b_bcount // 4096
@@ -152,6 +158,8 @@ class Disk:
             self.iodone(bp)
             return
         self._count(bp, 1)
+        if self.log is not None and not bp.b_flags & B_READ:
+            self.log.queued_write(m.time(), bp)
         self.queue.add(bp, m.time())
         q = self.queue_length()
         if q > self.stats.max_queue:
