@@ -108,19 +108,31 @@ def test_a_policy_that_breaks_its_window_is_caught() -> None:
                    res.t0_ns + 4 * NS, False, random.Random(0), mount=False)
     assert out.loss.bound_s == 2.0 and out.loss.over_bound_bytes == 4 * PAGE
     # the syncer had not yet written them at all: none was queued to the disk
-    assert out.loss.over_bound_queued_bytes == 0
+    assert out.loss.over_bound_queued_bytes == out.loss.over_bound_failed_bytes == 0
 
 
 def test_loss_beyond_trickles_promise_on_mmapwriter_is_data_the_disk_still_held() -> None:
     """Random stores ask more of an HDD than its random-write rate: trickle queues each
     write within its promise, and what a crash loses beyond the promise is what the disk's
     queue still held (nothing holds the writer to the disk's rate). The report tells the two
-    apart by when each lost block was queued."""
+    apart by when each lost block was queued and what became of that write."""
     res, outs = crash_many(RunConfig(scenario="mmapwriter", policy="trickle",
                                      duration_s=12.0), [i / 40 for i in range(8, 40)])
     beyond = sum(o.loss.over_bound_bytes for o in outs)
     assert beyond > 0                   # the disk falls behind here (else this tests nothing)
     assert sum(o.loss.over_bound_queued_bytes for o in outs) == beyond
+
+
+def test_loss_beyond_trickles_promise_on_a_failing_disk_is_data_whose_write_failed() -> None:
+    """On baddisk (2% of writes fail, uvm.write_error=drop as 2.0) the pages of a failed
+    write are left clean and never written again: a crash loses them beyond the promise,
+    though trickle queued their write in time; the report says the write failed."""
+    res, outs = crash_many(RunConfig(scenario="baddisk", policy="trickle"),
+                           [i / 20 for i in range(4, 20)])
+    beyond = sum(o.loss.over_bound_bytes for o in outs)
+    assert beyond > 0
+    assert sum(o.loss.over_bound_failed_bytes for o in outs) == beyond
+    assert sum(o.loss.over_bound_queued_bytes for o in outs) == 0
 
 
 def test_crash_after_the_nth_request() -> None:

@@ -90,7 +90,10 @@ def print_crash(out: Any) -> None:
         t.add_row("oldest lost data", f"{lo.max_lost_age_s:.3f} s")
         t.add_row("policy window (+ one period)", f"{lo.window_s:g} s ({lo.bound_s:g} s)")
         t.add_row("lost bytes older than that", f"{lo.over_bound_bytes:,}")
-        t.add_row("  of which queued to the disk in time", f"{lo.over_bound_queued_bytes:,}")
+        t.add_row("  of which in the disk's queue, written out in time",
+                  f"{lo.over_bound_queued_bytes:,}")
+        t.add_row("  of which written out in time, the write failed",
+                  f"{lo.over_bound_failed_bytes:,}")
         t.add_row("blocks showing another file's data", str(lo.stale_blocks))
     con.print(t)
     for r in out.repairs[:30]:
@@ -226,13 +229,15 @@ def _print_crashtest(scenario: str, per_policy: dict[str, dict[str, Any]], wall:
             con.print(f"[bold red]  {p}: BUG seed {b['seed']} at {b['crash_s']:.3f} s: "
                       f"{b['bug']}[/]")
         if s["over_bound_bytes"]:
-            queued = s.get("over_bound_queued_bytes", 0)
-            late = s["over_bound_bytes"] - queued
+            queued = s["over_bound_queued_bytes"]
+            failed = s["over_bound_failed_bytes"]
+            late = s["over_bound_bytes"] - queued - failed
             con.print(f"[yellow]  {p}: lost data older than window + period: the policy did "
                       f"not keep its promise on this workload[/]")
-            con.print(f"[yellow]  {p}: of those bytes, {queued:,} had been queued to the disk "
-                      f"within the promise (the disk had not written them: nothing holds "
-                      f"writers to its rate) and {late:,} had not[/]")
+            con.print(f"[yellow]  {p}: of those bytes, the policy had queued {queued:,} to "
+                      f"the disk within the promise and they were still in its queue (nothing "
+                      f"holds writers to the disk's rate), {failed:,} within it and the write "
+                      f"failed, and {late:,} not within it[/]")
     con.print(f"{sum(s['crashes'] for s in per_policy.values()):,} crashes in {wall:.1f} s")
 
 

@@ -115,7 +115,7 @@ def crash_at(res: RunResult, cutter: Cutter, state: JournalState, t: int, tear: 
     if unrepairable is None and fsck.final is not None:
         window, bound = policy_bound(res)
         loss = loss_report(state, image, t, res.t0_ns, window, bound, paths_of(fsck.final),
-                           cutter.queued)
+                           cutter)
         if mount:
             mounted = remount(res, image)
     return CrashOutcome((t - res.t0_ns) / NS, cutter.in_service(), problems, repairs,
@@ -165,7 +165,7 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
         "batch": point["batch"], "policy": point["policy"], "seed": point["seed"],
         "crashes": 0, "crashes_repaired": 0, "repairs": 0, "fsync_bytes_lost": 0,
         "lost_bytes": 0, "max_lost_age_s": 0.0, "over_bound_bytes": 0,
-        "over_bound_queued_bytes": 0, "stale_blocks": 0,
+        "over_bound_queued_bytes": 0, "over_bound_failed_bytes": 0, "stale_blocks": 0,
         "window_s": window, "bound_s": bound, "bugs": [], "repair_kinds": {},
         "fsync_loss_causes": {},
         "pages_dropped": res.kernel.aiodone.pages_dropped,
@@ -187,6 +187,7 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
             row["lost_bytes"] += lo.lost_bytes
             row["over_bound_bytes"] += lo.over_bound_bytes
             row["over_bound_queued_bytes"] += lo.over_bound_queued_bytes
+            row["over_bound_failed_bytes"] += lo.over_bound_failed_bytes
             row["stale_blocks"] += lo.stale_blocks
             row["max_lost_age_s"] = max(row["max_lost_age_s"], lo.max_lost_age_s)
         bug = out.bug()
@@ -257,6 +258,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "bound_s": rows[0]["bound_s"],
         "over_bound_bytes": sum(r["over_bound_bytes"] for r in rows),
         "over_bound_queued_bytes": sum(r["over_bound_queued_bytes"] for r in rows),
+        "over_bound_failed_bytes": sum(r["over_bound_failed_bytes"] for r in rows),
         "stale_blocks": sum(r["stale_blocks"] for r in rows),
         "bugs": [b for r in rows for b in r["bugs"]][:10],
         "run_wall_s": sum(r["wall_s"] for r in rows),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import struct
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,30 @@ class Cutter:
         for t, first, n in log.queued:
             for b in range(first, first + n):
                 self.queued.setdefault(b, []).append(t)
+        # block -> (time, request number) of the writes of it entering service, in order;
+        # request number -> (time, succeeded) of its completion
+        self.served: dict[int, list[tuple[int, int]]] = {}
+        for t, reqno, first, data in self.starts:
+            for b in range(first, first + len(data)):
+                self.served.setdefault(b, []).append((t, reqno))
+        self.ended: dict[int, tuple[int, bool]] = {r: (t, ok) for t, r, ok in self.ends}
         self.inflight: dict[int, tuple[int, tuple[Any, ...]]] = {}
         self.i_start = 0
         self.i_end = 0
         self.now = -1
+
+    def fate(self, blk: int, queued_at: int, t: int) -> str:
+        """What became, by instant `t`, of the write of `blk` queued at `queued_at`: "queued"
+        (still waiting or in service), "failed" or "written" (the first write of the block to
+        enter service after it was queued is taken as that write)."""
+        sv = self.served.get(blk, [])
+        i = bisect_left(sv, (queued_at, -1))
+        if i == len(sv) or sv[i][0] > t:
+            return "queued"
+        end = self.ended.get(sv[i][1])
+        if end is None or end[0] > t:
+            return "queued"
+        return "written" if end[1] else "failed"
 
     def advance(self, t: int) -> None:
         if t < self.now:

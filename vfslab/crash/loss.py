@@ -17,6 +17,7 @@ from bisect import bisect_left
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vfslab.crash.image import Cutter
 from vfslab.crash.journal import JournalState
 from vfslab.dev.wd import Torn
 from vfslab.fs.fsck import IFMT, IFREG, Scan, file_blocks
@@ -43,9 +44,10 @@ class LossReport:
     max_lost_age_s: float = 0.0
     over_bound_bytes: int = 0      # lost bytes dirtied more than bound_s before the crash
     # of those, the bytes whose block had been queued to the disk (a write of it given to the
-    # driver) within bound_s of the lost write: the policy wrote them out in time and the
-    # disk's queue still held them at the crash
+    # driver) within bound_s of the lost write: the policy wrote them out in time, and at the
+    # crash that write was still in the disk's queue (or in service), or had failed
     over_bound_queued_bytes: int = 0
+    over_bound_failed_bytes: int = 0
     stale_blocks: int = 0
     fsync_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few
     # fsync'd bytes lost by cause: DROPPED_CAUSE when a failed write dropped the promised
@@ -74,11 +76,12 @@ def _version(v: Any, ino: int) -> tuple[int, bool]:
 
 def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: int,
                 window_s: float, bound_s: float, paths: dict[int, str] | None = None,
-                        queued: dict[int, list[int]] | None = None) -> LossReport:
+                        cutter: Cutter | None = None) -> LossReport:
     """Compare the journal at `t_crash` (already advanced there) with `image`. With
-    `queued` (Cutter.queued: block -> when writes of it were queued), a lost page older than
-    the bound is looked up there: if a write of its block was queued after the lost write and
-    within the bound of it, it counts in over_bound_queued_bytes."""
+    the `cutter` of the disk's write log, a lost page older than the bound is looked up in it:
+    if a write of its block was queued after the lost write and within the bound of it, it
+    counts in over_bound_queued_bytes while that write is still queued or in service at the
+    crash, in over_bound_failed_bytes if it failed."""
     rep = LossReport((t_crash - t0) / NS, window_s, bound_s)
     paths = paths or {}
     sb = Superblock.unpack(image.get(0))
@@ -110,11 +113,15 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
             lost_here = True
             if age > bound_ns:
                 rep.over_bound_bytes += PAGE
-                qs = queued.get(blk) if queued is not None and blk else None
-                if qs:
+                qs = cutter.queued.get(blk) if cutter is not None and blk else None
+                if cutter is not None and qs:
                     i = bisect_left(qs, written)
                     if i < len(qs) and qs[i] < t_crash and qs[i] - written <= bound_ns:
-                        rep.over_bound_queued_bytes += PAGE
+                        fate = cutter.fate(blk, qs[i], t_crash)
+                        if fate == "queued":
+                            rep.over_bound_queued_bytes += PAGE
+                        elif fate == "failed":
+                            rep.over_bound_failed_bytes += PAGE
             worst.append((age, ino, pg))
             mark = fs.promised_mark(pg)
             if mark and evs[0] < mark:
