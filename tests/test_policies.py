@@ -3,12 +3,15 @@ syncer's window and smoothness, and trickle clean under the validator with biodo
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
+from kharness import make_kernel, new_vnode, run_thread
 
 from vfslab.errors import InputError
 from vfslab.kern.uvm_page import vm_page
+from vfslab.kern.vnode import VREG
 from vfslab.policy import make_policy
 from vfslab.policy.trickle import TricklePolicy
 from vfslab.runner import RunConfig, run_scenario
@@ -130,6 +133,34 @@ def test_trickle_writes_mapped_pages_within_its_window_while_inode_blocks_are_in
     ages = [age for when, age in pol.ages if when >= r.t0_ns]     # the workload's, not setup's
     assert len(ages) > 1_000
     assert max(ages) <= (pol.window_s() + pol.period_s()) * 1e9
+
+
+def test_trickle_dates_an_inode_update_from_the_page_written_not_from_its_extent() -> None:
+    """A page another writer cleans (here a ranged putpages, as write-behind or an fsync
+    does) asks the updater for its inode, dated to when that page was dirtied. Its 64 KiB
+    extent may have been dirty far longer, kept alive by a neighbour the cluster stopped
+    short of: dated to the extent, inode blocks looked 5.4 s old on pr24596 (found by the
+    compare table)."""
+    k, _disk = make_kernel()
+    pol = TricklePolicy(k, {})
+    k.notify.attach(pol)
+    PG = 4096
+
+    def body() -> Generator[Any, Any, Any]:
+        vp = yield from new_vnode(k, VREG)
+        vp.v_size = 3 * PG
+        yield from k.ubc.write(vp, 2 * PG, PG, stamp=1)      # the extent's first page
+        yield from k.m.tsleep(body, "pause", 3_000_000_000)
+        t1 = k.m.time()
+        yield from k.ubc.write(vp, 0, PG, stamp=2)           # page 1 stays missing
+        t2 = k.m.time()
+        err = yield from k.genfs.putpages(vp, 0, PG, clean=True, sync=True)
+        return vp, t1, t2, err
+
+    vp, t1, t2, err = run_thread(k, body)
+    assert err == 0
+    assert len(vp.v_uobj.dirtyq) == 1                          # page 2 is still dirty
+    assert t1 <= pol.to_update[vp] <= t2
 
 
 def test_trickles_deadline_pace_writes_pr24596_with_a_lower_peak_than_a_backlog_share(

@@ -61,7 +61,9 @@ class KernelObserver:
         """A clean page became dirty (object lock held)."""
 
     def page_cleaned(self, pg: vm_page) -> None:
-        """A dirty page is being written or was discarded (object lock held)."""
+        """A dirty page is being written or was discarded (object lock held); it is
+        PG_CLEAN and off the dirty lists already, and `pg.dirtied_at` still says when it was
+        dirtied."""
 
     def buf_dirtied(self, bp: buf) -> None:
         """A buffer became B_DELWRI, or a delayed buffer was dated back (at splbio)."""

@@ -222,7 +222,6 @@ class Uvm:
         """The page is being written (or was discarded): it leaves the dirty lists."""
         if not (pg.flags & PG_CLEAN):
             pg.flags |= PG_CLEAN
-            pg.dirtied_at = -1
             uobj = pg.uobject
             dq = uobj.dirtyq
             del dq[pg]
@@ -230,8 +229,10 @@ class Uvm:
                 del self.dirty_objects[uobj]
             self.ndirty -= 1
             self.stats.pagescleaned += 1
+            # observers still see when the page was dirtied: what its write makes safe
             for f in self.notify.page_cleaned:
                 f(pg)
+            pg.dirtied_at = -1
 
     def oldest_dirty_ns(self) -> int:
         """When the oldest dirty page was dirtied (-1 if none): the data most at risk."""
