@@ -148,6 +148,29 @@ def test_loss_beyond_trickles_promise_on_a_failing_disk_is_data_whose_write_fail
     assert sum(o.loss.over_bound_queued_bytes for o in outs) == 0
 
 
+def test_data_lost_after_an_fsync_said_eio_is_reported_not_silent() -> None:
+    """With every fix (pages re-dirtied, PR kern/24596's fix, buffer errors reported), trickle
+    on baddisk still lost fsync'd data: its own write of an indirect block failed, the next
+    fsync returned EIO, the program went on, and the fsync after that returned 0 for data
+    whose block pointers had gone with the failed buffer (found by the crash tests). The
+    journal keeps the failed fsyncs; such data is lost after an error the program was told
+    of, counted apart from the silent losses that must be 0."""
+    from vfslab.crash.journal import FSYNC_FAILED
+    from vfslab.crash.loss import REPORTED_CAUSE
+
+    fixes = {"uvm.write_error": "redirty", "genfs.pr24596_fix": True,
+             "bio.write_error": "report"}
+    res, outs = crash_many(RunConfig(scenario="baddisk", policy="trickle", kernel=fixes),
+                           [i / 40 for i in range(4, 40)])
+    failed = [e for e in res.kernel.journal.events if e[1] == FSYNC_FAILED and e[0] >= res.t0_ns]
+    assert len(failed) == res.summary["syscall_errors"]["fsync"]["EIO"] > 0
+    told = sum(o.loss.fsync_bytes_lost_reported for o in outs)
+    assert told > 0                         # (else this tests nothing)
+    assert sum(o.loss.fsync_bytes_lost for o in outs) == 0
+    assert all(o.bug() is None for o in outs)
+    assert sum(o.loss.fsync_loss_causes.get(REPORTED_CAUSE, 0) for o in outs) == told
+
+
 def test_crash_after_the_nth_request() -> None:
     from vfslab.crash.crashtest import instant_after_request
 

@@ -85,6 +85,8 @@ def print_crash(out: Any) -> None:
     t.add_row("mounted again", {True: "yes", False: "NO", None: "not tried"}[out.mounted])
     if lo is not None:
         t.add_row("fsync'd bytes lost (must be 0)", f"{lo.fsync_bytes_lost:,}")
+        t.add_row("  and lost after an fsync returned an error",
+                  f"{lo.fsync_bytes_lost_reported:,}")
         t.add_row("bytes lost (dirty, not yet written)", f"{lo.lost_bytes:,}")
         t.add_row("files with lost data", str(lo.files_with_loss))
         t.add_row("oldest lost data", f"{lo.max_lost_age_s:.3f} s")
@@ -94,6 +96,8 @@ def print_crash(out: Any) -> None:
                   f"{lo.over_bound_queued_bytes:,}")
         t.add_row("  of which written out in time, the write failed",
                   f"{lo.over_bound_failed_bytes:,}")
+        t.add_row("  of which an fsync reported an error for",
+                  f"{lo.over_bound_reported_bytes:,}")
         t.add_row("blocks showing another file's data", str(lo.stale_blocks))
     con.print(t)
     for r in out.repairs[:30]:
@@ -201,6 +205,8 @@ def _print_crashtest(scenario: str, per_policy: dict[str, dict[str, Any]], wall:
     from rich.console import Console
     from rich.table import Table
 
+    from vfslab.crash.loss import REPORTED_CAUSE
+
     con = Console()
     t = Table(title=f"vfslab crashtest {scenario}")
     for col in ("policy", "crashes", "fsck repairs", "fsync'd bytes lost", "lost MB a crash",
@@ -220,8 +226,13 @@ def _print_crashtest(scenario: str, per_policy: dict[str, dict[str, Any]], wall:
                 s["repair_kinds"].items(), key=lambda kv: -kv[1])[:6])
             con.print(f"  {p}: fsck repairs: {kinds}")
         if s["fsync_bytes_lost"]:
-            causes = "; ".join(f"{n:,} B: {c}" for c, n in s["fsync_loss_causes"].items())
+            causes = "; ".join(f"{n:,} B: {c}" for c, n in s["fsync_loss_causes"].items()
+                               if c != REPORTED_CAUSE)
             con.print(f"[bold red]  {p}: fsync'd bytes lost by cause: {causes}[/]")
+        if s.get("fsync_bytes_lost_reported"):
+            con.print(f"[yellow]  {p}: {s['fsync_bytes_lost_reported']:,} more fsync'd bytes "
+                      f"lost after an fsync of them returned an error (not counted above: "
+                      f"{REPORTED_CAUSE})[/]")
         if s.get("pages_dropped"):
             con.print(f"  {p}: {s['pages_dropped']:,} pages lost their data to failed writes "
                       f"in the recorded runs (uvm.write_error=drop, as 2.0)")
@@ -231,13 +242,15 @@ def _print_crashtest(scenario: str, per_policy: dict[str, dict[str, Any]], wall:
         if s["over_bound_bytes"]:
             queued = s["over_bound_queued_bytes"]
             failed = s["over_bound_failed_bytes"]
-            late = s["over_bound_bytes"] - queued - failed
+            told = s.get("over_bound_reported_bytes", 0)
+            late = s["over_bound_bytes"] - queued - failed - told
             con.print(f"[yellow]  {p}: lost data older than window + period: the policy did "
                       f"not keep its promise on this workload[/]")
             con.print(f"[yellow]  {p}: of those bytes, the policy had queued {queued:,} to "
                       f"the disk within the promise and they were still in its queue (nothing "
                       f"holds writers to the disk's rate), {failed:,} within it and the write "
-                      f"failed, and {late:,} not within it[/]")
+                      f"failed, {told:,} went with a failed write an fsync of the file "
+                      f"reported (its block pointers'), and {late:,} none of these[/]")
     con.print(f"{sum(s['crashes'] for s in per_policy.values()):,} crashes in {wall:.1f} s")
 
 

@@ -164,8 +164,10 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "batch": point["batch"], "policy": point["policy"], "seed": point["seed"],
         "crashes": 0, "crashes_repaired": 0, "repairs": 0, "fsync_bytes_lost": 0,
+        "fsync_bytes_lost_reported": 0,
         "lost_bytes": 0, "max_lost_age_s": 0.0, "over_bound_bytes": 0,
-        "over_bound_queued_bytes": 0, "over_bound_failed_bytes": 0, "stale_blocks": 0,
+        "over_bound_queued_bytes": 0, "over_bound_failed_bytes": 0,
+        "over_bound_reported_bytes": 0, "stale_blocks": 0,
         "window_s": window, "bound_s": bound, "bugs": [], "repair_kinds": {},
         "fsync_loss_causes": {},
         "pages_dropped": res.kernel.aiodone.pages_dropped,
@@ -182,12 +184,14 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
         if out.loss is not None:
             lo = out.loss
             row["fsync_bytes_lost"] += lo.fsync_bytes_lost
+            row["fsync_bytes_lost_reported"] += lo.fsync_bytes_lost_reported
             for cause, n in lo.fsync_loss_causes.items():
                 row["fsync_loss_causes"][cause] = row["fsync_loss_causes"].get(cause, 0) + n
             row["lost_bytes"] += lo.lost_bytes
             row["over_bound_bytes"] += lo.over_bound_bytes
             row["over_bound_queued_bytes"] += lo.over_bound_queued_bytes
             row["over_bound_failed_bytes"] += lo.over_bound_failed_bytes
+            row["over_bound_reported_bytes"] += lo.over_bound_reported_bytes
             row["stale_blocks"] += lo.stale_blocks
             row["max_lost_age_s"] = max(row["max_lost_age_s"], lo.max_lost_age_s)
         bug = out.bug()
@@ -250,6 +254,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "repairs": sum(r["repairs"] for r in rows),
         "repair_kinds": dict(sorted(kinds.items())),
         "fsync_bytes_lost": sum(r["fsync_bytes_lost"] for r in rows),
+        "fsync_bytes_lost_reported": sum(r.get("fsync_bytes_lost_reported", 0) for r in rows),
         "fsync_loss_causes": dict(sorted(causes.items())),
         "pages_dropped": sum(r.get("pages_dropped", 0) for r in rows),
         "lost_bytes": sum(r["lost_bytes"] for r in rows),
@@ -259,6 +264,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "over_bound_bytes": sum(r["over_bound_bytes"] for r in rows),
         "over_bound_queued_bytes": sum(r["over_bound_queued_bytes"] for r in rows),
         "over_bound_failed_bytes": sum(r["over_bound_failed_bytes"] for r in rows),
+        "over_bound_reported_bytes": sum(r.get("over_bound_reported_bytes", 0) for r in rows),
         "stale_blocks": sum(r["stale_blocks"] for r in rows),
         "bugs": [b for r in rows for b in r["bugs"]][:10],
         "run_wall_s": sum(r["wall_s"] for r in rows),

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
     from vfslab.kern.vnode import vnode
 
-WRITE, FSYNC, TRUNCATE, UNLINK, DROPPED = 0, 1, 2, 3, 4
+WRITE, FSYNC, TRUNCATE, UNLINK, DROPPED, FSYNC_FAILED = 0, 1, 2, 3, 4, 5
 ALL_PAGES = 1 << 62
 
 
@@ -32,7 +32,8 @@ class Journal(KernelObserver):
     """The event log, an observer of the kernel from boot. An event is (time, kind, ino, a,
     b, c): WRITE (ino, first page, last page, (stamp seq, dirtied at)), FSYNC (ino, mark,
     first page, last page), TRUNCATE (ino, pages kept), UNLINK (ino), DROPPED (ino, page, 0,
-    the stamp seq a failed write lost). A mark is the number of
+    the stamp seq a failed write lost), FSYNC_FAILED (ino, first page, last page, mark: a
+    call that would have promised them returned an error). A mark is the number of
     events logged when the fsync began: it covers the WRITE events before it. (The kernel's
     mark counts its data_written events; `write_at` turns one into the other.)"""
 
@@ -49,6 +50,11 @@ class Journal(KernelObserver):
                     last: int = ALL_PAGES) -> None:
         at = self.write_at[mark] if mark < len(self.write_at) else len(self.events)
         self.events.append((now, FSYNC, _ino(vp), first, last, at))
+
+    def data_sync_failed(self, vp: vnode, mark: int, now: int, first: int, last: int,
+                         error: int) -> None:
+        at = self.write_at[mark] if mark < len(self.write_at) else len(self.events)
+        self.events.append((now, FSYNC_FAILED, _ino(vp), first, last, at))
 
     def data_dropped(self, vp: vnode, pages: list[tuple[int, int]], now: int) -> None:
         ino = _ino(vp)
@@ -76,6 +82,12 @@ class FileState:
     full_mark: int = 0                       # the latest whole-file fsync's mark
     ranges: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
     dropped: dict[int, int] = field(default_factory=dict)   # page -> newest seq a failed write lost
+    failed: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
+
+    def error_told(self, page: int, write: int) -> bool:
+        """Whether a call that would have promised `page` returned an error after WRITE
+        event `write`: the program was told its data may be gone."""
+        return any(m > write and lo <= page <= hi for m, lo, hi in self.failed)
 
     def promised_mark(self, page: int) -> int:
         mk = self.full_mark
@@ -140,6 +152,10 @@ class JournalState:
                 fs = files.get(ino)
                 if fs is not None and c > fs.dropped.get(a, 0):
                     fs.dropped[a] = c
+            elif kind == FSYNC_FAILED:
+                fs = files.get(ino)
+                if fs is not None:
+                    fs.failed.append((c, a, b))
             else:
                 files.pop(ino, None)
         self.now = t

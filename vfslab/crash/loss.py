@@ -30,6 +30,9 @@ MAX_LISTED = 20
 DROPPED_CAUSE = "a failed write dropped it (uvm.write_error=drop)"
 EARLY_CAUSE = ("no page write of it failed: the fsync returned before it, or the block "
                "pointers that reach it, was on disk")
+REPORTED_CAUSE = ("an fsync of it returned an error after it was written: the program was told, "
+                  "and a later fsync's 0 does not promise it again (as on Linux, whose errseq "
+                  "reports a failed writeback once)")
 
 
 @dataclass
@@ -37,7 +40,9 @@ class LossReport:
     crash_s: float                 # when, seconds after the workload started
     window_s: float                # the policy's promised bound on dirty age
     bound_s: float                 # window plus one daemon period: what a crash may lose
-    fsync_bytes_lost: int = 0
+    fsync_bytes_lost: int = 0      # promised, lost, and never an error said so: must be 0
+    # promised by a later fsync, lost, and an fsync returned an error after it was written
+    fsync_bytes_lost_reported: int = 0
     lost_bytes: int = 0
     lost_pages: int = 0
     files_with_loss: int = 0
@@ -48,12 +53,16 @@ class LossReport:
     # crash that write was still in the disk's queue (or in service), or had failed
     over_bound_queued_bytes: int = 0
     over_bound_failed_bytes: int = 0
+    # ... and, of the rest, the bytes an fsync of the file reported an error for after the
+    # lost write (the write that failed was not the page's own: its block pointers')
+    over_bound_reported_bytes: int = 0
     stale_blocks: int = 0
     fsync_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few
     # fsync'd bytes lost by cause: DROPPED_CAUSE when a failed write dropped the promised
     # version (uvm.write_error=drop, 2.0), EARLY_CAUSE when no page write of it failed (a
     # failed metadata write that fsync did not report is one way: ffs_fsync's asynchronous
-    # metadata writes lose their errors)
+    # metadata writes lose their errors), REPORTED_CAUSE when an fsync said so (these bytes
+    # are in fsync_bytes_lost_reported, not fsync_bytes_lost)
     fsync_loss_causes: dict[str, int] = field(default_factory=dict)
     oldest_losses: list[dict[str, Any]] = field(default_factory=list)
 
@@ -114,6 +123,7 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
             if age > bound_ns:
                 rep.over_bound_bytes += PAGE
                 qs = cutter.queued.get(blk) if cutter is not None and blk else None
+                fate = ""
                 if cutter is not None and qs:
                     i = bisect_left(qs, written)
                     if i < len(qs) and qs[i] < t_crash and qs[i] - written <= bound_ns:
@@ -122,6 +132,8 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                             rep.over_bound_queued_bytes += PAGE
                         elif fate == "failed":
                             rep.over_bound_failed_bytes += PAGE
+                if fate not in ("queued", "failed") and fs.error_told(pg, evs[k]):
+                    rep.over_bound_reported_bytes += PAGE
             worst.append((age, ino, pg))
             mark = fs.promised_mark(pg)
             if mark and evs[0] < mark:
@@ -130,10 +142,18 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                     j -= 1
                 pseq, pwhen = state.write_info(evs[j])
                 if pseq > ds:
-                    rep.fsync_bytes_lost += PAGE
-                    # the page's promised data went down with a failed write if a write of
-                    # that version or a newer one was dropped
-                    cause = DROPPED_CAUSE if fs.dropped.get(pg, 0) >= pseq else EARLY_CAUSE
+                    # an error the program was told of (found by the crash tests: trickle's
+                    # write of an indirect block failed, the next fsync said EIO, the program
+                    # went on, and the fsync after that returned 0 for data whose block
+                    # pointers had gone with the failed buffer); else the page's promised
+                    # data went down with a failed write if a write of that version or a
+                    # newer one was dropped
+                    if fs.error_told(pg, evs[j]):
+                        cause = REPORTED_CAUSE
+                        rep.fsync_bytes_lost_reported += PAGE
+                    else:
+                        cause = DROPPED_CAUSE if fs.dropped.get(pg, 0) >= pseq else EARLY_CAUSE
+                        rep.fsync_bytes_lost += PAGE
                     causes = rep.fsync_loss_causes
                     causes[cause] = causes.get(cause, 0) + PAGE
                     if len(rep.fsync_losses) < MAX_LISTED:

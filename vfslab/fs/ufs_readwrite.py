@@ -119,8 +119,8 @@ def ffs_write(vp: vnode, u: uio, ioflag: int) -> GEN:
             mark = k.notify.writes
             dataonly = ioflag & IO_SYNC != IO_SYNC        # IO_DSYNC alone
             e = yield from VOP_FSYNC(vp, FSYNC_WAIT | (FSYNC_DATAONLY if dataonly else 0))
-            if not e:
-                k.notify.synced(vp, mark, ump.m.time(), off >> 12, (off + done - 1) >> 12)
+            k.notify.synced(vp, mark, ump.m.time(), off >> 12, (off + done - 1) >> 12,
+                            error=e)
             err = err or e
         # else: as ffs_write, only IN_CHANGE|IN_UPDATE: the inode goes out with the next
         # fsync, sync or inactive

@@ -163,10 +163,12 @@ class ProcSyscalls:
 
     def _journal_fsync(self, fd: int, rv: int, mark: int, first: int = 0,
                        last: int = 1 << 62) -> None:
-        """A completed fsync/fdatasync/msync promises the writes made before `mark`."""
+        """A completed fsync/fdatasync/msync promises the writes made before `mark`; one
+        that failed tells the program they may not be on disk (journaled too)."""
         fp = self.fdp.fd_ofiles.get(fd)
-        if rv == 0 and fp is not None:
-            self.notify.synced(fp.f_vp, mark, self.m.time(), first, last)
+        if fp is not None and fp.f_vp is not None:
+            self.notify.synced(fp.f_vp, mark, self.m.time(), first, last,
+                               error=abs(rv) if rv < 0 else 0)
 
     def fsync(self, fd: int) -> GEN:
         t = self._enter(fd)

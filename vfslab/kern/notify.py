@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 EVENTS = ("object_dirtied", "page_dirtied", "page_cleaned", "buf_dirtied", "buf_cleaned",
           "write_throttle", "io_started", "io_done", "data_written", "data_synced",
-          "data_dropped", "truncated", "unlinked", "syscall_done", "syscall_record",
-          "writeback_pass")
+          "data_sync_failed", "data_dropped", "truncated", "unlinked", "syscall_done",
+          "syscall_record", "writeback_pass")
 
 
 @dataclass(slots=True)
@@ -89,6 +89,12 @@ class KernelObserver:
         """An fsync, fdatasync, msync or O_SYNC write completed: every data_written before the
         `mark`-th (see Notify.writes) covering pages first..last of vp is promised durable."""
 
+    def data_sync_failed(self, vp: vnode, mark: int, now: int, first: int, last: int,
+                         error: int) -> None:
+        """An fsync, fdatasync, msync or O_SYNC write covering pages first..last of vp
+        returned `error`: the program was told that data written before the `mark`-th
+        data_written may not be on disk."""
+
     def data_dropped(self, vp: vnode, pages: list[tuple[int, int]], now: int) -> None:
         """A failed page write lost its data (uvm.write_error=drop, 2.0's uvm_aio_aiodone):
         the pages (page index, the version stamp it held) are clean and will not be written
@@ -127,6 +133,8 @@ class Notify:
         self.io_done: tuple[Callable[[buf], None], ...] = ()
         self.data_written: tuple[Callable[[vnode, int, int, int, int, int], None], ...] = ()
         self.data_synced: tuple[Callable[[vnode, int, int, int, int], None], ...] = ()
+        self.data_sync_failed: tuple[Callable[[vnode, int, int, int, int, int], None],
+                                     ...] = ()
         self.data_dropped: tuple[Callable[[vnode, list[tuple[int, int]], int], None], ...] = ()
         self.truncated: tuple[Callable[[int, int, int], None], ...] = ()
         self.unlinked: tuple[Callable[[int, int], None], ...] = ()
@@ -154,7 +162,13 @@ class Notify:
             f(vp, stamp, first, last, dirtied, now)
 
     def synced(self, vp: vnode, mark: int, now: int, first: int = 0,
-               last: int = 1 << 62) -> None:
+               last: int = 1 << 62, error: int = 0) -> None:
+        """A call that promises data ended: with 0, data_synced; with an errno,
+        data_sync_failed."""
+        if error:
+            for g in self.data_sync_failed:
+                g(vp, mark, now, first, last, error)
+            return
         for f in self.data_synced:
             f(vp, mark, now, first, last)
 
