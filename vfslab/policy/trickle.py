@@ -5,11 +5,12 @@ Pages: each vnode object keeps its dirty pages in dirtying order (uvm_page: `dir
 daemon keeps the dirty objects in a heap keyed by their oldest dirty page (revalidated lazily
 when popped), so a wake-up looks only at what it writes, never at the dirty pages that are not
 due: its cost does not grow with the backlog. Buffers: a heap of the same kind keyed by when
-each became dirty, fed by the buffer cache's hooks. After writing a file's pages the daemon
-updates its inode and dates the inode block back to the oldest page written (bbackdate): the
-data is reachable on disk only with the block pointers, so the block is due when the data is.
-The inode updates are a second thread's (trickle_upd), so that a wake-up never sleeps: an
-inode block already being written makes VOP_UPDATE wait for it, behind the disk's queue.
+each became dirty, fed by the buffer cache's hooks. Once a file's pages are written (by the
+daemon, ffs_write's write-behind or an fsync) its inode is updated and the inode block dated
+back to the oldest page written (bbackdate): the data is reachable on disk only with the block
+pointers, so the block is due when the data is. The inode updates are a second thread's
+(trickle_upd), so that a wake-up never sleeps: an inode block already being written makes
+VOP_UPDATE wait for it, behind the disk's queue.
 
 Each wake-up (every 1/hz seconds) writes
   - everything whose age will pass the window before the next wake-up, and
@@ -93,8 +94,8 @@ class TricklePolicy(WritebackPolicy):
         self.load: dict[int, int] = {}
         self.extents: dict[tuple[uvm_object, int], list[int]] = {}   # -> [bin, pages]
         self.bufbin: dict[buf, int] = {}
-        # vnodes whose pages a wake-up wrote -> the oldest of those pages' dirtying times:
-        # their inodes, for the updater thread (trickle_upd)
+        # vnodes whose pages were written, by anyone -> the oldest of those pages' dirtying
+        # times: their inodes, for the updater thread (trickle_upd)
         self.to_update: dict[vnode, int] = {}
         self.update_chan = object()          # what the updater sleeps on
 
@@ -208,7 +209,6 @@ class TricklePolicy(WritebackPolicy):
         # pages, oldest objects first
         heap = self.heap
         written = 0
-        flushed: dict[Any, int] = {}            # vnode -> oldest page written (dirtied at)
         while heap:
             t, _, uobj = heap[0]
             dq = uobj.dirtyq
@@ -229,24 +229,20 @@ class TricklePolicy(WritebackPolicy):
             batch = self._batch(uobj, due, max(quota - written, 1))
             k.proto.vi_unlock(vp, s)
             if batch:
-                oldest = min(pg.dirtied_at for pg in batch)
                 yield from k.genfs.putpages(vp, 0, 0, clean=True, sync=False, pages=batch)
                 written += len(batch)
                 self.pages_written += len(batch)
-                flushed[vp] = min(oldest, flushed.get(vp, oldest))
             if uobj.dirtyq:
                 h = next(iter(uobj.dirtyq))
                 self.seq += 1
                 heapq.heappush(heap, (h.dirtied_at, self.seq, uobj))
-        # the inodes of what we flushed: their blocks become dirty buffers as old as the
-        # oldest data they make reachable. Another thread does it, so that a wake-up never
-        # sleeps on an inode block in flight (found by the crash tests: on mmapwriter,
-        # wake-ups slept up to 0.77 s in getblk behind an inode block queued on the disk, and
-        # pages came due meanwhile: written 5.29 s after they were dirtied, over the bound)
-        pend = self.to_update
-        for vp, oldest in flushed.items():
-            pend[vp] = min(oldest, pend.get(vp, oldest))
-        if pend:
+        # the inodes of what was written (page_cleaned listed them, this pass's and others'):
+        # their blocks become dirty buffers as old as the oldest data they make reachable.
+        # Another thread does it, so that a wake-up never sleeps on an inode block in flight
+        # (found by the crash tests: on mmapwriter, wake-ups slept up to 0.77 s in getblk
+        # behind an inode block queued on the disk, and pages came due meanwhile: written
+        # 5.29 s after they were dirtied, over the bound)
+        if self.to_update:
             m.wakeup(self.update_chan)
         # buffers, oldest first (chosen before writing: writing changes the queue)
         bio = k.bio
