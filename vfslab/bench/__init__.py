@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "crash": "vfslab.bench.crash:crash",
     "replay": "vfslab.bench.replay:replay",
     "trace": "vfslab.bench.trace:trace",
+    "fsck": "vfslab.bench.fsck:fsck",
 }
 
 

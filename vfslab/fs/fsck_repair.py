@@ -100,7 +100,8 @@ class Repairer:
                     if p.startswith("superblock: ") and "free" not in p:
                         self.note(f"{p}: rewritten from the block and inode counts")
             if ROOTINO not in sc.inodes or not sc.inodes[ROOTINO].isdir():
-                raise Unrepairable("root inode missing or not a directory")
+                self.realloc_root(sc)
+                continue
             if self.phase1(sc):
                 continue
             if self.phase2(sc):
@@ -147,6 +148,10 @@ class Repairer:
         for ino, d in sc.inodes.items():
             if d.mode & IFMT not in (IFDIR, IFREG, IFLNK):
                 why[ino] = f"bad mode {d.mode:#o}"
+            elif d.isdir() and ino != ROOTINO and not self._first_dir_block(sc, ino):
+                # fsck_ffs pass2.c: ZERO LENGTH DIRECTORY -> REMOVE (found by the image fuzz:
+                # a directory with no block can never get its '.')
+                why[ino] = "zero length directory"
         for ino, b in sc.bad:
             if (ino, b) not in inplace:
                 why.setdefault(ino, f"block {b} out of range")
@@ -158,6 +163,14 @@ class Repairer:
             write_dinode(self.store, sb, ino, Dinode())
             self.note(f"inode {ino}: cleared ({why[ino]})")
         return bool(why)
+
+    def _first_dir_block(self, sc: Scan, dino: int) -> int:
+        """The directory's first data block in range (0 if none)."""
+        data, _ = _blocks_of(self.store, sc.sb, sc.inodes[dino])
+        for b in data:
+            if sc.sb.data_start <= b < sc.sb.nblocks:
+                return b
+        return 0
 
     def _dir_slots(self, sc: Scan, dino: int) -> list[tuple[int, int, int, str]]:
         """(block, slot, ino, name) of a directory's entries, in order."""
@@ -211,8 +224,12 @@ class Repairer:
                     seen_dirs.add(ino)
                     parent[ino] = dino
                     stack.append(ino)
-            if slots and (not has_dot or not has_dotdot):
-                b = slots[0][0]
+            first = slots[0][0] if slots else self._first_dir_block(sc, dino)
+            if first and (not has_dot or not has_dotdot):
+                # fsck_ffs pass2.c: MISSING '.' / MISSING '..' -> FIX, also in a directory
+                # block with no entry at all (found by the image fuzz: a zeroed directory
+                # block left "no '.' entry" for every pass, and the image unrepairable)
+                b = first
                 free = [s for s in range(DIRENTS)
                         if all(not (bb == b and ss == s) for bb, ss, _, _ in slots)]
                 if not has_dot and free:
@@ -304,6 +321,28 @@ class Repairer:
                 fixed += int((a != b).sum())
                 self.store[start + i] = new
         return fixed
+
+    def realloc_root(self, sc: Scan) -> None:
+        """fsck_ffs pass2.c: ROOT INODE UNALLOCATED -> ALLOCATE, ROOT INODE NOT DIRECTORY ->
+        REALLOCATE: a new, empty root directory (allocdir(ROOTINO, ROOTINO, 0755)); what was
+        in the tree is reconnected to lost+found in the next pass (found by the image fuzz:
+        a root inode overwritten made the image unrepairable)."""
+        sb = sc.sb
+        was = "unallocated" if ROOTINO not in sc.inodes else "not a directory"
+        for b, owner in list(sc.owner.items()):
+            if owner == ROOTINO:
+                del sc.owner[b]             # freeino: the old root's blocks
+        blk = self._free_block(sc)
+        if not blk:
+            raise Unrepairable(f"root inode {was}, and no free block to allocate it")
+        d = Dinode(IFDIR | 0o755, 2, BSIZE, 0, (sb.generation + ROOTINO) & 0xFFFFFFFF)
+        d.db[0] = blk
+        buf = bytearray(BSIZE)
+        pack_dirent(buf, 0, ROOTINO, ".")
+        pack_dirent(buf, 1, ROOTINO, "..")
+        self.store[blk] = bytes(buf)
+        write_dinode(self.store, sb, ROOTINO, d)
+        self.note(f"root inode {was}: reallocated, an empty directory")
 
     # ---- lost+found ---------------------------------------------------------------------------
     def _free_block(self, sc: Scan) -> int:
