@@ -94,3 +94,21 @@ def test_a_lost_root_is_reallocated_and_the_tree_found_in_lost_and_found(
     assert dict(scan_image(store, NBLOCKS).entries[lf])[f"#{d1}"] == d1
     assert fsck_image(store, NBLOCKS) == []
     assert _takes_files(store) == ""
+
+
+def test_a_wrong_dotdot_is_found_and_set_to_the_parent(base: dict[int, Any]) -> None:
+    """fsck_ffs pass3: BAD INODE NUMBER FOR '..' -> FIX; fsck called this image clean."""
+    from vfslab.fs.fsck_repair import _set_dirent
+
+    store = dict(base)
+    sb = Superblock.unpack(store[0])
+    dino = _dir_ino(store, "/d2/sub")
+    blk = read_dinode(store, sb, dino).db[0]
+    slot = next(s for s, _i, n in unpack_dirents(store[blk]) if n == "..")
+    _set_dirent(store, blk, slot, _dir_ino(store, "/d1"), "..")
+    parent = _dir_ino(store, "/d2")
+    assert f"directory {dino}: '..' points to {_dir_ino(store, '/d1')}, not its parent " \
+           f"{parent}" in fsck_image(dict(store), NBLOCKS)
+    repair_image(store, NBLOCKS)
+    assert dict((n, i) for _s, i, n in unpack_dirents(store[blk]))[".."] == parent
+    assert fsck_image(store, NBLOCKS) == []

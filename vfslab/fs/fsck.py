@@ -210,6 +210,7 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None,
         return sc
     stack = [ROOTINO]
     sc.reachable.add(ROOTINO)
+    parent = {ROOTINO: ROOTINO}
     while stack:
         dino = stack.pop()
         d = sc.inodes[dino]
@@ -221,7 +222,7 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None,
             for _slot, ino, name in unpack_dirents(read_block(store, b)):
                 names.append((name, ino))
         sc.entries[dino] = names
-        seen_dot = False
+        seen_dot = seen_dotdot = False
         for name, ino in names:
             if name == ".":
                 seen_dot = True
@@ -229,6 +230,12 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None,
                     sc.problems.append(f"directory {dino}: '.' points to {ino}")
                 continue
             if name == "..":
+                # fsck_ffs pass3: BAD INODE NUMBER FOR '..' (found by the image fuzz's
+                # hand cases: a wrong '..' was called clean)
+                seen_dotdot = True
+                if ino != parent[dino]:
+                    sc.problems.append(f"directory {dino}: '..' points to {ino}, not its "
+                                       f"parent {parent[dino]}")
                 continue
             if ino not in sc.inodes:
                 sc.problems.append(f"directory {dino}: entry {name!r} names free inode {ino}")
@@ -240,11 +247,14 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None,
                     sc.problems.append(f"directory {ino} linked twice")
                     continue
                 sc.reachable.add(ino)
+                parent[ino] = dino
                 stack.append(ino)
             else:
                 sc.reachable.add(ino)
         if not seen_dot:
             sc.problems.append(f"directory {dino}: no '.' entry")
+        if not seen_dotdot:
+            sc.problems.append(f"directory {dino}: no '..' entry")
     # phase 4: link counts and unreferenced inodes
     for ino, d in sc.inodes.items():
         if ino == ROOTINO:
