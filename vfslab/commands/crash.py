@@ -98,6 +98,8 @@ def print_crash(out: Any) -> None:
                   f"{lo.over_bound_failed_bytes:,}")
         t.add_row("  of which an fsync reported an error for",
                   f"{lo.over_bound_reported_bytes:,}")
+        t.add_row("  of which its inode or indirect block's write failed",
+                  f"{lo.over_bound_meta_failed_bytes:,}")
         t.add_row("blocks showing another file's data", str(lo.stale_blocks))
     con.print(t)
     for r in out.repairs[:30]:
@@ -243,14 +245,17 @@ def _print_crashtest(scenario: str, per_policy: dict[str, dict[str, Any]], wall:
             queued = s["over_bound_queued_bytes"]
             failed = s["over_bound_failed_bytes"]
             told = s.get("over_bound_reported_bytes", 0)
-            late = s["over_bound_bytes"] - queued - failed - told
+            meta = s.get("over_bound_meta_failed_bytes", 0)
+            late = s["over_bound_bytes"] - queued - failed - told - meta
             con.print(f"[yellow]  {p}: lost data older than window + period: the policy did "
                       f"not keep its promise on this workload[/]")
             con.print(f"[yellow]  {p}: of those bytes, the policy had queued {queued:,} to "
                       f"the disk within the promise and they were still in its queue (nothing "
                       f"holds writers to the disk's rate), {failed:,} within it and the write "
                       f"failed, {told:,} went with a failed write an fsync of the file "
-                      f"reported (its block pointers'), and {late:,} none of these[/]")
+                      f"reported (its block pointers'), {meta:,} with a failed write of its "
+                      f"inode or indirect block (no fsync to tell), and {late:,} none of "
+                      f"these[/]")
     con.print(f"{sum(s['crashes'] for s in per_policy.values()):,} crashes in {wall:.1f} s")
 
 

@@ -66,6 +66,17 @@ class Cutter:
             return "queued"
         return "written" if end[1] else "failed"
 
+    def failed_between(self, blk: int, t0: int, t1: int) -> bool:
+        """Whether a write of `blk` that entered service at or after `t0` failed by `t1`."""
+        sv = self.served.get(blk, [])
+        for ts, reqno in sv[bisect_left(sv, (t0, -1)):]:
+            if ts > t1:
+                break
+            end = self.ended.get(reqno)
+            if end is not None and end[0] <= t1 and not end[1]:
+                return True
+        return False
+
     def advance(self, t: int) -> None:
         if t < self.now:
             raise ValueError("crash instants must increase")

@@ -22,7 +22,7 @@ from vfslab.crash.journal import JournalState
 from vfslab.dev.wd import Torn
 from vfslab.fs.fsck import IFMT, IFREG, Scan, file_blocks
 from vfslab.fs.fsck_repair import read_dinode
-from vfslab.fs.ufs_layout import ROOTINO, Superblock
+from vfslab.fs.ufs_layout import INOPB, NDADDR, NINDIR, ROOTINO, Superblock
 
 NS = 1_000_000_000
 PAGE = 4096
@@ -56,6 +56,10 @@ class LossReport:
     # ... and, of the rest, the bytes an fsync of the file reported an error for after the
     # lost write (the write that failed was not the page's own: its block pointers')
     over_bound_reported_bytes: int = 0
+    # ... and, of the rest, the bytes whose inode block or an indirect block on the way to
+    # them had a write fail after the lost write (2.0's brelse throws a failed delayed write
+    # away, and the pointers with it)
+    over_bound_meta_failed_bytes: int = 0
     stale_blocks: int = 0
     fsync_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few
     # fsync'd bytes lost by cause: DROPPED_CAUSE when a failed write dropped the promised
@@ -81,6 +85,29 @@ def _version(v: Any, ino: int) -> tuple[int, bool]:
         b, fb = _version(v.new, ino)
         return min(a, b), fa or fb
     return 0, isinstance(v, (bytes, bytearray))
+
+
+def _pointer_blocks(image: dict[int, Any], sb: Superblock, ino: int, d: Any, pg: int
+                    ) -> list[int]:
+    """The blocks whose contents make page `pg` of inode `ino` reachable, as far as the image
+    knows them: the inode's block, and the indirect blocks on the way (those the image's
+    pointers name)."""
+    out = [sb.itable_start + ino // INOPB]
+    if pg < NDADDR:
+        return out
+    if pg < NDADDR + NINDIR:
+        return out + ([d.ib] if d.ib else [])
+    if not d.dib:
+        return out
+    out.append(d.dib)
+    raw = image.get(d.dib)
+    if isinstance(raw, (bytes, bytearray)) and len(raw) >= 4 * NINDIR:
+        j = (pg - NDADDR - NINDIR) // NINDIR
+        if j < NINDIR:
+            mid = int.from_bytes(raw[4 * j:4 * j + 4], "little")
+            if mid:
+                out.append(mid)
+    return out
 
 
 def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: int,
@@ -132,8 +159,15 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                             rep.over_bound_queued_bytes += PAGE
                         elif fate == "failed":
                             rep.over_bound_failed_bytes += PAGE
-                if fate not in ("queued", "failed") and fs.error_told(pg, evs[k]):
-                    rep.over_bound_reported_bytes += PAGE
+                if fate not in ("queued", "failed"):
+                    if fs.error_told(pg, evs[k]):
+                        rep.over_bound_reported_bytes += PAGE
+                    elif cutter is not None and any(
+                            cutter.failed_between(b, written, t_crash)
+                            for b in _pointer_blocks(image, sb, ino, d, pg)):
+                        # found by the crash matrix: on stream with 3% of writes failing,
+                        # trickle lost 769 MB beyond its promise that this did not explain
+                        rep.over_bound_meta_failed_bytes += PAGE
             worst.append((age, ino, pg))
             mark = fs.promised_mark(pg)
             if mark and evs[0] < mark:
