@@ -327,7 +327,6 @@ class Repairer:
         REALLOCATE: a new, empty root directory (allocdir(ROOTINO, ROOTINO, 0755)); what was
         in the tree is reconnected to lost+found in the next pass (found by the image fuzz:
         a root inode overwritten made the image unrepairable)."""
-        sb = sc.sb
         was = "unallocated" if ROOTINO not in sc.inodes else "not a directory"
         for b, owner in list(sc.owner.items()):
             if owner == ROOTINO:
@@ -335,14 +334,20 @@ class Repairer:
         blk = self._free_block(sc)
         if not blk:
             raise Unrepairable(f"root inode {was}, and no free block to allocate it")
-        d = Dinode(IFDIR | 0o755, 2, BSIZE, 0, (sb.generation + ROOTINO) & 0xFFFFFFFF)
+        self._allocdir(sc, ROOTINO, ROOTINO, 0o755, blk)
+        self.note(f"root inode {was}: reallocated, an empty directory")
+
+    def _allocdir(self, sc: Scan, ino: int, parent: int, mode: int, blk: int) -> Dinode:
+        """fsck_ffs's allocdir: directory `ino` in block `blk`, holding '.' and '..'."""
+        sb = sc.sb
+        d = Dinode(IFDIR | mode, 2, BSIZE, 0, (sb.generation + ino) & 0xFFFFFFFF)
         d.db[0] = blk
         buf = bytearray(BSIZE)
-        pack_dirent(buf, 0, ROOTINO, ".")
-        pack_dirent(buf, 1, ROOTINO, "..")
+        pack_dirent(buf, 0, ino, ".")
+        pack_dirent(buf, 1, parent, "..")
         self.store[blk] = bytes(buf)
-        write_dinode(self.store, sb, ROOTINO, d)
-        self.note(f"root inode {was}: reallocated, an empty directory")
+        write_dinode(self.store, sb, ino, d)
+        return d
 
     # ---- lost+found ---------------------------------------------------------------------------
     def _free_block(self, sc: Scan) -> int:
@@ -362,14 +367,7 @@ class Repairer:
         blk = self._free_block(sc)
         if not ino or not blk:
             return None
-        d = Dinode(IFDIR | 0o700, 2, BSIZE, 0, (sb.generation + ino) & 0xFFFFFFFF)
-        d.db[0] = blk
-        buf = bytearray(BSIZE)
-        pack_dirent(buf, 0, ino, ".")
-        pack_dirent(buf, 1, ROOTINO, "..")
-        self.store[blk] = bytes(buf)
-        write_dinode(self.store, sb, ino, d)
-        sc.inodes[ino] = d
+        sc.inodes[ino] = self._allocdir(sc, ino, ROOTINO, 0o700, blk)
         if not self._enter(sc, ROOTINO, LOST_FOUND, ino):
             write_dinode(self.store, sb, ino, Dinode())
             del sc.inodes[ino]
