@@ -187,6 +187,23 @@ def test_loss_beyond_the_promise_after_a_failed_pointer_write_is_explained() -> 
                + x.over_bound_reported_bytes for x in lo) + meta == beyond
 
 
+def test_data_fsynced_after_a_failed_indirect_write_is_kept() -> None:
+    """2.0's brelse throws a failed write's buffer away, and the pointers were only in it: the
+    next bmap reads the disk's older indirect block, sees a hole, and the next write allocates
+    the block again and dirties the pointer anew (genfs_gop_write skips a dirty page over a
+    hole). vfslab kept the pointer in its decoded copy, so nothing wrote it again and
+    fdatasync'd appends were lost after the EIO had been reported (found by the crash
+    matrix: logappend, 3% write faults, every fix on)."""
+    faults = [{"kind": "fraction", "fraction": 0.03, "op": "write", "start_s": 1.0}]
+    fixes = {"faults": faults, "uvm.write_error": "redirty", "genfs.pr24596_fix": True,
+             "bio.write_error": "report"}
+    res, outs = crash_many(RunConfig(scenario="logappend", policy="syncer", kernel=fixes),
+                           [i / 50 for i in range(5, 50)])
+    assert res.summary["syscall_errors"]["fsync"]["EIO"] > 0     # fdatasync's, as fsync
+    assert sum(o.loss.fsync_bytes_lost for o in outs) == 0
+    assert all(o.bug() is None for o in outs)
+
+
 def test_crash_after_the_nth_request() -> None:
     from vfslab.crash.crashtest import instant_after_request
 

@@ -42,13 +42,19 @@ def ufs_getindir(ip: inode, ilbn: int, blk: int) -> Generator[Any, Any, tuple[in
 
 
 def indir_ptrs(ip: inode, ilbn: int, blk: int) -> Generator[Any, Any, list[int]]:
-    """The pointers of an indirect block (cached while the vnode lives)."""
+    """The pointers of an indirect block (cached while the vnode lives, and while the
+    buffer's contents are what the disk will have: a buffer whose write failed was thrown
+    away with them, and the disk's copy is read again, as 2.0's bmap would)."""
     ptrs = ip.ind.get(ilbn)
     m = ip.ump.m
     m.charge(m.costs.buf_lookup)
+    bio = ip.ump.k.bio
+    if bio.lost_indirect and ip.vp is not None and (ip.vp, ilbn) in bio.lost_indirect:
+        bio.lost_indirect.discard((ip.vp, ilbn))
+        ip.ind.pop(ilbn, None)
+        ptrs = None
     if ptrs is not None:
         return ptrs
-    bio = ip.ump.k.bio
     err, bp = yield from ufs_getindir(ip, ilbn, blk)
     if err:
         bio.brelse(bp)

@@ -65,6 +65,7 @@ class GenfsStats:
     pages_written: int = 0
     getpages: int = 0
     pages_read: int = 0
+    hole_pages_skipped: int = 0     # dirty pages gop_write found over a hole (not written)
 
 
 class Genfs:
@@ -333,8 +334,11 @@ class Genfs:
         master buf for the cluster (v_numoutput += 2: one for biodone, one for aiodone;
         B_AGE; B_CALL|B_ASYNC with uvm_aio_biodone when asynchronous) and, unless the
         cluster is one extent on disk, a child buf per extent (VOP_BMAP's run; V_INCR_NUMOUTPUT
-        each, B_CALL with uvm_aio_biodone1, which folds it into the master). Synchronous:
-        biowait on the master, then uvm_aio_aiodone in this thread. Returns 0 or EIO."""
+        each, B_CALL with uvm_aio_biodone1, which folds it into the master). A page over a
+        hole is skipped (`skipbytes`: its data is not written, and the master is done with
+        what was), as 2.0 does; it happens when an indirect block's write failed and brelse
+        threw its pointers away. Synchronous: biowait on the master, then uvm_aio_aiodone in
+        this thread. Returns 0 or EIO."""
         k = self.k
         m = self.m
         p = k.proto
@@ -352,10 +356,19 @@ class Genfs:
         self.stats.clusters += 1
         n = len(pgs)
         start = 0
+        skip = 0
+        error = 0
         while start < n:
             err, devvp, daddr, run = yield from VOP_BMAP(vp, pgs[start].offset, n - start - 1)
-            if err or daddr < 0 or devvp is None:
-                raise k.vfs.panic(f"genfs_gop_write: no block for page {pgs[start]!r}")
+            if err:
+                error = err                    # VOP_BMAP failed: skip the rest, as 2.0
+                skip += (n - start) * PAGE_SIZE
+                break
+            if daddr < 0 or devvp is None:
+                skip += PAGE_SIZE              # a hole: skipbytes += iobytes; continue
+                self.stats.hole_pages_skipped += 1
+                start += 1
+                continue
             j = start + 1 + min(run, n - start - 1)
             if start == 0 and j == n:
                 bp = mbp                       # really one I/O: no second buf
@@ -376,6 +389,15 @@ class Genfs:
                 self.stats.child_bufs += 1
             VOP_STRATEGY(devvp, bp)
             start = j
+        if skip:
+            s = m.splbio()
+            if error:
+                mbp.b_flags |= B_ERROR
+                mbp.b_error = error
+            mbp.b_resid -= skip
+            if mbp.b_resid == 0:
+                k.bio.biodone(mbp)
+            m.splx(s)
         if not sync:
             return 0
         err = yield from k.bio.biowait(mbp)

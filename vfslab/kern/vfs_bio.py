@@ -118,6 +118,12 @@ class BufCache:
         # compares the block's failure number with the last it reported, as errseq does)
         self.block_errors: dict[tuple[vnode, int], int] = {}
         self.nblock_errors = 0
+        # (vnode, negative lbn): a file's indirect block whose write failed, so brelse threw
+        # it away. In 2.0 the pointers lived only in that buffer, and the next bmap read the
+        # disk's older copy; the file system's decoded copy (ufs_bmap's cache) must go too
+        # (found by the crash matrix: with the pointer kept in memory, the block was never
+        # allocated again nor its pointer written, and data fsync'd after the error was lost)
+        self.lost_indirect: set[tuple[vnode, int]] = set()
 
     def take_write_error(self, vp: vnode) -> int:
         """The error of a failed asynchronous write of one of vp's buffers since the last
@@ -439,6 +445,9 @@ class BufCache:
             flags &= ~B_ERROR
         if flags & (B_NOCACHE | B_ERROR):
             flags |= B_INVAL
+            if flags & B_ERROR and not flags & B_READ and bp.b_lblkno < 0 \
+                    and bp.b_vp is not None and bp.b_vp.v_type != VBLK:
+                self.lost_indirect.add((bp.b_vp, bp.b_lblkno))
         queued = False
         if flags & B_VFLUSH:
             flags &= ~B_VFLUSH
