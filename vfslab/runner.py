@@ -10,8 +10,10 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from vfslab.dev.wd import BLOCK_SECTORS
 from vfslab.errors import InputError
-from vfslab.kern.fcntl import O_CREAT, O_TRUNC, O_WRONLY
+from vfslab.kern.buf import PAGE_SIZE
+from vfslab.kern.fcntl import EIO, O_CREAT, O_TRUNC, O_WRONLY
 from vfslab.kern.init_main import (
     DISKS,
     MACHINE_SETTINGS,
@@ -21,6 +23,9 @@ from vfslab.kern.init_main import (
     vfs_remountroot,
 )
 from vfslab.kern.kern_proc import Proc, ProcSyscalls, spawn_process
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
+from vfslab.kern.vfs_vnops import vn_lock
+from vfslab.kern.vnode_if import VOP_BALLOC, VOP_BMAP, VOP_GETATTR
 from vfslab.machine import attach, start_init
 from vfslab.metrics.summary import figures, protocol_costs
 from vfslab.scenario import Scenario
@@ -30,6 +35,7 @@ from vfslab.tunable import check_setting, setting_scopes
 NS = 1_000_000_000
 MAX_DURATION_S = 1e7
 SETUP_CHUNK = 64 * 1024
+MAX_RUN = 1024                    # blocks asked of VOP_BMAP at a time when laying files out
 
 
 @dataclass
@@ -177,19 +183,54 @@ def _setup(k: Kernel, sc: Scenario) -> Generator[Any, Any, None]:
                                      f"{item.size} bytes (errno {-err})")
             yield from sys.close(fd)
             continue
-        left = item.size
-        while left > 0:
-            n = min(left, SETUP_CHUNK)
-            got = yield from sys.write(fd, n)
-            if got <= 0:
-                raise InputError(f"scenario {sc.name}: setup write failed ({got})")
-            left -= got
+        err = yield from _fill(k, proc, fd, item.size)
+        if err == 0:
+            err = yield from sys.ftruncate(fd, item.size)
+        if err:
+            raise InputError(f"scenario {sc.name}: cannot lay out {item.path} "
+                             f"({item.size} bytes): errno {abs(err)}")
         yield from sys.close(fd)
     err = yield from vfs_remountroot(k)
     if faults is not None:
         faults.suspended = False
     if err:
         raise k.vfs.panic(f"remount after setup failed: {err}")
+
+
+def _fill(k: Kernel, proc: Proc, fd: int, size: int) -> Generator[Any, Any, int]:
+    """Lay out a file's data before the run as writing it 64 KiB at a time would have, and
+    in a fraction of the time: its blocks allocated where those writes' allocations would
+    have put them (VOP_BALLOC over the whole range does that), and each block's content put
+    straight on the disk (Disk.preload), stamped as those writes would have stamped it, one
+    version a chunk. Writing 4 GiB of fio files through the page cache took 50 s of CPU
+    before the first emulated second of the job (found timing the fio examples)."""
+    vp = proc.p_fd.fd_ofiles[fd].f_vp
+    if size <= 0:
+        return 0
+    yield from vn_lock(k, vp, LK_EXCLUSIVE | LK_RETRY)
+    err = yield from VOP_BALLOC(vp, 0, size)
+    blocks: dict[int, int] = {}
+    if not err:
+        err, attrs = yield from VOP_GETATTR(vp)
+        ino = attrs.get("ino", 0)
+        nblk = -(-size // PAGE_SIZE)
+        per_chunk = SETUP_CHUNK // PAGE_SIZE
+        lbn = 0
+        while lbn < nblk and not err:
+            want = min(nblk - lbn, MAX_RUN) - 1
+            err, _devvp, sector, run = yield from VOP_BMAP(vp, lbn, want)
+            if err or sector < 0:
+                err = err or EIO             # VOP_BALLOC left a hole: the FS is wrong
+                break
+            first = sector // BLOCK_SECTORS
+            for i in range(run + 1):
+                blocks[first + i] = lbn + i
+            lbn += run + 1
+        if not err:
+            stamps = [k.next_stamp(ino) for _ in range(-(-nblk // per_chunk))]
+            k.disk.preload({blk: stamps[lbn // per_chunk] for blk, lbn in blocks.items()})
+    yield from k.vfs.vn_unlock(vp)
+    return err
 
 
 def _from_image(cfg: RunConfig) -> tuple[dict[int, Any], RunConfig]:

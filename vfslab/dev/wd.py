@@ -234,6 +234,13 @@ class Disk:
             self._count(bp, -1)
             self.iodone(bp)
 
+    def preload(self, blocks: dict[int, Any]) -> None:
+        """Content on the disk before the run (the tree a scenario starts from): in the
+        store, and in the write log's starting image, taking no emulated time."""
+        self.store.update(blocks)
+        if self.log is not None:
+            self.log.initial.update(blocks)
+
     # ---- power failure ------------------------------------------------------------------------
     def power_cut(self, tear: bool, rng: random.Random) -> dict[int, Any]:
         """The image a power cut leaves now: completed writes; a write in service torn at a

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 ENOSPC = 28
 CHUNK = 64 * 1024
+CHUNK_BLOCKS = CHUNK // BSIZE
 GEN = Generator[Any, Any, int]
 
 
@@ -42,14 +43,22 @@ def write_indir(ip: inode, ilbn: int, blk: int, ptrs: list[int], wait: bool) -> 
 
 
 def ffs_balloc(vp: vnode, off: int, n: int, dirop: bool = False) -> GEN:
-    """Allocate the blocks of [off, off+n) that are holes, in runs contiguous on disk where
-    the allocator can, each run's pointers updated in one pointer-block write."""
+    """VOP_BALLOC: allocate the blocks of [off, off+n) that are holes, in runs contiguous on
+    disk where the allocator can, each run's pointers updated in one pointer-block write.
+
+    ffs_write calls it a 64 KiB chunk at a time. A longer range (the tree laid out before a
+    run) is allocated where those writes would have put it: the first run in each pointer
+    block's region stops at the end of its 64 KiB chunk, so that a new indirect block lands
+    after that chunk's data, as the chunk's write would have allocated it; the rest of the
+    region follows in one run, which is where first-fit from the block after would have
+    put the chunks one by one (tests/test_setup_layout.py compares the two block by block)."""
     ip: inode = vp.v_data
     sync = not ip.ump.async_
     lbn = off // BSIZE
     last = (off + n - 1) // BSIZE
     if ip.maxlbn < 0:
         ip.maxlbn = yield from maxlbn(ip)
+    region_seen = -1
     while lbn <= last:
         if lbn < ip.maxlbn and (yield from bmap_lbn(ip, lbn)) >= 0:
             lbn += 1
@@ -58,6 +67,9 @@ def ffs_balloc(vp: vnode, off: int, n: int, dirop: bool = False) -> GEN:
         # indirect block), so that one write updates all its pointers
         region_end = NDADDR if lbn < NDADDR else \
             NDADDR + ((lbn - NDADDR) // NINDIR + 1) * NINDIR
+        if region_end != region_seen:
+            region_seen = region_end
+            region_end = min(region_end, (lbn // CHUNK_BLOCKS + 1) * CHUNK_BLOCKS)
         end = lbn + 1
         while end <= last and end < region_end and \
                 (end >= ip.maxlbn or (yield from bmap_lbn(ip, end)) < 0):

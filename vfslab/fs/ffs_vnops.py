@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from vfslab.fs.ffs_balloc import ffs_balloc
 from vfslab.fs.ffs_inode import ffs_truncate, ffs_update, inode_delayed, update_inode
 from vfslab.fs.ufs_bmap import ufs_bmap
 from vfslab.fs.ufs_inode import ufs_inactive, ufs_reclaim
@@ -109,6 +110,6 @@ def ffs_vnodeop(ump: ufsmount) -> vnodeops:
         readlink=ufs_readlink, truncate=ffs_truncate,
         inactive=ufs_inactive,
         reclaim=ffs_reclaim, lock=k.vfs.genfs_lock, unlock=k.vfs.genfs_unlock,
-        bmap=ufs_bmap, strategy=ufs_strategy, bwrite=vn_bwrite,
+        bmap=ufs_bmap, strategy=ufs_strategy, bwrite=vn_bwrite, balloc=ffs_balloc,
         getpages=k.genfs.genfs_getpages, putpages=k.genfs.genfs_putpages, update=ffs_update,
     )

@@ -65,7 +65,7 @@ PGO_PDFREECLUST = 0x080
 OPS = ("lookup", "create", "mkdir", "remove", "rmdir", "link", "rename", "open", "close",
        "read", "write", "fsync", "getattr", "setattr", "truncate", "inactive", "reclaim",
        "lock", "unlock", "islocked", "bmap", "strategy", "bwrite", "getpages", "putpages",
-       "update", "readdir", "symlink", "readlink")
+       "update", "readdir", "symlink", "readlink", "balloc")
 
 
 def vop_eopnotsupp(*args: Any) -> GEN:
@@ -219,6 +219,13 @@ def VOP_BMAP(vp: vnode, lbn: int, maxrun: int = 0  # noqa: N802
     how many following blocks are contiguous with it, up to `maxrun`)."""
     gen: Generator[Any, Any, tuple[int, vnode | None, int, int]] = vp.v_op.vop_bmap(
         vp, lbn, maxrun)
+    return gen
+
+
+def VOP_BALLOC(vp: vnode, off: int, n: int) -> Generator[Any, Any, int]:  # noqa: N802
+    """Allocate the blocks of [off, off+n) that are holes (vnode locked): 0 or an errno
+    (ENOSPC). 2.0's takes a buffer pointer out as well; no caller here wants it."""
+    gen: Generator[Any, Any, int] = vp.v_op.vop_balloc(vp, off, n)
     return gen
 
 
