@@ -52,10 +52,13 @@ def test_hunt_finds_nothing_in_biodoned_under_the_same_schedules() -> None:
 
 
 def test_the_targeted_stress_is_what_finds_it(found: dict[str, object]) -> None:
-    # the same seed as the hunt's find, with the old stress (the next posted interrupt
-    # early): no failure in this run
+    # the same seed and length as the hunt's replay, with the old stress (the next posted
+    # interrupt early): no failure in this run
     doc = found
-    seed = int(str(doc["seed"]))
+    argv = shlex.split(str(doc["replay"]))
+    seed = int(argv[argv.index("--seed") + 1])
+    duration = float(argv[argv.index("--duration") + 1].rstrip("s"))
+    assert seed == doc["seed"] and duration * 1e9 > int(str(doc["at_ns"]))
     r = run_scenario(RunConfig(scenario="protocol", ncpus=2, irq_stress=0.5, seed=seed,
-                               duration_s=10, invariants=True))
+                               duration_s=duration, invariants=True))
     assert r.panic is None

@@ -61,7 +61,7 @@ def test_linux_starts_background_writeback_above_the_background_ratio() -> None:
 
 def test_linux_throttles_writers_above_the_limit() -> None:
     # a writer far faster than the disk: balance_dirty_pages must pause it near the limit
-    r = run("linux", writer_scenario(0, 10, physmem_mb=32), dirty_background_ratio=5,
+    r = run("linux", writer_scenario(0, 3, physmem_mb=32), dirty_background_ratio=5,
             dirty_ratio=10)
     pol = r.kernel.policy
     _bg, freerun, _setpoint, limit = pol.thresholds()

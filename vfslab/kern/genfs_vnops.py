@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 EIO = 5
 MAXPAGES = MAXPHYS // PAGE_SIZE
 _NOEND = 1 << 62
+_WALK_STOP = PG_BUSY | PG_RELEASED | PG_PAGEOUT   # a page the walk must look at
 # uvm_page.h: how much dearer a hash lookup is than a step along memq (putpages' by_list)
 UVM_PAGE_HASH_PENALTY = 4
 
@@ -145,6 +146,20 @@ class Genfs:
         written = 0
         while True:
             if by_list:
+                if not free and not (protect or fix and wasclean and whole and
+                                     vp.g_dirtygen == dirtygen):
+                    # the walk's steps for a page with nothing to do (clean, not busy, not
+                    # being freed or paged out, nothing to protect) are no-ops: pass such
+                    # pages in one loop (host time only: an fsync of a file with 16,000
+                    # cached pages visited each through the whole walk, found profiling the
+                    # two-CPU stress tests)
+                    n_order = len(order)
+                    while i < n_order:
+                        q = order[i]
+                        f = q.flags
+                        if f & _WALK_STOP or clean and (q.pmap_mod or not f & PG_CLEAN):
+                            break
+                        i += 1
                 if i >= len(order):
                     break
                 pg = order[i]
