@@ -104,3 +104,26 @@ def test_a_laid_out_tree_sits_block_for_block_where_writing_it_would_have_put_it
     assert data_blocks == {k for k, v in written.items() if isinstance(v, int)}
     assert len(laid) == len(written)
     assert sb.itable_start + max(_inodes(laid)) // INOPB < sb.data_start
+
+
+def test_a_runs_cpu_costs_count_from_the_workloads_start_not_from_boot() -> None:
+    from vfslab.runner import RunConfig, run_scenario
+    from vfslab.scenario import ProcessSpec
+
+    def idle(sys: Any, rng: Any) -> Generator[Any, Any, None]:
+        yield from sys.nanosleep(100_000_000)
+
+    def summary(setup: list[SetupItem]) -> dict[str, Any]:
+        sc = Scenario("idle", "", [ProcessSpec("idle", idle)], setup=setup, duration_s=0.2)
+        out: dict[str, Any] = run_scenario(RunConfig(scenario=sc, kernel={"disk": "ssd"})).summary
+        return out
+
+    bare = summary([])
+    laid = summary([SetupItem("/d", is_dir=True), *[SetupItem(f"/d/f{i}", 4 * MiB)
+                                                    for i in range(20)]])
+    # twenty files created, laid out and the file system remounted before the workload (and
+    # the boot's mount before that): none of it is the idle workload's one call. Counted from
+    # boot, the laid-out run's call cost 1,343 us and saw 101 interrupts.
+    assert laid["operations"] == bare["operations"] == 1
+    assert laid["costs"]["cpu_us_per_op"] < 2 * bare["costs"]["cpu_us_per_op"] < 20
+    assert laid["interrupts"] <= 5 and bare["interrupts"] <= 5

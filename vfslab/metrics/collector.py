@@ -120,6 +120,7 @@ class Metrics(KernelObserver):
         self.errors.clear()
         self.slow.clear()
         self.t0 = k.m.time()
+        k.m.reset_accounting()
         self.disk0 = (k.disk.stats.bytes_read, k.disk.stats.bytes_written,
                       k.disk.stats.reads + k.disk.stats.writes)
         self._last_w = k.disk.stats.bytes_written

@@ -74,6 +74,21 @@ class Engine(EventQueue, Interrupts, Threads):
         self.tick_ns = NS_PER_S // hz
         self._init_interrupts(irq_stress, self.random("irq-points"), irq_stress_mode)
 
+    def reset_accounting(self) -> None:
+        """Count CPU time, time at or above IPL_BIO, interrupts, their latencies, context
+        switches and wakeup latencies afresh from now (a measured run after its setup; they
+        counted from boot, so a run's "CPU time per operation" held the setup's work, found
+        when laying files out made it 2.4 times smaller on database). A step or handler
+        running now is counted whole when it ends."""
+        now = self.now
+        for cpu in self.cpus:
+            cpu.busy_ns = cpu.bio_ns = cpu.intr_ns = cpu.nintr = 0
+            if cpu.high_since >= 0:
+                cpu.high_since = max(cpu.t, now)
+        self.stats.nswitch = 0
+        self.stats.wakeup_latency = [0, 0, 0]
+        self._intr_lat = [[0, 0, 0] for _ in self._intr_lat]
+
 
 # the frames that start a context: a call chain stops there
 for _code in (Engine._step.__code__, Engine._run_intr.__code__, Engine.run.__code__):
