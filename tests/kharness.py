@@ -137,7 +137,7 @@ def run_thread(k: Kernel, body: Callable[[], Generator[Any, Any, Any]],
 
 def new_vnode(k: Kernel, vtype: int = VBLK, mounted: bool = True) -> Generator[Any, Any, vnode]:
     fs = MiniFS(k)
-    vp = yield from k.vfs.getnewvnode("test", Mount(fs) if mounted else None, fs.vnodeop)
-    assert vp is not None
+    err, vp = yield from k.vfs.getnewvnode("test", Mount(fs) if mounted else None, fs.vnodeop)
+    assert err == 0 and vp is not None
     vp.v_type = vtype
     return vp

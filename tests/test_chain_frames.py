@@ -36,6 +36,10 @@ ACQUISITIONS: dict[str, set[str]] = {
     "biodone_lock": {"[protocol] biodoned", "[helper] biodone_work", "biodone"},
     "bqueue_slock": {"brelse", "getblk", "getnewbuf"},
     "f_slock": {"FILE_UNUSE", "fd_getfile"},          # kern_descrip.c, file.h
+    # genfs's node lock: ffs_write around GOP_ALLOC (ufs_readwrite.c), genfs_getpages
+    # around its block mapping and reads (genfs_vnops.c)
+    "g_glock": {"ffs_write", "genfs_getpages"},
+    "g_glock.lk_interlock": {"ffs_write", "genfs_getpages", "ltsleep"},
     "global_v_numoutput_slock": {"bwrite", "ffs_fsync", "genfs_putpages", "gop_write",
                                  "ltsleep", "vflushbuf", "vwakeup"},   # the mail's fix
     "mnt_lock": {"dounmount", "vfs_busy"},

@@ -35,7 +35,7 @@ def _where(ctx: Context) -> str:
 class ClassInfo:
     """What is known about one lock class."""
 
-    __slots__ = ("name", "kind", "in_irq", "enabled", "states", "nestable")
+    __slots__ = ("name", "kind", "in_irq", "enabled", "states")
 
     def __init__(self, name: str, kind: str) -> None:
         self.name = name
@@ -45,17 +45,17 @@ class ClassInfo:
         # the lowest CPU level it was taken at, with where: unsafe for every level above
         self.enabled: tuple[int, list[str], str] | None = None
         self.states: set[tuple[int, int]] = set()
-        self.nestable = False
 
 
 class Checker:
     """One run's validator. `findings()` is the result."""
 
-    def __init__(self, m: Any, nestable: frozenset[str] = frozenset({"vnlock"})) -> None:
+    def __init__(self, m: Any) -> None:
         self.m = m
-        # classes whose instances are taken in a defined order (vnode locks: parent before
-        # child), lockdep's nesting annotation: two instances held at once are not an AA
-        self.nestable = nestable
+        # Lock classes are keyed by their name and, for an acquisition annotated with a
+        # nesting subclass (LK_NESTED, simple_lock_nested: lockdep's), "name/subclass": two
+        # instances of one key held at once are an AA report, whatever the class (vnode
+        # locks too: 2.0's orders among them are declared where it takes them).
         self.classes: dict[str, ClassInfo] = {}
         self.edges: dict[tuple[str, str], list[str]] = {}     # (A, B) -> chain of first A->B
         self.succ: dict[str, set[str]] = {}
@@ -121,16 +121,27 @@ class Checker:
                                       explanation, scenario, details)
 
     # ---- locks ------------------------------------------------------------------------------
-    def _class(self, lk: Any) -> ClassInfo:
-        ci = self.classes.get(lk.cls)
+    @staticmethod
+    def key(lk: Any, ctx: Context) -> str:
+        """The class `lk` is held in by `ctx`: its name, with the nesting subclass it was
+        taken with."""
+        nested = ctx.nested
+        if nested:
+            sub = nested.get(lk)
+            if sub is not None:
+                return f"{lk.cls}/{sub}"
+        return str(lk.cls)
+
+    def _class(self, lk: Any, ctx: Context) -> ClassInfo:
+        name = self.key(lk, ctx)
+        ci = self.classes.get(name)
         if ci is None:
-            ci = self.classes[lk.cls] = ClassInfo(lk.cls, lk.kind)
-            ci.nestable = lk.cls in self.nestable
+            ci = self.classes[name] = ClassInfo(name, lk.kind)
         return ci
 
     def on_lock(self, lk: Any, ctx: Context, trylock: bool) -> None:
         self.nlock += 1
-        ci = self._class(lk)
+        ci = self._class(lk, ctx)
         if ci.kind == "sleep" and not trylock:
             self._sleeping_lock_checks(lk, ctx)
         ipl = ctx.cpu.ipl
@@ -140,18 +151,18 @@ class Checker:
             self._new_usage(ci, ctx, ipl)
         held = ctx.held
         if len(held) > 1 and not trylock:
-            name = lk.cls
+            name = ci.name
+            key = self.key
             for h in held[:-1]:
                 if h is lk:
                     continue
-                a = h.cls
+                a = key(h, ctx)
                 if a == name:
-                    if not ci.nestable:
-                        self._report_at_site(
-                            "recursive-lock", name, ctx,
-                            f"two {name} locks held at once with no nesting order declared: "
-                            "possible AA deadlock between two instances",
-                            [f"  lock({name} #1);", f"  lock({name} #2);"])
+                    self._report_at_site(
+                        "recursive-lock", name, ctx,
+                        f"two {name} locks held at once with no nesting order declared "
+                        "(LK_NESTED): possible AA deadlock between two instances",
+                        [f"  lock({name} #1);", f"  lock({name} #2);"])
                     continue
                 if (a, name) not in self.edges:
                     self._new_edge(a, name, ctx)
@@ -325,7 +336,7 @@ class Checker:
             for lk in ctx.held:
                 if lk.kind != "spin":
                     continue
-                ci = self._class(lk)
+                ci = self._class(lk, ctx)
                 state = (ctx.level if ctx.intr else -1, new)
                 if state not in ci.states:
                     ci.states.add(state)

@@ -113,22 +113,24 @@ def ffs_root(mp: mount) -> Generator[Any, Any, tuple[int, vnode | None]]:
     return (yield from ffs_vget(mp.fs, ROOTINO))
 
 
-def ffs_vget(ump: ufsmount, ino: int) -> Generator[Any, Any, tuple[int, vnode | None]]:
+def ffs_vget(ump: ufsmount, ino: int, nested: int = 0
+             ) -> Generator[Any, Any, tuple[int, vnode | None]]:
     """VFS_VGET: the vnode of an inode, referenced and locked: from the inode hash (vget
     LK_EXCLUSIVE), or a new vnode, put in the hash locked before the inode is read, so that
-    others asking for it wait on its lock while the read sleeps."""
+    others asking for it wait on its lock while the read sleeps. `nested`: the lock's
+    nesting annotation (VNL_CHILD from a lookup holding the directory), no 2.0 argument."""
     k = ump.k
     vfs = k.vfs
     while True:
         vp = ufs_ihashlookup(ump, ino)
         if vp is not None:
-            err = yield from vfs.vget(vp, LK_EXCLUSIVE)
+            err = yield from vfs.vget(vp, LK_EXCLUSIVE | nested)
             if err:
                 continue                  # recycled while we slept: look again
             return 0, vp
-        vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
+        err, vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
         if vp is None:
-            return ENFILE, None
+            return err, None
         if ufs_ihashlookup(ump, ino) is not None:
             # someone beat us to it while getnewvnode slept: push ours back (ungetnewvnode)
             yield from vfs.vrele(vp)
@@ -136,7 +138,7 @@ def ffs_vget(ump: ufsmount, ino: int) -> Generator[Any, Any, tuple[int, vnode | 
         ip = inode(ino, Dinode(0, 0, 0, 0, 0), ump)
         ip.vp = vp
         vp.v_data = ip
-        yield from ufs_ihashins(ump, ino, vp)         # locks it (lockmgr, as 2.0)
+        yield from ufs_ihashins(ump, ino, vp, nested)  # locks it (lockmgr, as 2.0)
         blk, off = ump.iblock(ino)
         err, bp = yield from ump.meta_read(blk)
         if err:

@@ -23,11 +23,14 @@ def ufs_ihashlookup(ump: ufsmount, ino: int) -> vnode | None:
     return vp
 
 
-def ufs_ihashins(ump: ufsmount, ino: int, vp: vnode) -> Generator[Any, Any, None]:
+def ufs_ihashins(ump: ufsmount, ino: int, vp: vnode, nested: int = 0
+                 ) -> Generator[Any, Any, None]:
+    """Lock the new vnode and enter it in the hash (ufs_ihash.c). `nested` is the lock's
+    nesting annotation (VNL_CHILD when its directory is held), for the validator only."""
     L = ump.k.locks
     p = ump.k.proto
     s = p.vnlock_enter(vp)
-    yield from L.lockmgr(vp.v_lock, LK_EXCLUSIVE)
+    yield from L.lockmgr(vp.v_lock, LK_EXCLUSIVE | nested)
     p.vnlock_exit(vp, s)
     L.simple_lock(ump.ihash_slock)
     ump.ihash[ino] = vp

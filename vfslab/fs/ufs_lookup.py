@@ -38,7 +38,7 @@ from vfslab.kern.vfs_lookup import (
     SAVENAME,
     WANTPARENT,
 )
-from vfslab.kern.vnode import VDIR
+from vfslab.kern.vnode import VDIR, VNL_CHILD
 from vfslab.kern.vnode_if import EJUSTRETURN
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ def ufs_lookup(vdp: vnode, cnp: componentname) -> Generator[Any, Any, tuple[int,
         if ino == dp.ino:
             vfs.vref(vdp)
             return 0, vdp
-        err, tdp = yield from ffs_vget(ump, ino)
+        err, tdp = yield from ffs_vget(ump, ino, VNL_CHILD)
         if err:
             return err, None
         if not lockparent:
@@ -176,7 +176,7 @@ def ufs_lookup(vdp: vnode, cnp: componentname) -> Generator[Any, Any, tuple[int,
         if ino == dp.ino:
             return EISDIR, None
         dp_slot(dp, (lbn, slot))
-        err, tdp = yield from ffs_vget(ump, ino)
+        err, tdp = yield from ffs_vget(ump, ino, VNL_CHILD)
         if err:
             return err, None
         cnp.cn_flags |= SAVENAME
@@ -193,14 +193,15 @@ def ufs_lookup(vdp: vnode, cnp: componentname) -> Generator[Any, Any, tuple[int,
             cnp.cn_flags &= ~PDIRUNLOCK
             return err, None
         if lockparent and last:
-            yield from vfs.vn_lock(vdp, LK_EXCLUSIVE | LK_RETRY)
+            # the directory we came from, under its parent ".." now held
+            yield from vfs.vn_lock(vdp, LK_EXCLUSIVE | LK_RETRY | VNL_CHILD)
             cnp.cn_flags &= ~PDIRUNLOCK
         vp = tdp
     elif ino == dp.ino:
         vfs.vref(vdp)
         vp = vdp
     else:
-        err, vp = yield from ffs_vget(ump, ino)
+        err, vp = yield from ffs_vget(ump, ino, VNL_CHILD)
         if err:
             return err, None
         if not lockparent or not last:

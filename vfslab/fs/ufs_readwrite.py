@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from vfslab.fs.ffs_balloc import ffs_balloc
 from vfslab.fs.ufs_layout import MAXFILESIZE
+from vfslab.kern.lock import LK_EXCLUSIVE, LK_RELEASE
 from vfslab.kern.vnode_if import (
     FSYNC_DATAONLY,
     FSYNC_WAIT,
@@ -71,6 +72,7 @@ def ffs_write(vp: vnode, u: uio, ioflag: int) -> GEN:
     ip: inode = vp.v_data
     ump = ip.ump
     k = ump.k
+    L = k.locks
     if ioflag & IO_APPEND:
         u.uio_offset = ip.d.size
     off = u.uio_offset
@@ -86,7 +88,12 @@ def ffs_write(vp: vnode, u: uio, ioflag: int) -> GEN:
     while done < n:
         pos = off + done
         chunk = min(n - done, CHUNK - pos % CHUNK)
+        # GOP_ALLOC under the genfs node's g_glock, exclusive (ufs_readwrite.c 1.32.2.2 of
+        # 2001-10: both ufs_balloc_range and the whole-block case take it around the
+        # allocation), so that no genfs_getpages maps blocks meanwhile
+        yield from L.lockmgr(vp.g_glock, LK_EXCLUSIVE)
         err = yield from ffs_balloc(vp, pos, chunk)
+        yield from L.lockmgr(vp.g_glock, LK_RELEASE)
         if err:
             break
         err = yield from k.ubc.write(vp, pos, chunk, k.next_stamp(ip.ino),

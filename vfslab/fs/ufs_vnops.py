@@ -28,7 +28,7 @@ from vfslab.fs.ufs_lookup import (
 from vfslab.kern.buf import B_ERROR
 from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
 from vfslab.kern.vfs_lookup import DELETE, ISDOTDOT, LOCKLEAF, LOCKPARENT, MODMASK, relookup
-from vfslab.kern.vnode import VDIR, VLNK, VNON
+from vfslab.kern.vnode import VDIR, VLNK, VNL_CHILD, VNL_RENAME, VNON
 from vfslab.kern.vnode_if import VOP_REMOVE, VOP_STRATEGY, VOP_TRUNCATE
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def ffs_vnew(ump: ufsmount, ip: inode) -> Generator[Any, Any, vnode | None]:
     VFS_VGET returns); None if no vnode can be had, the inode then freed again (as
     ffs_valloc does when VFS_VGET fails)."""
     vfs = ump.k.vfs
-    vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
+    _err, vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
     if vp is None:
         yield from ffs_vfree(ump, ip.ino)
         return None
@@ -70,7 +70,7 @@ def ffs_vnew(ump: ufsmount, ip: inode) -> Generator[Any, Any, vnode | None]:
     vp.v_data = ip
     vp.v_type = ip.d.vtype()
     vp.v_size = 0
-    yield from ufs_ihashins(ump, ip.ino, vp)          # locks it
+    yield from ufs_ihashins(ump, ip.ino, vp, VNL_CHILD)   # locks it, under its directory
     return vp
 
 
@@ -254,7 +254,7 @@ def ufs_link(dvp: vnode, vp: vnode, cnp: componentname) -> GEN:
         yield from vfs.vput(dvp)
         return EPERM
     if dvp is not vp:
-        yield from vfs.vn_lock(vp, LK_EXCLUSIVE | LK_RETRY)
+        yield from vfs.vn_lock(vp, LK_EXCLUSIVE | LK_RETRY | VNL_CHILD)
     ip: inode = vp.v_data
     if ip.d.nlink >= LINK_MAX:
         err = EMLINK
@@ -381,7 +381,7 @@ def ufs_rename(fdvp: vnode, fvp: vnode, fcnp: componentname, tdvp: vnode,
             yield from vfs.vput(fdvp)
             return err
         return (yield from VOP_REMOVE(fdvp, svp, fcnp))
-    yield from vfs.vn_lock(fvp, LK_EXCLUSIVE | LK_RETRY)
+    yield from vfs.vn_lock(fvp, LK_EXCLUSIVE | LK_RETRY | VNL_RENAME)
     ip: inode = fvp.v_data
     dp: inode = fdvp.v_data
     doingdirectory = fvp.v_type == VDIR

@@ -27,6 +27,7 @@ from vfslab.kern.buf import (
     PAGE_SIZE,
     buf,
 )
+from vfslab.kern.lock import LK_RELEASE, LK_SHARED
 from vfslab.kern.pmap import VM_PROT_NONE, VM_PROT_READ
 from vfslab.kern.uvm_page import (
     PG_BUSY,
@@ -430,10 +431,16 @@ class Genfs:
 
     # ---- reading pages ----------------------------------------------------------------------
     def genfs_getpages(self, vp: vnode, pgs: list[vm_page]) -> Generator[Any, Any, int]:
-        """Read busy, not-yet-valid pages (genfs_getpages): holes read as zeroes. Returns 0 or
-        EIO; on error the pages are freed."""
+        """Read busy, not-yet-valid pages (genfs_getpages, genfs_vnops.c 1.101 nearest
+        stored): holes read as zeroes. The node's g_glock is held shared from the first
+        VOP_BMAP until the reads are done (exclusive in 2.0 when the fault may allocate
+        blocks, `blockalloc`; no vfslab caller does: the write path allocates first, and
+        ubc_fault passes PGO_NOBLOCKALLOC), so that GOP_ALLOC cannot change the block map
+        under the reads. Returns 0 or EIO; on error the pages are freed."""
         k = self.k
+        L = k.locks
         self.stats.getpages += 1
+        yield from L.lockmgr(vp.g_glock, LK_SHARED)
         bufs: list[tuple[buf, list[vm_page]]] = []
         n = len(pgs)
         i = 0
@@ -464,6 +471,7 @@ class Genfs:
                 continue
             for pg, stamp in zip(run, bp.b_data, strict=True):
                 pg.stamp = stamp if isinstance(stamp, int) else 0
+        yield from L.lockmgr(vp.g_glock, LK_RELEASE)
         p = k.proto
         uvm = k.uvm
         s = p.vi_lock(vp)

@@ -271,7 +271,7 @@ def vfs_mountroot(k: Kernel) -> Generator[Any, Any, int]:
     ops = k.vfs_list.get(k.rootfstype)
     if ops is None:
         raise k.vfs.panic(f"vfs_mountroot: no file system {k.rootfstype!r} configured")
-    devvp = yield from k.vfs.getnewvnode("spec", None, k.spec_vnodeop)
+    _err, devvp = yield from k.vfs.getnewvnode("spec", None, k.spec_vnodeop)
     if devvp is None:
         raise k.vfs.panic("vfs_mountroot: no vnode for the root device")
     devvp.v_type = VBLK

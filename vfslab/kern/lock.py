@@ -43,6 +43,43 @@ EDEADLK = 11
 EBUSY = 16
 ENOLCK = 77
 
+# lockdep's nesting annotation (spin_lock_nested, mutex_lock_nested: Documentation/locking/
+# lockdep-design.rst, "Exception: Nested data dependencies"), not a 2.0 flag: an acquisition
+# that 2.0 makes while it holds another lock of the same class, in an order its code defines
+# (a directory before the vnode found in it), says which role it takes the lock in, and the
+# validator orders (class, role) pairs instead of the class alone. The bits ride in the
+# flags (LK_NESTED(n)) so that they pass through vn_lock and VOP_LOCK untouched; lockmgr
+# and simple_lock_nested give them to the validator and otherwise ignore them.
+LK_SUBCLASS_SHIFT = 24
+LK_SUBCLASS_MASK = 0xF << LK_SUBCLASS_SHIFT
+_SUBCLASS_NAMES: dict[int, str] = {}
+
+
+def declare_subclass(n: int, name: str) -> int:
+    """Name nesting subclass `n` (1-15) and return its flag bits, LK_NESTED(n). A subclass
+    is declared once, by the module whose locks take it (kern/vnode.py's VNL_*)."""
+    if not 1 <= n <= 15:
+        raise ValueError(f"lock subclass {n}: must be 1 to 15")
+    if _SUBCLASS_NAMES.get(n, name) != name:
+        raise ValueError(f"lock subclass {n} is already {_SUBCLASS_NAMES[n]!r}")
+    _SUBCLASS_NAMES[n] = name
+    return LK_NESTED(n)
+
+
+def LK_NESTED(n: int) -> int:  # noqa: N802  (a flag, as lockdep's SINGLE_DEPTH_NESTING)
+    return n << LK_SUBCLASS_SHIFT
+
+
+def subclass_name(flags: int) -> str:
+    """The declared name of the subclass in `flags` ("" for none)."""
+    n = (flags & LK_SUBCLASS_MASK) >> LK_SUBCLASS_SHIFT
+    if not n:
+        return ""
+    try:
+        return _SUBCLASS_NAMES[n]
+    except KeyError:
+        raise ValueError(f"lock subclass {n} was never declared (declare_subclass)") from None
+
 
 class simplelock:  # noqa: N801  (NetBSD's struct name)
     """struct simplelock: a spin lock; `holder` is the context holding it."""
@@ -168,6 +205,29 @@ class LockOps:
         if m.tracer is not None:
             m.tracer.lock_held(lk.cls, lk, cur, cur.cpu.t, sys._getframe(1).f_code.co_name)
 
+    def simple_lock_nested(self, lk: simplelock, subclass: int) -> None:
+        """spin_lock_nested: simple_lock(lk), annotated as taken in the role LK_NESTED(n)
+        `subclass` names (see declare_subclass); the same lock as simple_lock otherwise."""
+        name = subclass_name(subclass)
+        cur: Context = self.m.cur  # type: ignore[assignment]
+        if name:
+            cur.nested[lk] = name
+        self.simple_lock(lk)
+
+    def lock_set_subclass(self, lk: simplelock | lock, subclass: int) -> None:
+        """lockdep's lock_set_subclass: the held lock `lk` is from now on in the role
+        `subclass` names (0: none). Lock coupling needs it: the child a lookup locked under
+        its directory becomes, once the directory is released, the directory of the next
+        step. An annotation only; a lock the caller does not hold is left alone."""
+        cur: Context = self.m.cur  # type: ignore[assignment]
+        if lk not in cur.held:
+            return
+        name = subclass_name(subclass)
+        if name:
+            cur.nested[lk] = name
+        else:
+            cur.nested.pop(lk, None)
+
     def _contended(self, lk: simplelock, cur: Context, h: Context) -> None:
         m = self.m
         if _on_this_cpu(h, cur):
@@ -234,6 +294,8 @@ class LockOps:
         cur.nspin -= 1
         m.nspin_held -= 1
         cur.cpu.t += m.costs.lock
+        if cur.nested:
+            cur.nested.pop(lk, None)
         if m.checker is not None:
             m.checker.on_unlock(lk, cur)
         if m.tracer is not None:
@@ -347,6 +409,8 @@ class LockOps:
             return ENOLCK
         if lkp in td.held:
             td.held.remove(lkp)
+        if td.nested and lkp not in td.held:
+            td.nested.pop(lkp, None)
         if m.checker is not None:
             m.checker.on_unlock(lkp, td)
         if m.tracer is not None:
@@ -460,6 +524,8 @@ def lockmgr(L: LockOps, lkp: lock, flags: int, interlkp: simplelock | None, td: 
                     [call_chain(2)], m.time())
     L._done(lkp)
     td.held.append(lkp)
+    if flags & LK_SUBCLASS_MASK:
+        td.nested[lkp] = subclass_name(flags)
     if m.checker is not None:
         m.checker.on_lock(lkp, td, bool(nowait))
     if m.tracer is not None:

@@ -3,7 +3,11 @@ the vnode bdevvp makes for the root disk, on which FFS keeps its metadata buffer
 
 spec_strategy hands a buffer to the driver (bdevsw's strategy: the disk's queue); spec_bmap
 maps a block to itself; spec_fsync writes the vnode's dirty buffers (vflushbuf), waiting
-with FSYNC_WAIT.
+with FSYNC_WAIT. A device vnode has no lock: specdev.h's `#define spec_lock genfs_nolock`
+and `spec_unlock genfs_nounlock` (1.18 of 1999 and 1.29.8.1 of 2006 alike, so 2.0's too), so
+vn_lock of the device vnode (ffs_sync's, ffs_unmount's) takes nothing but hands back the
+interlock (vfslab locked it with lockmgr until #15's audit found the acquisition 2.0 did
+not make).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ def spec_vnodeop(k: Kernel) -> vnodeops:
         return err
 
     def spec_inactive(vp: vnode) -> Generator[Any, Any, int]:
-        err: int = yield from vfs.genfs_unlock(vp)
+        # spec_inactive: VOP_UNLOCK(vp, 0), which is genfs_nounlock
+        err: int = yield from vfs.genfs_nounlock(vp)
         return err
 
     def spec_bwrite(bp: buf) -> Generator[Any, Any, int]:
@@ -48,5 +53,5 @@ def spec_vnodeop(k: Kernel) -> vnodeops:
         return err
 
     return vnodeops("spec", strategy=spec_strategy, bmap=spec_bmap, fsync=spec_fsync,
-                    lock=vfs.genfs_lock, unlock=vfs.genfs_unlock, inactive=spec_inactive,
+                    lock=vfs.genfs_nolock, unlock=vfs.genfs_nounlock, inactive=spec_inactive,
                     reclaim=vfs._nullop, putpages=vfs._nullop, bwrite=spec_bwrite)

@@ -42,10 +42,10 @@ class SyncVnops:
         several mounts' lazy syncs go off at different seconds."""
         k = self.k
         syncer = k.syncer
-        vp = yield from k.vfs.getnewvnode("vfs", mp, self.vnodeop)
+        err, vp = yield from k.vfs.getnewvnode("vfs", mp, self.vnodeop)
         if vp is None:
             mp.mnt_syncer = None
-            return 23                        # ENFILE
+            return err
         vp.v_writecount = 1
         vp.v_type = VNON
         self.next += self.incr

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.lock import LK_EXCLUSIVE
+from vfslab.kern.vnode import VNL_CHILD
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
@@ -99,13 +100,13 @@ class NameCache:
             cnp.cn_flags |= PDIRUNLOCK
             err = yield from vfs.vget(vp, LK_EXCLUSIVE)
             if not err and cnp.cn_flags & LOCKPARENT and cnp.cn_flags & ISLASTCN:
-                err = yield from vfs.vn_lock(dvp, LK_EXCLUSIVE)
+                err = yield from vfs.vn_lock(dvp, LK_EXCLUSIVE | VNL_CHILD)
                 if err:
                     yield from vfs.vput(vp)
                     return err, None
                 cnp.cn_flags &= ~PDIRUNLOCK
         else:
-            err = yield from vfs.vget(vp, LK_EXCLUSIVE)
+            err = yield from vfs.vget(vp, LK_EXCLUSIVE | VNL_CHILD)
             if err or not (cnp.cn_flags & LOCKPARENT and cnp.cn_flags & ISLASTCN):
                 yield from vfs.vn_unlock(dvp)
                 cnp.cn_flags |= PDIRUNLOCK

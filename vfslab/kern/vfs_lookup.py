@@ -218,6 +218,9 @@ def lookup(k: Kernel, ndp: nameidata) -> Generator[Any, Any, int]:
                 yield from vfs.vput(vp)
                 return ENOTDIR
             yield from _drop_parent(k, ndp, cnp)
+            # lock coupling: the child, locked under its directory (VNL_CHILD), is the
+            # directory of the next step now that its own is released
+            k.locks.lock_set_subclass(vp.v_lock, 0)
             dp = vp
             i += 1
             continue
@@ -249,6 +252,9 @@ def _terminal(k: Kernel, ndp: nameidata, vp: vnode, wantparent: int
             and not cnp.cn_flags & PDIRUNLOCK and ndp.ni_dvp is not vp:
         yield from k.vfs.vn_unlock(ndp.ni_dvp)        # WANTPARENT: referenced, not locked
         cnp.cn_flags |= PDIRUNLOCK
+    if not cnp.cn_flags & LOCKPARENT or cnp.cn_flags & PDIRUNLOCK:
+        # no directory above it held any more: a plain vnode lock for the caller
+        k.locks.lock_set_subclass(vp.v_lock, 0)
     if not cnp.cn_flags & LOCKLEAF:
         yield from k.vfs.vn_unlock(vp)
     return 0

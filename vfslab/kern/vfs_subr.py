@@ -32,6 +32,7 @@ from vfslab.kern.vnode import (
     VBAD,
     VBLK,
     VDIR,
+    VNL_UNREF,
     VNON,
     VXLOCK,
     VXWANT,
@@ -102,17 +103,26 @@ class VfsSubr:
 
     # ---- vnode allocation and recycling -----------------------------------------------------
     def getnewvnode(self, tag: str, mp: Any, vops: vnodeops | None = None
-                    ) -> Generator[Any, Any, vnode | None]:
-        """Allocate a vnode with the operations vector `vops`: a new one while under
-        maxvnodes, else recycle one (getcleanvnode: the free list's head, or the hold list's
-        when the free list is empty, cleaned with vgonel). None when no vnode can be had:
-        the caller returns ENFILE, as 2.0 does after tablefull("vnode"). The new vnode goes
-        on the mount's list with insmntque (mntvnode_slock). 2.0 (vfs_subr.c, netbsd-2-0
-        branch) also keeps the mount busy meanwhile (vfs_busy with LK_RECURSEFAIL); vfslab
-        does not yet (docs/model.md: with it the validator reports a lock-order cycle
-        between mnt_lock and the vnode locks that only instance-level reasoning clears)."""
+                    ) -> Generator[Any, Any, tuple[int, vnode | None]]:
+        """(0, a vnode) with the operations vector `vops`, or (an errno, None), as
+        getnewvnode of vfs_subr.c 1.222 (2004-04): the mount is kept busy meanwhile
+        (vfs_busy with LK_RECURSEFAIL: mnt_lock shared, so an unmount waits for the vnode to
+        be on the mount's list; vfs_busy's error if the mount goes away, and EDEADLK for
+        the unmounter itself, which goes on without it); a new vnode while under
+        maxvnodes, else a recycled one (getcleanvnode: the free list's head, or the hold
+        list's when the free list is empty, cleaned with vgonel); ENFILE when none can be
+        had, as 2.0 after tablefull("vnode"). The new vnode goes on the mount's list with
+        insmntque (mntvnode_slock). (vfslab used to leave vfs_busy out: with it the
+        validator reported a lock-order cycle vnode lock -> mnt_lock -> vnode lock, which
+        the nesting annotations resolve as 2.0's code does: the unmounter takes only the
+        locks of unreferenced vnodes (VNL_UNREF), and the device vnode has no lock.)"""
         L = self.L
         p = self.k.proto
+        busy = 0
+        if mp is not None:
+            busy = yield from self.vfs_busy(mp, VB_RECURSEFAIL)
+            if busy and busy != EDEADLK:
+                return busy, None
         s = p.freelist_lock()
         if self.numvnodes < self.maxvnodes:
             self.numvnodes += 1
@@ -123,8 +133,10 @@ class VfsSubr:
         else:
             vp2 = yield from self.getcleanvnode(s)
             if vp2 is None:
+                if mp is not None and busy != EDEADLK:
+                    yield from self.vfs_unbusy(mp)
                 self.stats_enfile += 1
-                return None
+                return ENFILE, None
             vp = vp2
         # 2.0 sets these without v_interlock: a recycled vnode is on no list and in no
         # hash, so no one else can reach it yet (vfslab used to take the interlock here,
@@ -133,6 +145,7 @@ class VfsSubr:
             vp.v_flag = 0
             vp.v_type = VNON
             lockinit(vp.v_lock)            # a drained lock lives again (vclean drained it)
+            lockinit(vp.g_glock)           # genfs_node_init's, for the new file system node
             vp.v_tag = tag
             vp.v_op = vops if vops is not None else self.dead_vnodeop
         self.insmntque(vp, mp)
@@ -140,8 +153,10 @@ class VfsSubr:
             vp.v_usecount = 1
             vp.v_data = None
             vp.v_size = 0
+        if mp is not None and busy != EDEADLK:
+            yield from self.vfs_unbusy(mp)
         del L
-        return vp
+        return 0, vp
 
     # ---- the mount's vnode list and busy lock -----------------------------------------------
     def insmntque(self, vp: vnode, mp: mount | None) -> None:
@@ -273,7 +288,7 @@ class VfsSubr:
         # vclean: "the VOP_LOCK ensures that the VOP_INACTIVE routine is done with its
         # work": VOP_LOCK(vp, LK_DRAIN | LK_INTERLOCK) waits until no one holds or waits
         # for the vnode lock, lockmgr releasing v_interlock once it has its own interlock
-        yield from VOP_LOCK(vp, LK_DRAIN | LK_INTERLOCK)
+        yield from VOP_LOCK(vp, LK_DRAIN | LK_INTERLOCK | VNL_UNREF)
         p.vi_handoff_done(vp, s)
         if vp.v_op is not self.dead_vnodeop:
             err = yield from self.vinvalbuf(vp, save=True)
@@ -380,7 +395,7 @@ class VfsSubr:
             raise self.panic(f"vrele: ref cnt vp {vp.v_id}")
         self._to_free_list(vp)
         # vn_lock(vp, LK_EXCLUSIVE | LK_INTERLOCK): v_interlock handed to the lock
-        err = yield from self.vn_lock(vp, LK_EXCLUSIVE | LK_INTERLOCK, s)
+        err = yield from self.vn_lock(vp, LK_EXCLUSIVE | LK_INTERLOCK | VNL_UNREF, s)
         if err == 0:
             yield from VOP_INACTIVE(vp)        # unlocks the vnode
 

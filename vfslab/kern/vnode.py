@@ -11,11 +11,27 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vfslab.kern.guards import declare_guards
-from vfslab.kern.lock import lock, simplelock
+from vfslab.kern.lock import declare_subclass, lock, simplelock
 
 if TYPE_CHECKING:
     from vfslab.kern.buf import buf
     from vfslab.kern.uvm_page import vm_page
+
+# The orders among vnode locks that 2.0's code keeps, as lockdep nesting subclasses
+# (kern/lock.py's LK_NESTED): the validator reports two vnode locks held at once unless the
+# second was taken in one of these roles. lookup() resets a child to no role once the
+# directory above it is released (lock coupling: it is the next step's directory).
+# - a vnode locked while a directory that names it (or that it is being entered in) is held:
+#   lookup's child (ufs_lookup, cache_lookup, and ".."'s relock of the directory it came
+#   from), a new or newly read inode under its directory (ufs_ihashins), ufs_link's file.
+#   Directories before what they name: the ".." step unlocks its directory first.
+VNL_CHILD = declare_subclass(1, "child")
+# - the lock of a vnode no one references: vrele's lock for VOP_INACTIVE and vclean's drain.
+#   No thread holds such a vnode locked while it waits for another vnode lock.
+VNL_UNREF = declare_subclass(2, "unreferenced")
+# - ufs_rename's source, locked with the target directory and target held (2.0's order; a
+#   race 2.0 is known for, not one vfslab declares safe: the annotation names the order)
+VNL_RENAME = declare_subclass(3, "rename-source")
 
 # v_type
 VNON, VREG, VDIR, VBLK, VCHR, VLNK, VSOCK, VFIFO, VBAD = range(9)
@@ -82,7 +98,7 @@ class vnode:  # noqa: N801
                  "v_numoutput", "v_interlock", "v_lock", "v_uobj", "v_size", "v_dirtyblkhd",
                  "v_cleanblkhd", "v_synclist", "v_freelist", "v_mount", "v_data",
                  "v_specmountpoint", "v_tag", "v_proto", "v_dirtied_at", "v_op", "v_vid",
-                 "g_dirtygen", "__weakref__")
+                 "g_dirtygen", "g_glock", "__weakref__")
 
     def __init__(self, v_id: int) -> None:
         self.v_id = v_id
@@ -117,6 +133,10 @@ class vnode:  # noqa: N801
         # so that every file system has it): bumped under the object lock by a fault for
         # writing, only with `genfs.pr24596_fix` (the 2004 code had no such counter)
         self.g_dirtygen = 0
+        # struct genfs_node's g_glock ("glock", a lockmgr lock; kept here with g_dirtygen):
+        # serialises a file's block allocation (GOP_ALLOC, exclusive) against genfs_getpages'
+        # block mapping and reads (shared)
+        self.g_glock = lock("g_glock", "glock")
 
     def __repr__(self) -> str:
         return f"<vnode {self.v_id} {VTYPE_NAMES[self.v_type]}>"

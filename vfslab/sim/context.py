@@ -23,13 +23,16 @@ ThreadBody = Generator[Any, Any, Any]
 class Context:
     """What runs on a CPU: the validator and the lock code see one of these as `curctx`."""
 
-    __slots__ = ("name", "cpu", "held", "nspin", "intr", "level")
+    __slots__ = ("name", "cpu", "held", "nspin", "intr", "level", "nested")
 
     def __init__(self, name: str, cpu: CPU | None, intr: bool, level: int) -> None:
         self.name = name
         self.cpu: CPU = cpu  # type: ignore[assignment]  # threads get one when dispatched
         self.held: list[Any] = []   # locks held, innermost last (spin and sleep locks)
         self.nspin = 0              # spin locks among them
+        # the nesting subclass each held lock was annotated with, by lock (lockdep's
+        # subclass; only locks taken with one are here, so it is usually empty)
+        self.nested: dict[Any, str] = {}
         self.intr = intr            # True for an interrupt frame
         self.level = level          # the IPL the context was entered at
 
@@ -83,6 +86,7 @@ class IntrFrame(Context):
         self.cpu = cpu
         self.held = []
         self.nspin = 0
+        self.nested = {}
         self.intr = True
         self.irq = irq
         self.outer = outer
