@@ -392,3 +392,17 @@ def test_spl_imbalance_in_a_handler_and_at_userret() -> None:
     found = b.run()
     assert kinds(found) == {"spl-imbalance"}
     assert len(b.c.findings()) == 2
+
+
+def test_a_users_own_role_comes_from_the_api_and_orders_like_a_class() -> None:
+    # docs/extending.md: a protocol that takes two locks of its own class declares the
+    # role of the second through vfslab.api
+    from vfslab.api import declare_subclass as api_declare
+
+    second = api_declare(4, "inode-order")
+    b = Bench()
+    b.thread(lu_nested(b, ("Y1", 0), ("Y2", second)))
+    b.thread(lu_nested(b, ("Y3", 0), ("Y4", 0)))
+    found = b.run()
+    assert ("Y", "Y/inode-order") in b.c.edges
+    assert found == {("recursive-lock", "Y")}          # only the unannotated pair
