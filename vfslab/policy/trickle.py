@@ -25,8 +25,8 @@ Each wake-up (every 1/hz seconds) writes
     later neighbours go with it), or a buffer, due when it was dirtied or dated back to;
   - with `pace=share` (the rule vfslab had before), a share of the backlog, backlog * period /
     window, which ignores when the backlog is due: the oldest pages drift to their deadline
-    and go together with the neighbours dirtied since (2.37x the dirtying rate at the peak
-    second on pr24596, where the deadline pace gives 1.52x);
+    and go together with the neighbours dirtied since (2.25x the dirtying rate at the peak
+    second on pr24596, where the deadline pace gives 1.49x);
   - with `pace=none`, nothing more,
 clustering each chosen page with its dirty neighbours in the same 64 KiB extent into one I/O.
 The deadline pace keeps the load by deadline in bins of one period, updated as pages and
