@@ -57,21 +57,21 @@ def _ump(vp: vnode) -> ufsmount:
     return ump
 
 
-def ffs_vnew(ump: ufsmount, ip: inode) -> Generator[Any, Any, vnode | None]:
-    """A vnode for a newly allocated inode, in the inode hash and locked (what ffs_valloc's
-    VFS_VGET returns); None if no vnode can be had, the inode then freed again (as
+def ffs_vnew(ump: ufsmount, ip: inode) -> Generator[Any, Any, tuple[int, vnode | None]]:
+    """(0, a vnode) for a newly allocated inode, in the inode hash and locked (what
+    ffs_valloc's VFS_VGET returns), or getnewvnode's errno with the inode freed again (as
     ffs_valloc does when VFS_VGET fails)."""
     vfs = ump.k.vfs
-    _err, vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
+    err, vp = yield from vfs.getnewvnode("ufs", ump.mp, ump.vnodeop)
     if vp is None:
         yield from ffs_vfree(ump, ip.ino)
-        return None
+        return err, None
     ip.vp = vp
     vp.v_data = ip
     vp.v_type = ip.d.vtype()
     vp.v_size = 0
     yield from ufs_ihashins(ump, ip.ino, vp, VNL_CHILD)   # locks it, under its directory
-    return vp
+    return 0, vp
 
 
 def _unlinked(ip: inode) -> None:
@@ -91,9 +91,7 @@ def _valloc_vnode(dvp: vnode, mode: int, nlink: int
     if not err and ip is not None:
         ip.d.nlink = nlink
         ip.dirty = True
-        tvp = yield from ffs_vnew(ump, ip)
-        if tvp is None:
-            err = ENFILE
+        err, tvp = yield from ffs_vnew(ump, ip)
     if err or tvp is None:
         dvp.v_data.lookup_slot = None
         yield from ump.k.vfs.vput(dvp)
