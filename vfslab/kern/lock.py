@@ -203,7 +203,7 @@ class LockOps:
         if m.checker is not None:
             m.checker.on_lock(lk, cur, False)
         if m.tracer is not None:
-            m.tracer.lock_held(lk.cls, lk, cur, cur.cpu.t, sys._getframe(1).f_code.co_name)
+            m.tracer.spin_held(lk, lk.cls, cur, cur.cpu.t, sys._getframe(1).f_code.co_name)
 
     def simple_lock_nested(self, lk: simplelock, subclass: int) -> None:
         """spin_lock_nested: simple_lock(lk), annotated as taken in the role LK_NESTED(n)
@@ -275,7 +275,7 @@ class LockOps:
         if m.checker is not None:
             m.checker.on_lock(lk, cur, True)
         if m.tracer is not None:
-            m.tracer.lock_held(lk.cls, lk, cur, cur.cpu.t, sys._getframe(1).f_code.co_name)
+            m.tracer.spin_held(lk, lk.cls, cur, cur.cpu.t, sys._getframe(1).f_code.co_name)
         return True
 
     def simple_unlock(self, lk: simplelock) -> None:
@@ -299,7 +299,7 @@ class LockOps:
         if m.checker is not None:
             m.checker.on_unlock(lk, cur)
         if m.tracer is not None:
-            m.tracer.lock_released(lk, cur, cur.cpu.t)
+            m.tracer.spin_released(lk, cur.cpu.t)
         m.ipoint()
 
     def _bad_unlock(self, lk: simplelock | lock, cur: Context) -> None:

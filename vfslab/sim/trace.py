@@ -9,8 +9,9 @@ test on its path. Times are the running CPU's clock in ns. The engine calls:
 - `spl` whenever splraise or splx has run (the CPU's level may or may not have moved);
 - `wakeup` when a sleeping thread is made runnable by the running context (wakeup(9), a
   timeout, a join), before it runs;
-- `lock_held`/`lock_released` from the lock code (simple_lock(9), lockmgr(9)): a hold of
-  one lock `key` of class `cls` by a context, taken in function `where`.
+- `spin_held`/`spin_released` from simple_lock(9) (one holder, no recursion: the lock is
+  its hold's key) and `lock_held`/`lock_released` from lockmgr(9) (shared and recursive
+  holds): a hold of one lock `key` of class `cls` by a context, taken in function `where`.
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ class EngineTracer:
     def wakeup(self, waker: Context | None, td: Thread, t: int) -> None:
         """`td` was made runnable at `t` by `waker` (None: by the event loop itself)."""
 
+    def spin_held(self, lk: object, cls: str, ctx: Context, t: int, where: str) -> None:
+        """`ctx` holds the simple_lock `lk` (class `cls`) from `t`, taken in `where`."""
+
+    def spin_released(self, lk: object, t: int) -> None:
+        """The simple_lock `lk` was released at `t`."""
+
     def lock_held(self, cls: str, key: object, ctx: Context, t: int, where: str) -> None:
-        """`ctx` holds lock `key` (class `cls`) from `t`, taken in function `where`."""
+        """`ctx` holds lockmgr lock `key` (class `cls`) from `t`, taken in `where`."""
 
     def lock_released(self, key: object, ctx: Context, t: int) -> None:
         """`ctx` released one hold of lock `key` at `t`."""

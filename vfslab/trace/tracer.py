@@ -32,7 +32,7 @@ from vfslab.kern.kern_waits import describe_buf
 from vfslab.kern.notify import CallRecord, KernelObserver
 from vfslab.sim.ipl import ipl_name
 from vfslab.sim.trace import EngineTracer
-from vfslab.trace.perfetto import SLICE_BEGIN, SLICE_END, Lanes, PerfettoWriter
+from vfslab.trace.perfetto import INSTANT, SLICE_BEGIN, SLICE_END, Lanes, PerfettoWriter
 
 if TYPE_CHECKING:
     from vfslab.dev.wd import Disk
@@ -42,14 +42,14 @@ if TYPE_CHECKING:
     from vfslab.sim.intr import Intr
 
 B_READ = 0x00100000
-Hold = tuple[bytes, bytes, Lanes, int]
+Hold = tuple[int, int, Lanes, int]
 MS = 1_000_000
 WORKLOAD_STARTS = "workload starts"
 
 
 class LockLanes(Lanes):
     """A lock class's lanes, each with its holds' packets by function and holder (built
-    once: a hold is then two merges of cached bytes)."""
+    once: a hold is then two appends of their numbers)."""
 
     def __init__(self, w: PerfettoWriter, track: int, name: str) -> None:
         super().__init__(w, track, name)
@@ -76,11 +76,13 @@ class Tracer(EngineTracer, KernelObserver):
         self.spl_track = [w.counter_track(f"cpu{c.index} spl", parent=g_cpu)
                           for c in m.cpus]
         self.spl_level = [-1] * len(m.cpus)
-        self._spl_tmpl: list[dict[int, bytes]] = [{} for _ in m.cpus]
+        self._spl_tmpl: list[dict[int, int]] = [{} for _ in m.cpus]
         # per CPU: the end packets of the open slices (step and handlers), innermost last
-        self.open_cpu: list[list[bytes]] = [[] for _ in m.cpus]
-        self._step_end: dict[tuple[int, str], bytes] = {}
-        self._intr_tmpl: dict[tuple[int, str, int], tuple[bytes, bytes]] = {}
+        self.open_cpu: list[list[int]] = [[] for _ in m.cpus]
+        self._step_end: dict[tuple[int, str], int] = {}
+        self._step_begin: dict[tuple[int, str, int, bool], int] = {}
+        self._wakeup: dict[tuple[int, str], int] = {}
+        self._intr_tmpl: dict[tuple[int, str, int], tuple[int, int]] = {}
         self._g_locks = w.track("locks", order=2)
         self.lock_lanes: dict[str, LockLanes] = {}
         # open holds by (lock, holder); a recursive hold's outer ones wait in `deeper`
@@ -133,12 +135,17 @@ class Tracer(EngineTracer, KernelObserver):
         i = cpu.index
         track = self.cpu_track[i]
         self.steps += 1
-        args: dict[str, int | float | str] = {"tid": td.tid}
         if switched:
             self.switches += 1
-            args["switched"] = 1
+        key = (track, td.name, td.tid, switched)
+        begin = self._step_begin.get(key)
+        if begin is None:
+            args: dict[str, int | float | str] = {"tid": td.tid}
+            if switched:
+                args["switched"] = 1
+            begin = self._step_begin[key] = self.w.template(SLICE_BEGIN, track, td.name, args)
         flow = self.wake_flow.pop(id(td), 0)
-        self.w.begin(track, t, td.name, args, ends_flows=(flow,) if flow else ())
+        self.w.with_flows(t, begin, ends_flows=(flow,) if flow else ())
         end = self._step_end.get((track, td.name))
         if end is None:
             end = self._step_end[(track, td.name)] = self.w.template(SLICE_END, track, td.name)
@@ -186,7 +193,8 @@ class Tracer(EngineTracer, KernelObserver):
                 tmpl = self._spl_tmpl[i][ipl] = self.w.counter_template(
                     self.spl_track[i], ipl)
             w = self.w
-            w._add(timestamp=t).MergeFromString(tmpl)
+            w._times.append(t)
+            w._ids.append(tmpl)
             w._left -= 1
             if not w._left:
                 w.flush()
@@ -196,13 +204,18 @@ class Tracer(EngineTracer, KernelObserver):
             return
         flow = next(self._flow)
         self.wake_flow[id(td)] = flow
-        self.w.instant(self.cpu_track[waker.cpu.index], t, f"wakeup {td.name}",
-                       flows=(flow,))
+        track = self.cpu_track[waker.cpu.index]
+        tmpl = self._wakeup.get((track, td.name))
+        if tmpl is None:
+            tmpl = self._wakeup[(track, td.name)] = self.w.template(
+                INSTANT, track, f"wakeup {td.name}")
+        self.w.with_flows(t, tmpl, flows=(flow,))
 
     # ---- locks -----------------------------------------------------------------------------
-    def lock_held(self, cls: str, key: object, ctx: Context, t: int, where: str) -> None:
-        # at every simple_lock: kept lean (a hold's packets are built once per lane, holder
-        # and function, and the writer's emit is inline)
+    def _hold(self, cls: str, ctx: Context, t: int, where: str) -> Hold:
+        """The packets of a hold of a lock of class `cls` by `ctx` in function `where`
+        beginning at `t`, on the first lane of the class's track free then: (begin, end,
+        lanes, lane), built once per lane, holder and function."""
         lanes = self.lock_lanes.get(cls)
         if lanes is None:
             lanes = self.lock_lanes[cls] = LockLanes(
@@ -213,8 +226,6 @@ class Tracer(EngineTracer, KernelObserver):
             lane = 0
         else:
             lane = lanes.take(t)
-        # (begin packet, end packet, lanes, lane) of a hold by this holder in this function
-        # on this lane
         by_where = lanes.holds[lane].get(where)
         if by_where is None:
             by_where = lanes.holds[lane][where] = {}
@@ -225,35 +236,53 @@ class Tracer(EngineTracer, KernelObserver):
             text = f"{name} in {where}"
             entry = by_where[name] = (self.w.template(SLICE_BEGIN, track, text),
                                       self.w.template(SLICE_END, track, text), lanes, lane)
-        # a spin lock has one holder: the lock is the key; a sleeping one, with its holder
-        hk: object = key if key.kind == "spin" else (id(key), id(ctx))  # type: ignore[attr-defined]
-        holds = self.holds
-        if hk in holds:                   # a recursive hold (lockmgr LK_CANRECURSE)
-            self.deeper.setdefault(hk, []).append(holds[hk])
-        holds[hk] = entry
+        return entry
+
+    def spin_held(self, lk: object, cls: str, ctx: Context, t: int, where: str) -> None:
+        # at every simple_lock: kept lean (the writer's emit is inline). A spin lock has
+        # one holder and does not recurse: the lock is the key of its hold.
+        entry = self.holds[lk] = self._hold(cls, ctx, t, where)
         w = self.w
-        w._add(timestamp=t).MergeFromString(entry[0])
+        w._times.append(t)
+        w._ids.append(entry[0])
         w._left -= 1
         if not w._left:
             w.flush()
 
-    def lock_released(self, key: object, ctx: Context, t: int) -> None:
-        hk: object = key if key.kind == "spin" else (id(key), id(ctx))  # type: ignore[attr-defined]
-        got = self.holds.pop(hk, None)
+    def spin_released(self, lk: object, t: int) -> None:
+        got = self.holds.pop(lk, None)
         if got is None:
             return
-        if self.deeper:
-            st = self.deeper.get(hk)
-            if st:
-                self.holds[hk] = st.pop()
-                if not st:
-                    del self.deeper[hk]
         got[2].free_at[got[3]] = t
         w = self.w
-        w._add(timestamp=t).MergeFromString(got[1])
+        w._times.append(t)
+        w._ids.append(got[1])
         w._left -= 1
         if not w._left:
             w.flush()
+
+    def lock_held(self, cls: str, key: object, ctx: Context, t: int, where: str) -> None:
+        """A lockmgr hold: one per holder (shared holds overlap) and per recursion."""
+        entry = self._hold(cls, ctx, t, where)
+        hk = (id(key), id(ctx))
+        holds = self.holds
+        if hk in holds:                   # a recursive hold (lockmgr LK_CANRECURSE)
+            self.deeper.setdefault(hk, []).append(holds[hk])
+        holds[hk] = entry
+        self.w.emit(t, entry[0])
+
+    def lock_released(self, key: object, ctx: Context, t: int) -> None:
+        hk = (id(key), id(ctx))
+        got = self.holds.pop(hk, None)
+        if got is None:
+            return
+        st = self.deeper.get(hk)
+        if st:
+            self.holds[hk] = st.pop()
+            if not st:
+                del self.deeper[hk]
+        got[2].free_at[got[3]] = t
+        self.w.emit(t, got[1])
 
     # ---- disks (the driver's hooks) ----------------------------------------------------------
     def _disk(self, disk: Disk) -> Lanes:
