@@ -1,4 +1,6 @@
-"""The inode hash (sys/ufs/ufs/ufs_ihash.c, netbsd-2-0 branch): inode number -> vnode, per
+"""The inode hash (sys/ufs/ufs/ufs_ihash.c; 2.0's revision is not in the index: read in 1.11.8.1
+of 2001 and 1.23.16.2 of 2007, which bracket it and agree on what is modelled here, apart from
+2007's mutexes for 2001's simple_locks, which 2.0 still had): inode number -> vnode, per
 mount, under ufs_ihash_slock. Inserting locks the vnode first ("lock the inode, then put it
 on the appropriate hash list": lockmgr on v_lock directly, not vn_lock), so a second lookup
 of the inode blocks in vget until its disk inode is read."""
@@ -25,8 +27,10 @@ def ufs_ihashlookup(ump: ufsmount, ino: int) -> vnode | None:
 
 def ufs_ihashins(ump: ufsmount, ino: int, vp: vnode, nested: int = 0
                  ) -> Generator[Any, Any, None]:
-    """Lock the new vnode and enter it in the hash (ufs_ihash.c). `nested` is the lock's
-    nesting annotation (VNL_CHILD when its directory is held), for the validator only."""
+    """Lock the new vnode and enter it in the hash (ufs_ihash.c 1.11.8.1 and 1.23.16.2:
+    lockmgr(&vp->v_lock, LK_EXCLUSIVE), then the insert under ufs_ihash_slock). `nested` is
+    the lock's nesting annotation (VNL_CHILD when its directory is held), for the validator
+    only."""
     L = ump.k.locks
     p = ump.k.proto
     s = p.vnlock_enter(vp)
