@@ -107,8 +107,10 @@ def test_a_policy_that_breaks_its_window_is_caught() -> None:
     out = crash_at(res, Cutter(res.kernel.disk.log), JournalState(res.kernel.journal),
                    res.t0_ns + 4 * NS, False, random.Random(0), mount=False)
     assert out.loss.bound_s == 2.0 and out.loss.over_bound_bytes == 4 * PAGE
-    # the syncer had not yet written them at all: none was queued to the disk
+    # the syncer had not yet written them at all: none was queued to the disk, and with no
+    # failed write to explain them they are late: the promise broken
     assert out.loss.over_bound_queued_bytes == out.loss.over_bound_failed_bytes == 0
+    assert out.loss.over_bound_late_bytes == 4 * PAGE
 
 
 def test_loss_beyond_trickles_promise_on_mmapwriter_is_data_the_disk_still_held() -> None:
@@ -121,6 +123,9 @@ def test_loss_beyond_trickles_promise_on_mmapwriter_is_data_the_disk_still_held(
     beyond = sum(o.loss.over_bound_bytes for o in outs)
     assert beyond > 0                   # the disk falls behind here (else this tests nothing)
     assert sum(o.loss.over_bound_queued_bytes for o in outs) == beyond
+    # trickle wrote everything out in time: its promise (written out within window +
+    # period) is kept, though the disk had not written it all
+    assert sum(o.loss.over_bound_late_bytes for o in outs) == 0
 
 
 def test_under_trickle_data_sent_by_write_behind_is_reachable_within_the_promise() -> None:
@@ -146,6 +151,7 @@ def test_loss_beyond_trickles_promise_on_a_failing_disk_is_data_whose_write_fail
     assert beyond > 0
     assert sum(o.loss.over_bound_failed_bytes for o in outs) == beyond
     assert sum(o.loss.over_bound_queued_bytes for o in outs) == 0
+    assert sum(o.loss.over_bound_late_bytes for o in outs) == 0
 
 
 def test_data_lost_after_an_fsync_said_eio_is_reported_not_silent() -> None:
@@ -185,6 +191,7 @@ def test_loss_beyond_the_promise_after_a_failed_pointer_write_is_explained() -> 
     assert meta > 0
     assert sum(x.over_bound_queued_bytes + x.over_bound_failed_bytes
                + x.over_bound_reported_bytes for x in lo) + meta == beyond
+    assert sum(x.over_bound_late_bytes for x in lo) == 0
 
 
 def test_data_fsynced_after_a_failed_indirect_write_is_kept() -> None:
@@ -332,7 +339,8 @@ def test_crashtest_json_has_the_promised_keys() -> None:
                                  "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    for key in ("crashes", "repairs", "fsync_bytes_lost", "max_lost_age_s", "window_s"):
+    for key in ("crashes", "repairs", "fsync_bytes_lost", "max_lost_age_s", "window_s",
+                "over_bound_bytes", "over_bound_queued_bytes", "over_bound_late_bytes"):
         assert key in out
     assert out["crashes"] == 6 and out["runs"] == 2 and out["fsync_bytes_lost"] == 0
     assert out["window_s"] == 5.0

@@ -126,6 +126,7 @@ def test_crashtest_holds_a_users_policy_to_its_promise(plugin_dir: Path) -> None
     assert code == 0, out
     r = json.loads(out)
     assert r["crashes"] == 8 and r["fsync_bytes_lost"] == 0 and r["window_s"] == 2.5
+    assert r["over_bound_late_bytes"] == 0       # it wrote everything out in time
 
 
 def _sweep_file(d: Path, policy: str) -> Path:

@@ -168,7 +168,7 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
         "lost_bytes": 0, "max_lost_age_s": 0.0, "over_bound_bytes": 0,
         "over_bound_queued_bytes": 0, "over_bound_failed_bytes": 0,
         "over_bound_reported_bytes": 0, "over_bound_meta_failed_bytes": 0,
-        "stale_blocks": 0,
+        "over_bound_late_bytes": 0, "stale_blocks": 0,
         "window_s": window, "bound_s": bound, "bugs": [], "repair_kinds": {},
         "fsync_loss_causes": {},
         "pages_dropped": res.kernel.aiodone.pages_dropped,
@@ -194,6 +194,7 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
             row["over_bound_failed_bytes"] += lo.over_bound_failed_bytes
             row["over_bound_reported_bytes"] += lo.over_bound_reported_bytes
             row["over_bound_meta_failed_bytes"] += lo.over_bound_meta_failed_bytes
+            row["over_bound_late_bytes"] += lo.over_bound_late_bytes
             row["stale_blocks"] += lo.stale_blocks
             row["max_lost_age_s"] = max(row["max_lost_age_s"], lo.max_lost_age_s)
         bug = out.bug()
@@ -269,6 +270,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "over_bound_reported_bytes": sum(r.get("over_bound_reported_bytes", 0) for r in rows),
         "over_bound_meta_failed_bytes": sum(r.get("over_bound_meta_failed_bytes", 0)
                                             for r in rows),
+        "over_bound_late_bytes": sum(r.get("over_bound_late_bytes", 0) for r in rows),
         "stale_blocks": sum(r["stale_blocks"] for r in rows),
         "bugs": [b for r in rows for b in r["bugs"]][:10],
         "run_wall_s": sum(r["wall_s"] for r in rows),

@@ -16,8 +16,10 @@ kernel's interfaces (VOP_PUTPAGES, bawrite, VOP_UPDATE, the page cache's dirty q
     throttling         override write_throttle(vp, npages) (a generator run by the writer) and
                        pause in it with `yield from self.pause(vp, ns)`
     the disk           disk_bytes_written()
-    its promise        window_s() and period_s(): data older than window + period may be lost
-                       in a crash (the crash tests hold the policy to it)
+    its promise        window_s() and period_s(): everything dirtied is written out (handed
+                       to the disk) within window + period; a crash loses older data only
+                       if the disk had not written it yet or the write failed (the crash
+                       tests hold the policy to it, and say where older losses were)
     its own figures    report(): name -> number or text, shown by `vfslab run` and in the
                        run's JSON as "policy_report"
     seeing every store write_faults = True: pages dirtied through a mapping fault and are
@@ -92,7 +94,8 @@ class WritebackPolicy(KernelObserver):
         """Start the policy's daemons (at boot, once the root is mounted)."""
 
     def window_s(self) -> float:
-        """The promised bound on the age of dirty data, in seconds (for loss reports)."""
+        """The promised bound on the age of dirty data, in seconds: data is written out
+        (handed to the disk) within it and one period (for loss reports)."""
         return 0.0
 
     def period_s(self) -> float:
