@@ -253,8 +253,8 @@ def _print_crashtest(scenario: str, per_policy: dict[str, dict[str, Any]], wall:
             late = s["over_bound_late_bytes"]
             con.print(f"[yellow]  {p}: of the bytes lost older than window + period, "
                       f"{queued:,} had been written out within it and were still in the "
-                      f"disk's queue (the disk did not keep up: no policy here holds writers "
-                      f"to its rate), {failed:,} had been written out within it and the write "
+                      f"disk's queue (the disk had not kept up with what was written out), "
+                      f"{failed:,} had been written out within it and the write "
                       f"failed, {told:,} went with a failed write an fsync of the file "
                       f"reported (its block pointers'), {meta:,} with a failed write of its "
                       f"inode or indirect block (no fsync to tell)[/]")

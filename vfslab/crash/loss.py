@@ -13,8 +13,9 @@ data), a privacy leak rather than a loss.
 A writeback policy's promise is the one it can keep: everything dirtied is written out (handed
 to the disk) within window + one daemon period, as the syncer's delays and Linux's
 dirty_expire_centisecs are defined. Whether the disk has written it by then is the disk's
-doing: a disk slower than the dirtying keeps data in its queue past the bound, and no policy
-here holds writers to the disk's rate. So a page lost older than the bound is `late` (the
+doing: a disk slower than the dirtying keeps data in its queue past the bound unless the
+writers are held to its rate (trickle does not hold them: the designs tried and measured are in
+docs/model.md, Crashes). So a page lost older than the bound is `late` (the
 promise broken) only if no write of its block was queued within the bound and no failed write
 explains it; the others are reported by where the data was.
 """
