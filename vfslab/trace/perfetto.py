@@ -107,6 +107,13 @@ def frame_packets(times: I64, pool: NDArray[np.uint8], offs: I64, lens: I64) -> 
     return src[idx].tobytes()
 
 
+def _add_flows(te: TrackEvent, flows: tuple[int, ...], ends_flows: tuple[int, ...]) -> None:
+    if flows:
+        te.flow_ids.extend(flows)
+    if ends_flows:
+        te.terminating_flow_ids.extend(ends_flows)
+
+
 class PerfettoWriter:
     """Packets to one open binary file; `flush` writes what is pending."""
 
@@ -227,16 +234,8 @@ class PerfettoWriter:
         te.name_iid = iid if iid is not None else self._iid(name, p)
         if args:
             self._args(te, args)
-        if flows:
-            te.flow_ids.extend(flows)
-        if ends_flows:
-            te.terminating_flow_ids.extend(ends_flows)
-        self._once.append(p.SerializeToString())
-        self._times.append(t)
-        self._ids.append(-len(self._once))
-        self._left -= 1
-        if not self._left:
-            self.flush()
+        _add_flows(te, flows, ends_flows)
+        self._packet(t, p)
 
     @staticmethod
     def _args(te: TrackEvent, args: dict[str, Arg]) -> None:
@@ -300,16 +299,8 @@ class PerfettoWriter:
             return
         p = _parse(self._templates[tmpl])
         te = p.track_event
-        if flows:
-            te.flow_ids.extend(flows)
-        if ends_flows:
-            te.terminating_flow_ids.extend(ends_flows)
-        self._once.append(p.SerializeToString())
-        self._times.append(t)
-        self._ids.append(-len(self._once))
-        self._left -= 1
-        if not self._left:
-            self.flush()
+        _add_flows(te, flows, ends_flows)
+        self._packet(t, p)
 
     def begin_plain(self, track: int, t: int, name: str) -> None:
         """A slice begin with only a name, from a cached template."""
