@@ -176,6 +176,38 @@ def test_trickles_deadline_pace_writes_pr24596_with_a_lower_peak_than_a_backlog_
     assert peaks["deadline"] < 0.8 * peaks["share"]
 
 
+def test_trickles_keepup_pace_never_writes_slower_than_the_recent_dirtying_rate() -> None:
+    """pace=keepup: the units dirtied per period over the last window, rounded up, counting
+    this period's; a buffer dated back is not a new dirtying."""
+    r = run("trickle", writer_scenario(1_000_000, 1), window=0.5, pace="keepup")
+    pol = r.kernel.policy
+    pol.recent.clear()
+    for n in (10, 0, 0, 3):
+        pol.dirtied_now = n
+        got = pol.keepup()
+    assert got == 4                           # ceil(13 / 4)
+    assert pol.dirtied_now == 0
+    for _ in range(5):                        # the window is 5 periods: the 10 drops out
+        pol.dirtied_now = 1
+        got = pol.keepup()
+    assert got == 1
+
+
+def test_trickles_keepup_pace_writes_pr24596_at_its_dirtying_rate_and_reads_pay() -> None:
+    """The deadline pace lets the backlog age towards its deadlines and the next burst's
+    deadlines bunch on it; keeping up with the dirtying rate writes the backlog as it comes:
+    a peak second near the mean dirtying rate, young dirty data, and more requests that
+    reads wait behind."""
+    f = {}
+    for pace in ("deadline", "keepup"):
+        f[pace] = run_scenario(RunConfig(scenario="pr24596", policy="trickle", duration_s=60.0,
+                                         policy_options={"pace": pace})).summary["figures"]
+    peak = {p: x["peak_write_rate_bps"] / x["mean_dirty_rate_bps"] for p, x in f.items()}
+    assert peak["keepup"] <= 1.25 < peak["deadline"]
+    assert f["keepup"]["max_dirty_age_s"] < f["deadline"]["max_dirty_age_s"] / 2
+    assert f["keepup"]["read_latency_p99_ms"] > f["deadline"]["read_latency_p99_ms"]
+
+
 def test_under_the_2004_syncer_a_sequential_writer_leaves_in_64k_writes_as_it_writes() -> None:
     """2.0's ffs_write starts an asynchronous write of each 64 KiB chunk it completes: a 4 MB/s
     writer in 16 KiB writes never holds more than 1 MiB dirty, and the disk sees 64 KiB
