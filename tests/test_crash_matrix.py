@@ -36,10 +36,6 @@ KNOWN: dict[tuple[str, str, str], str] = {
     ("protocol", "linux", "3%"): "32 KiB fsync'd and lost with every fix, no page write of it "
                                  "failed: pages past the 12 direct blocks (an indirect "
                                  "block's failure the fsync did not report?)",
-    ("smallfiles", "trickle", "3%"): "16 KiB lost 2.6 s old against a 1.1 s promise: pages "
-                                     "past the 12 direct blocks of a file whose inode block's "
-                                     "write failed before they were written; the inode never "
-                                     "reached the disk again",
 }
 
 

@@ -77,6 +77,17 @@ class Cutter:
                 return True
         return False
 
+    def last_write_failed(self, blk: int, t: int) -> bool:
+        """Whether the last write of `blk` completed by `t` failed: the disk then holds what
+        the block held before it, whatever the failed write carried (2.0's brelse throws
+        such a buffer away, and with it what was copied into it)."""
+        last: tuple[int, bool] | None = None
+        for _ts, reqno in self.served.get(blk, []):
+            end = self.ended.get(reqno)
+            if end is not None and end[0] <= t and (last is None or end[0] >= last[0]):
+                last = end
+        return last is not None and not last[1]
+
     def advance(self, t: int) -> None:
         if t < self.now:
             raise ValueError("crash instants must increase")
