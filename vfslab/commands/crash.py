@@ -109,6 +109,9 @@ def print_crash(out: Any) -> None:
     if len(out.repairs) > 30:
         con.print(f"  fsck: ... {len(out.repairs) - 30} more")
     if lo is not None:
+        for x in lo.late_losses:
+            con.print(f"  [bold red]written late: {x['path'] or '#' + str(x['ino'])} page "
+                      f"{x['page']}, dirtied {x['age_s']:.3f} s before the crash[/]")
         for x in lo.oldest_losses:
             con.print(f"  oldest loss: {x['path'] or '#' + str(x['ino'])} page {x['page']}, "
                       f"dirtied {x['age_s']:.3f} s before the crash")

@@ -81,6 +81,7 @@ class LossReport:
     # are in fsync_bytes_lost_reported, not fsync_bytes_lost)
     fsync_loss_causes: dict[str, int] = field(default_factory=dict)
     oldest_losses: list[dict[str, Any]] = field(default_factory=list)
+    late_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few late
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -186,6 +187,9 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                         rep.over_bound_meta_failed_bytes += PAGE
                     else:
                         rep.over_bound_late_bytes += PAGE
+                        if len(rep.late_losses) < MAX_LISTED:
+                            rep.late_losses.append({"ino": ino, "path": paths.get(ino),
+                                                    "page": pg, "age_s": age / NS})
             worst.append((age, ino, pg))
             mark = fs.promised_mark(pg)
             if mark and evs[0] < mark:
