@@ -34,8 +34,10 @@ OWN_FAULTS = {"baddisk", "protocol"}
 # found by this test, not yet understood or fixed (strict: a fix makes them fail here)
 KNOWN: dict[tuple[str, str, str], str] = {
     ("protocol", "linux", "3%"): "32 KiB fsync'd and lost with every fix, no page write of it "
-                                 "failed: pages past the 12 direct blocks (an indirect "
-                                 "block's failure the fsync did not report?)",
+                                 "failed: /p/f87 pages 12-13, written at 2.625 s as the write "
+                                 "of its indirect block failed (2.618-2.625 s); the block was "
+                                 "written again at 2.675 s without their pointers, and the "
+                                 "fsync after returned 0",
 }
 
 
