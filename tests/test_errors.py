@@ -12,7 +12,7 @@ import pytest
 from sysharness import run_body
 
 from vfslab.dev.faults import FaultRule
-from vfslab.fs.fsck import fsck_image
+from vfslab.fs.fsck import file_blocks, fsck_image
 from vfslab.fs.ufs_layout import layout
 from vfslab.kern.fcntl import EIO, ENOSPC, O_CREAT, O_RDONLY, O_RDWR, O_WRONLY
 from vfslab.kern.protocols import PROTOCOLS
@@ -334,3 +334,70 @@ def test_an_indirect_block_that_fails_to_write_is_reported_by_fsync_only_with_re
     assert hit > 0
     assert first == (-EIO if mode == "report" else 0)
     assert second == 0
+
+
+@pytest.mark.parametrize("lbn", [12, 12 + 1024 + 3 * 1024], ids=["single", "double"])
+def test_a_new_indirect_block_that_fails_to_write_fails_the_write_and_is_undone(
+        lbn: int) -> None:
+    """ffs_balloc writes a new indirect block with wait before anything points at it, and
+    on an error goes to `fail:`: the write(2) gets EIO, the inode keeps no pointer to the
+    block, and the blocks allocated are free again; once the disk heals, the same write
+    succeeds. (Found by the crash matrix: the error was dropped and the data written after
+    it lost its pointers.)"""
+    def body(sys: Any) -> GEN:
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        assert (yield from sys.write(fd, 12 * PAGE)) == 12 * PAGE     # the direct blocks
+        assert (yield from sys.fsync(fd)) == 0
+        ip = sys.fdp.fd_ofiles[fd].f_vp.v_data
+        free = ip.ump.sb.free_blocks
+        rule = fail(sys, "write", DATA)
+        failed = yield from sys.pwrite(fd, PAGE, lbn * PAGE)
+        hit = rule.count
+        after = (ip.d.ib, ip.d.dib, ip.ump.sb.free_blocks - free)
+        heal(sys, rule)
+        again = yield from sys.pwrite(fd, PAGE, lbn * PAGE)
+        assert (yield from sys.fsync(fd)) == 0
+        yield from sys.close(fd)
+        return failed, hit, after, again
+
+    k, (failed, hit, after, again) = run_body(body, **FS)
+    assert hit > 0
+    assert failed == -EIO
+    assert after == (0, 0, 0)
+    assert again == PAGE
+    assert fsck_image(k.disk.store) == []
+
+
+def test_a_recycled_vnode_whose_flush_fails_loses_its_dirty_buffers_and_says_so() -> None:
+    """vclean (vgonel) flushes a recycled vnode with V_SAVE; when that fails, 2.0 calls
+    vinvalbuf again without it and the dirty buffers go unwritten: here the new indirect
+    block's pointers, so the file's pages past the direct blocks are holes on disk and no
+    call returned an error. The kernel tells its observers (bufs_discarded), which is how a
+    crash report explains such a loss. (Found by the crash matrix on protocol, 3% faults.)"""
+    from vfslab.kern.notify import KernelObserver
+
+    seen: list[int] = []
+
+    class Watch(KernelObserver):
+        def bufs_discarded(self, vp: Any, now: int) -> None:
+            seen.append(vp.v_data.ino)
+
+    def body(sys: Any) -> GEN:
+        sys.k.notify.attach(Watch())
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        # 15 pages: under 64 KiB, so that write-behind leaves them dirty
+        assert (yield from sys.write(fd, 15 * PAGE)) == 15 * PAGE
+        ino = sys.fdp.fd_ofiles[fd].f_vp.v_data.ino
+        assert (yield from sys.close(fd)) == 0
+        rule = fail(sys, "write", DATA)     # the flush's page writes fail
+        for i in range(8):                 # more files than vnodes: /f's is recycled
+            g = yield from sys.open(f"/g{i}", O_RDONLY | O_CREAT, 0o644)
+            yield from sys.close(g)
+        heal(sys, rule)
+        return ino
+
+    k, ino = run_body(body, maxvnodes=4, **FS)
+    assert ino in seen
+    blocks = file_blocks(k.disk.store, ino)
+    assert all(blocks[:12])
+    assert not any(blocks[12:15])

@@ -191,6 +191,12 @@ def test_trickles_keepup_pace_never_writes_slower_than_the_recent_dirtying_rate(
         pol.dirtied_now = 1
         got = pol.keepup()
     assert got == 1
+    pol.opts["keepup"] = 0.5                  # a fraction of that rate, still rounded up
+    pol.recent.clear()
+    for n in (10, 0, 0, 3):
+        pol.dirtied_now = n
+        got = pol.keepup()
+    assert got == 2                           # ceil(13 * 0.5 / 4)
 
 
 def test_trickles_keepup_pace_writes_pr24596_at_its_dirtying_rate_and_reads_pay() -> None:

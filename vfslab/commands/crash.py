@@ -102,6 +102,8 @@ def print_crash(out: Any) -> None:
                   f"{lo.over_bound_meta_failed_bytes:,}")
         t.add_row("  of which not written out in time (the promise broken)",
                   f"{lo.over_bound_late_bytes:,}")
+        for cause, n in lo.late_causes.items():
+            t.add_row(f"    {cause}", f"{n:,}")
         t.add_row("blocks showing another file's data", str(lo.stale_blocks))
     con.print(t)
     for r in out.repairs[:30]:
@@ -262,8 +264,9 @@ def _print_crashtest(scenario: str, per_policy: dict[str, dict[str, Any]], wall:
                       f"reported (its block pointers'), {meta:,} with a failed write of its "
                       f"inode or indirect block (no fsync to tell)[/]")
             if late:
+                causes = "; ".join(f"{n:,} B: {c}" for c, n in s.get("late_causes", {}).items())
                 con.print(f"[bold red]  {p}: {late:,} B were not written out within window "
-                          f"+ period: the policy did not keep its promise[/]")
+                          f"+ period: the promise was not kept. By cause: {causes}[/]")
     con.print(f"{sum(s['crashes'] for s in per_policy.values()):,} crashes in {wall:.1f} s")
 
 

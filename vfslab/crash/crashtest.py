@@ -115,7 +115,7 @@ def crash_at(res: RunResult, cutter: Cutter, state: JournalState, t: int, tear: 
     if unrepairable is None and fsck.final is not None:
         window, bound = policy_bound(res)
         loss = loss_report(state, image, t, res.t0_ns, window, bound, paths_of(fsck.final),
-                           cutter)
+                           cutter, fsck.dup_cleared, res.kernel.syncer.running)
         if mount:
             mounted = remount(res, image)
     return CrashOutcome((t - res.t0_ns) / NS, cutter.in_service(), problems, repairs,
@@ -168,7 +168,7 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
         "lost_bytes": 0, "max_lost_age_s": 0.0, "over_bound_bytes": 0,
         "over_bound_queued_bytes": 0, "over_bound_failed_bytes": 0,
         "over_bound_reported_bytes": 0, "over_bound_meta_failed_bytes": 0,
-        "over_bound_late_bytes": 0, "stale_blocks": 0,
+        "over_bound_late_bytes": 0, "late_causes": {}, "stale_blocks": 0,
         "window_s": window, "bound_s": bound, "bugs": [], "repair_kinds": {},
         "fsync_loss_causes": {},
         "pages_dropped": res.kernel.aiodone.pages_dropped,
@@ -195,6 +195,8 @@ def run_batch(point: dict[str, Any]) -> dict[str, Any]:
             row["over_bound_reported_bytes"] += lo.over_bound_reported_bytes
             row["over_bound_meta_failed_bytes"] += lo.over_bound_meta_failed_bytes
             row["over_bound_late_bytes"] += lo.over_bound_late_bytes
+            for cause, n in lo.late_causes.items():
+                row["late_causes"][cause] = row["late_causes"].get(cause, 0) + n
             row["stale_blocks"] += lo.stale_blocks
             row["max_lost_age_s"] = max(row["max_lost_age_s"], lo.max_lost_age_s)
         bug = out.bug()
@@ -244,11 +246,14 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     rows = sorted(rows, key=lambda r: r["batch"])
     kinds: dict[str, int] = {}
     causes: dict[str, int] = {}
+    late: dict[str, int] = {}
     for r in rows:
         for k, v in r["repair_kinds"].items():
             kinds[k] = kinds.get(k, 0) + v
         for k, v in r.get("fsync_loss_causes", {}).items():
             causes[k] = causes.get(k, 0) + v
+        for k, v in r.get("late_causes", {}).items():
+            late[k] = late.get(k, 0) + v
     out = {
         "policy": rows[0]["policy"],
         "runs": len(rows),
@@ -271,6 +276,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "over_bound_meta_failed_bytes": sum(r.get("over_bound_meta_failed_bytes", 0)
                                             for r in rows),
         "over_bound_late_bytes": sum(r.get("over_bound_late_bytes", 0) for r in rows),
+        "late_causes": dict(sorted(late.items())),
         "stale_blocks": sum(r["stale_blocks"] for r in rows),
         "bugs": [b for r in rows for b in r["bugs"]][:10],
         "run_wall_s": sum(r["wall_s"] for r in rows),

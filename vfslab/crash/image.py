@@ -48,6 +48,9 @@ class Cutter:
             for b in range(first, first + len(data)):
                 self.served.setdefault(b, []).append((t, reqno))
         self.ended: dict[int, tuple[int, bool]] = {r: (t, ok) for t, r, ok in self.ends}
+        # request number -> (first block, contents) of each write
+        self.writes: dict[int, tuple[int, tuple[Any, ...]]] = {
+            reqno: (first, data) for _t, reqno, first, data in self.starts}
         self.inflight: dict[int, tuple[int, tuple[Any, ...]]] = {}
         self.i_start = 0
         self.i_end = 0
@@ -74,6 +77,19 @@ class Cutter:
                 break
             end = self.ended.get(reqno)
             if end is not None and end[0] <= t1 and not end[1]:
+                return True
+        return False
+
+    def written_as_data(self, blk: int, t0: int, t1: int) -> bool:
+        """Whether a write of `blk` that entered service in [t0, t1] carried file data (a
+        version stamp): an indirect block so written had been given out again as data."""
+        sv = self.served.get(blk, [])
+        for ts, reqno in sv[bisect_left(sv, (t0, -1)):]:
+            if ts > t1:
+                break
+            first, data = self.writes[reqno]
+            v = data[blk - first]
+            if isinstance(v, int) and v != 0:
                 return True
         return False
 

@@ -17,9 +17,11 @@ from vfslab.kern.notify import KernelObserver
 
 if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel
+    from vfslab.kern.uvm_page import vm_page
     from vfslab.kern.vnode import vnode
 
-WRITE, FSYNC, TRUNCATE, UNLINK, DROPPED, FSYNC_FAILED = 0, 1, 2, 3, 4, 5
+WRITE, FSYNC, TRUNCATE, UNLINK, DROPPED, FSYNC_FAILED, DISCARDED, UNKNOWN, WHEEL = (
+    0, 1, 2, 3, 4, 5, 6, 7, 8)
 ALL_PAGES = 1 << 62
 
 
@@ -33,9 +35,12 @@ class Journal(KernelObserver):
     b, c): WRITE (ino, first page, last page, (stamp seq, dirtied at)), FSYNC (ino, mark,
     first page, last page), TRUNCATE (ino, pages kept), UNLINK (ino), DROPPED (ino, page, 0,
     the stamp seq a failed write lost), FSYNC_FAILED (ino, first page, last page, mark: a
-    call that would have promised them returned an error). A mark is the number of
-    events logged when the fsync began: it covers the WRITE events before it. (The kernel's
-    mark counts its data_written events; `write_at` turns one into the other.)"""
+    call that would have promised them returned an error), DISCARDED (ino: vclean threw
+    the vnode's dirty buffers away after its flush failed), UNKNOWN (ino, page, 1 or 0: the
+    page became, or stopped being, modified through a mapping while the kernel counts it
+    clean), WHEEL (ino, 1 or 0: the vnode went on or off the syncer's wheel). A mark is the
+    number of events logged when the fsync began: it covers the WRITE events before it. (The
+    kernel's mark counts its data_written events; `write_at` turns one into the other.)"""
 
     def __init__(self) -> None:
         self.events: list[tuple[int, int, int, int, int, Any]] = []
@@ -61,6 +66,17 @@ class Journal(KernelObserver):
         for page, stamp in pages:
             self.events.append((now, DROPPED, ino, page, 0, stamp >> 24))
 
+    def bufs_discarded(self, vp: vnode, now: int) -> None:
+        self.events.append((now, DISCARDED, _ino(vp), 0, 0, None))
+
+    def unknown_dirty(self, pg: vm_page, dirty: bool, now: int) -> None:
+        vp = pg.uobject.vp
+        if vp is not None:
+            self.events.append((now, UNKNOWN, _ino(vp), pg.offset, int(dirty), None))
+
+    def worklist_changed(self, vp: vnode, on: bool, now: int) -> None:
+        self.events.append((now, WHEEL, _ino(vp), int(on), 0, None))
+
     def truncated(self, ino: int, keep_pages: int, now: int) -> None:
         self.events.append((now, TRUNCATE, ino, keep_pages, 0, None))
 
@@ -83,6 +99,9 @@ class FileState:
     ranges: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
     dropped: dict[int, int] = field(default_factory=dict)   # page -> newest seq a failed write lost
     failed: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
+    discarded: list[int] = field(default_factory=list)   # when vclean threw buffers away
+    on_wheel: bool = False                   # the vnode is on the syncer's wheel
+    unknown: set[int] = field(default_factory=set)   # pages dirty unknown to the kernel
 
     def error_told(self, page: int, write: int) -> bool:
         """Whether a call that would have promised `page` returned an error after WRITE
@@ -156,6 +175,23 @@ class JournalState:
                 fs = files.get(ino)
                 if fs is not None:
                     fs.failed.append((c, a, b))
+            elif kind == DISCARDED:
+                fs = files.get(ino)
+                if fs is not None:
+                    fs.discarded.append(ev[i][0])
+            elif kind == UNKNOWN:
+                fs = files.get(ino)
+                if fs is None:
+                    fs = files[ino] = FileState()
+                if b:
+                    fs.unknown.add(a)
+                else:
+                    fs.unknown.discard(a)
+            elif kind == WHEEL:
+                fs = files.get(ino)
+                if fs is None:
+                    fs = files[ino] = FileState()
+                fs.on_wheel = bool(a)
             else:
                 files.pop(ino, None)
         self.now = t

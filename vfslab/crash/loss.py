@@ -23,6 +23,7 @@ explains it; the others are reported by where the data was.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from vfslab.crash.journal import JournalState
 from vfslab.dev.wd import Torn
 from vfslab.fs.fsck import IFMT, IFREG, Scan, file_blocks
 from vfslab.fs.fsck_repair import read_dinode
-from vfslab.fs.ufs_layout import INOPB, NDADDR, NINDIR, ROOTINO, Superblock
+from vfslab.fs.ufs_layout import BITS, INOPB, NDADDR, NINDIR, ROOTINO, Superblock
 
 NS = 1_000_000_000
 PAGE = 4096
@@ -42,6 +43,12 @@ EARLY_CAUSE = ("no page write of it failed: the fsync returned before it, or the
 REPORTED_CAUSE = ("an fsync of it returned an error after it was written: the program was told, "
                   "and a later fsync's 0 does not promise it again (as on Linux, whose errseq "
                   "reports a failed writeback once)")
+
+
+PR2_CAUSE = "its vnode was off the syncer's wheel (PR kern/24596, problem 2)"
+PR3_CAUSE = ("modified through a mapping while the kernel counted it clean "
+             "(PR kern/24596, problem 3)")
+LATE_CAUSE = "none found: the policy did not write it out in time"
 
 
 @dataclass
@@ -72,6 +79,9 @@ class LossReport:
     # ... and the rest: not written out within the bound, no failed write to explain it: the
     # policy broke its promise
     over_bound_late_bytes: int = 0
+    # those by cause: where the 2004 syncer could not see the page (PR kern/24596's problems
+    # 2 and 3: PR2_CAUSE, PR3_CAUSE), else LATE_CAUSE
+    late_causes: dict[str, int] = field(default_factory=dict)
     stale_blocks: int = 0
     fsync_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few
     # fsync'd bytes lost by cause: DROPPED_CAUSE when a failed write dropped the promised
@@ -123,18 +133,67 @@ def _pointer_blocks(image: dict[int, Any], sb: Superblock, ino: int, d: Any, pg:
     return out
 
 
+def _holds_data(v: Any) -> bool:
+    """Whether a block's content is file data (a version stamp), whole or torn."""
+    if isinstance(v, Torn):
+        return _holds_data(v.old) or _holds_data(v.new)
+    return isinstance(v, int) and v != 0
+
+
+def _meta_failed(cutter: Cutter, image: dict[int, Any], sb: Superblock, ino: int, d: Any,
+                 pg: int, blk: int, foreign: bool, written: int, t_crash: int,
+                 dups: Iterable[int], discarded: list[int]) -> bool:
+    """Whether a failed metadata write on the way to page `pg` (written at `written`)
+    explains its loss, each found by the crash matrix with 3% write faults:
+    - a write of its inode or indirect block failed since, or the last one before the crash
+      did: 2.0's brelse threw the buffer away with the pointers or the inode's update, and
+      nothing dirtied the block again (stream: trickle lost 769 MB beyond its promise that
+      was this; smallfiles: an inode block's last write);
+    - its data block holds another file's data, or its indirect block holds (or was written
+      since with) file data, and a write of that block's bitmap block failed before the
+      crash; or fsck cleared the file for a block claimed twice whose bitmap block failed a
+      write: the next allocation read the disk's older bitmap and gave the block out again
+      (stream: a file cleared for a duplicate block; protocol: an indirect block
+      overwritten by another file's data);
+    - vclean threw the vnode's dirty buffers away after its flush failed, the pages' new
+      indirect pointers with them (protocol)."""
+    ptrs = _pointer_blocks(image, sb, ino, d, pg)
+    if any(cutter.failed_between(b, written, t_crash) or cutter.last_write_failed(b, t_crash)
+           for b in ptrs):
+        return True
+    # blocks given out again: the data block holding another file's data, an indirect block
+    # holding file data or written with some since (the inode table's block is not
+    # allocated from the bitmap)
+    reused = [b for b in ptrs[1:] if _holds_data(image.get(b))
+              or cutter.written_as_data(b, written, t_crash)] + ([blk] if foreign else [])
+    # (a failure at any time before the crash: the block was given out before it, and the
+    # page may have been written to it again after it, as on protocol with the syncer)
+    if any(cutter.failed_between(sb.bmap_start + b // BITS, 0, t_crash) for b in reused):
+        return True
+    if any(cutter.failed_between(sb.bmap_start + b // BITS, 0, t_crash) for b in dups):
+        return True
+    return any(written <= td for td in discarded)
+
+
 def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: int,
                 window_s: float, bound_s: float, paths: dict[int, str] | None = None,
-                        cutter: Cutter | None = None) -> LossReport:
+                        cutter: Cutter | None = None,
+                        dup_cleared: dict[int, set[int]] | None = None,
+                        wheel: bool = False) -> LossReport:
     """Compare the journal at `t_crash` (already advanced there) with `image`. With
     the `cutter` of the disk's write log, a lost page older than the bound is looked up in it:
     if a write of its block was queued after the lost write and within the bound of it, it
     counts in over_bound_queued_bytes while that write is still queued or in service at the
-    crash, in over_bound_failed_bytes if it failed."""
+    crash, in over_bound_failed_bytes if it failed. `dup_cleared` (fsck's: inode -> the
+    duplicate blocks it was cleared for) explains a file's loss by a failed write of the
+    bitmap block of one of those blocks. A loss still unexplained (written late) is put to
+    PR kern/24596's account where the page was dirty unknown to the kernel at the crash, or,
+    when the run's writeback walks the syncer's wheel (`wheel`), its vnode was off it."""
     rep = LossReport((t_crash - t0) / NS, window_s, bound_s)
     paths = paths or {}
     sb = Superblock.unpack(image.get(0))
     bound_ns = int(bound_s * NS)
+    dups = dup_cleared or {}
     worst: list[tuple[int, int, int]] = []        # (age, ino, page)
     for ino, fs in state.files.items():
         if not fs.pages:
@@ -175,18 +234,15 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                 if fate not in ("queued", "failed"):
                     if fs.error_told(pg, evs[k]):
                         rep.over_bound_reported_bytes += PAGE
-                    elif cutter is not None and any(
-                            cutter.failed_between(b, written, t_crash)
-                            or cutter.last_write_failed(b, t_crash)
-                            for b in _pointer_blocks(image, sb, ino, d, pg)):
-                        # found by the crash matrix: on stream with 3% of writes failing,
-                        # trickle lost 769 MB beyond its promise that this did not explain;
-                        # and an inode block whose last write failed before the lost write
-                        # was made: the inode's update went with the thrown-away buffer, and
-                        # nothing dirtied the block again (smallfiles, 3% write faults)
+                    elif cutter is not None and _meta_failed(
+                            cutter, image, sb, ino, d, pg, blk, foreign, written, t_crash,
+                            dups.get(ino, ()), fs.discarded):
                         rep.over_bound_meta_failed_bytes += PAGE
                     else:
                         rep.over_bound_late_bytes += PAGE
+                        cause = PR3_CAUSE if pg in fs.unknown else \
+                            PR2_CAUSE if wheel and not fs.on_wheel else LATE_CAUSE
+                        rep.late_causes[cause] = rep.late_causes.get(cause, 0) + PAGE
                         if len(rep.late_losses) < MAX_LISTED:
                             rep.late_losses.append({"ino": ino, "path": paths.get(ino),
                                                     "page": pg, "age_s": age / NS})

@@ -1,11 +1,15 @@
 """Allocating a file's blocks (sys/ufs/ffs/ffs_balloc.c, netbsd-2-0 branch): ffs_balloc over a
 byte range, with the indirect blocks it needs.
 
-A new indirect block is written with wait (bwrite) before the block it points to can be used,
-an updated one as a delayed write, as 2.0 does without soft updates; with B_SYNC (`dirop`:
-ufs_direnter asks for it) updated pointer blocks are written with wait too, so that a
-directory's new block is reachable on disk before entries are put in it. Under MNT_ASYNC
-everything is delayed.
+As 2.0 without soft updates: a new indirect block is cleared and written with wait (bwrite:
+"Write synchronously so that indirect blocks never point at garbage") before its parent (the
+inode or the double-indirect block) points at it, and the pointers put in it or in an
+existing one go out as a delayed write; with B_SYNC (`dirop`: ufs_direnter asks for it) the
+updated pointer blocks are written with wait too, so that a directory's new block is
+reachable on disk before entries are put in it. Under MNT_ASYNC everything is delayed. If
+the write of a new indirect block fails, the allocation is undone (2.0's `fail:` label: the
+parent is not changed, the blocks allocated are freed) and the error is returned: the
+write(2) that needed the block gets EIO.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import struct
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from vfslab.fs.ffs_alloc import ffs_alloc
+from vfslab.fs.ffs_alloc import ffs_alloc, ffs_blkfree
 from vfslab.fs.ufs_bmap import bmap_lbn, indir_ptrs
 from vfslab.fs.ufs_layout import BSIZE, NDADDR, NINDIR, SECTORS
 
@@ -30,7 +34,8 @@ GEN = Generator[Any, Any, int]
 
 def write_indir(ip: inode, ilbn: int, blk: int, ptrs: list[int], wait: bool) -> GEN:
     """Put `ptrs` into indirect block `ilbn` at disk block `blk` (getblk, b_blkno set as
-    ffs_balloc sets nbp->b_blkno) and write it: with wait, or delayed."""
+    ffs_balloc sets nbp->b_blkno) and write it: with wait (bwrite's error returned), or
+    delayed (0)."""
     vp = ip.vp
     assert vp is not None
     ump = ip.ump
@@ -38,8 +43,33 @@ def write_indir(ip: inode, ilbn: int, blk: int, ptrs: list[int], wait: bool) -> 
     bp.b_blkno = blk * SECTORS
     bp.b_data[0] = bytearray(struct.pack(f"<{NINDIR}I", *ptrs))
     ip.ind[ilbn] = ptrs
-    yield from ump.meta_write(bp, wait)
-    return 0
+    err: int = yield from ump.meta_write(bp, wait)
+    return err
+
+
+def new_indir(ip: inode, ilbn: int, sync: bool) -> Generator[Any, Any, tuple[int, int]]:
+    """ffs_balloc's allocation of a new indirect block (ffs_balloc.c, netbsd-2-0 branch,
+    read in 1.45.8.2, whose indirect-block path is 4.4BSD's unchanged): ffs_alloc, getblk,
+    clrbuf and bwrite, before anything points at it. (error, block); on an error the block
+    is freed again, as at ffs_balloc's `fail:`, and its buffer's loss forgotten (nothing
+    will read it)."""
+    ump = ip.ump
+    err, got = yield from ffs_alloc(ump, ump.rotor, 1)
+    if err:
+        return err, 0
+    blk = got[0]
+    err = yield from write_indir(ip, ilbn, blk, [0] * NINDIR, sync)
+    if err:
+        # found by the crash matrix: this error was dropped, the write(2) went on, and the
+        # data's pointers went with the thrown-away buffer (late losses on steadywriter,
+        # readwrite, stream and mixed with 3% write faults, always the first pages under a
+        # new indirect block)
+        ip.ind.pop(ilbn, None)
+        assert ip.vp is not None
+        ump.k.bio.lost_indirect.discard((ip.vp, ilbn))
+        yield from ffs_blkfree(ump, [blk])
+        return err, 0
+    return 0, blk
 
 
 def ffs_balloc(vp: vnode, off: int, n: int, dirop: bool = False) -> GEN:
@@ -80,6 +110,9 @@ def ffs_balloc(vp: vnode, off: int, n: int, dirop: bool = False) -> GEN:
             return err
         err = yield from set_ptrs(ip, lbn, blocks, sync, dirop)
         if err:
+            # 2.0 allocates the data block after the indirect blocks, so a failure there
+            # never held it; here it was taken first, and goes back
+            yield from ffs_blkfree(ip.ump, blocks)
             return err
         lbn += len(blocks)
         ip.nextalloc = blocks[-1] + 1
@@ -99,7 +132,12 @@ def maxlbn(ip: inode) -> Generator[Any, Any, int]:
 
 
 def set_ptrs(ip: inode, lbn: int, blocks: list[int], sync: bool, dirop: bool = False) -> GEN:
-    """Point lbn, lbn+1, ... (all in one pointer block) at `blocks`."""
+    """Point lbn, lbn+1, ... (all in one pointer block) at `blocks`: ffs_balloc's walk down
+    the indirect blocks (ffs_balloc.c, netbsd-2-0 branch), allocating the missing ones
+    (`new_indir`: written with wait before the parent points at them), then the parent's
+    and the leaf's pointers as delayed writes (with wait under B_SYNC). An error from a new
+    indirect block's write leaves the parents as they were (the double-indirect block, if
+    this call allocated it, freed and the inode's pointer cleared: unwindidx 0)."""
     d = ip.d
     ump = ip.ump
     if lbn < NDADDR:
@@ -107,42 +145,39 @@ def set_ptrs(ip: inode, lbn: int, blocks: list[int], sync: bool, dirop: bool = F
             d.db[lbn + i] = b
         return 0
     if lbn < NDADDR + NINDIR:
-        new = False
         if not d.ib:
-            err, got = yield from ffs_alloc(ump, ump.rotor, 1)
+            err, blk = yield from new_indir(ip, -1, sync)
             if err:
                 return err
-            d.ib = got[0]
-            ip.ind[-1] = [0] * NINDIR
-            new = True
+            d.ib = blk
         ptrs = list((yield from indir_ptrs(ip, -1, d.ib)))
         base = lbn - NDADDR
         ptrs[base:base + len(blocks)] = blocks
-        return (yield from write_indir(ip, -1, d.ib, ptrs, sync and (new or dirop)))
+        return (yield from write_indir(ip, -1, d.ib, ptrs, sync and dirop))
     i = lbn - NDADDR - NINDIR
     if i + len(blocks) > NINDIR * NINDIR:
         return ENOSPC
+    new_dib = False
     if not d.dib:
-        err, got = yield from ffs_alloc(ump, ump.rotor, 1)
+        err, blk = yield from new_indir(ip, -2, sync)
         if err:
             return err
-        d.dib = got[0]
-        ip.ind[-2] = [0] * NINDIR
-        yield from write_indir(ip, -2, d.dib, [0] * NINDIR, sync)
+        d.dib = blk
+        new_dib = True
     top = list((yield from indir_ptrs(ip, -2, d.dib)))
     j = i // NINDIR
     mid = top[j]
-    new = False
     if not mid:
-        err, got = yield from ffs_alloc(ump, ump.rotor, 1)
+        err, mid = yield from new_indir(ip, -3 - j, sync)
         if err:
+            if new_dib:
+                ip.ind.pop(-2, None)
+                yield from ffs_blkfree(ump, [d.dib])
+                d.dib = 0
             return err
-        mid = got[0]
         top[j] = mid
-        ip.ind[-3 - j] = [0] * NINDIR
         yield from write_indir(ip, -2, d.dib, top, sync and dirop)
-        new = True
     ptrs = list((yield from indir_ptrs(ip, -3 - j, mid)))
     base = i % NINDIR
     ptrs[base:base + len(blocks)] = blocks
-    return (yield from write_indir(ip, -3 - j, mid, ptrs, sync and (new or dirop)))
+    return (yield from write_indir(ip, -3 - j, mid, ptrs, sync and dirop))

@@ -79,6 +79,9 @@ class Repairer:
         self.before: list[str] = []          # what the first check found
         self.final: Scan | None = None       # the check of the repaired image
         self.progress: Any = None            # fsck.Progress for each pass's scan
+        # inode -> the duplicate blocks it was cleared for (a crash report looks for the
+        # failed bitmap write that let a block be allocated twice)
+        self.dup_cleared: dict[int, set[int]] = {}
 
     def note(self, text: str) -> None:
         self.repairs.append(text)
@@ -158,6 +161,8 @@ class Repairer:
         for b, ino, other in sc.dup:
             why.setdefault(ino, f"duplicate block {b} (also in inode {other})")
             why.setdefault(other, f"duplicate block {b} (also in inode {ino})")
+            self.dup_cleared.setdefault(ino, set()).add(b)
+            self.dup_cleared.setdefault(other, set()).add(b)
         why.pop(ROOTINO, None)
         for ino in sorted(why):
             write_dinode(self.store, sb, ino, Dinode())

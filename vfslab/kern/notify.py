@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 EVENTS = ("object_dirtied", "page_dirtied", "page_cleaned", "buf_dirtied", "buf_cleaned",
           "write_throttle", "io_started", "io_done", "data_written", "data_synced",
-          "data_sync_failed", "data_dropped", "truncated", "unlinked", "syscall_done",
+          "data_sync_failed", "data_dropped", "bufs_discarded", "unknown_dirty",
+          "worklist_changed", "truncated", "unlinked", "syscall_done",
           "syscall_record", "writeback_pass")
 
 
@@ -100,6 +101,20 @@ class KernelObserver:
         the pages (page index, the version stamp it held) are clean and will not be written
         again (object lock held)."""
 
+    def bufs_discarded(self, vp: vnode, now: int) -> None:
+        """vclean threw away vp's dirty buffers unwritten (its flush with V_SAVE had failed:
+        2.0's vclean then calls vinvalbuf without V_SAVE); what they held (indirect blocks'
+        pointers) is lost, and no one is told."""
+
+    def unknown_dirty(self, pg: vm_page, dirty: bool, now: int) -> None:
+        """A page became modified through a mapping while the kernel counts it clean
+        (`dirty`: the pmap's modified bit on a PG_CLEAN page, PR kern/24596's problem 3), or
+        stopped being so (the kernel learnt of it, cleared the bit, or freed the page)."""
+
+    def worklist_changed(self, vp: vnode, on: bool, now: int) -> None:
+        """A vnode was put on the syncer's wheel (`on`) from off it, or taken off it (what
+        the 2004 syncer walks: a dirty vnode off it is PR kern/24596's problem 2)."""
+
     def truncated(self, ino: int, keep_pages: int, now: int) -> None:
         """Inode `ino` keeps only its first `keep_pages` pages."""
 
@@ -136,6 +151,9 @@ class Notify:
         self.data_sync_failed: tuple[Callable[[vnode, int, int, int, int, int], None],
                                      ...] = ()
         self.data_dropped: tuple[Callable[[vnode, list[tuple[int, int]], int], None], ...] = ()
+        self.bufs_discarded: tuple[Callable[[vnode, int], None], ...] = ()
+        self.unknown_dirty: tuple[Callable[[vm_page, bool, int], None], ...] = ()
+        self.worklist_changed: tuple[Callable[[vnode, bool, int], None], ...] = ()
         self.truncated: tuple[Callable[[int, int, int], None], ...] = ()
         self.unlinked: tuple[Callable[[int, int], None], ...] = ()
         self.syscall_done: tuple[Callable[[str, int, int, int], None], ...] = ()

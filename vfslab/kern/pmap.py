@@ -53,6 +53,8 @@ class Pmap:
             if pg.flags & PG_CLEAN:
                 self.unknown[pg] = now
                 self.dirtied += 1
+                for f in self.k.notify.unknown_dirty:
+                    f(pg, True, now)
 
     def pmap_is_modified(self, pg: vm_page) -> bool:
         return pg.pmap_mod
@@ -62,7 +64,7 @@ class Pmap:
         if not pg.pmap_mod:
             return False
         pg.pmap_mod = False
-        self.unknown.pop(pg, None)
+        self._known(pg)
         return True
 
     def pmap_page_protect(self, pg: vm_page, prot: int) -> None:
@@ -73,7 +75,7 @@ class Pmap:
 
     def known(self, pg: vm_page) -> None:
         """The kernel now counts the page dirty (PG_CLEAN off): not a second dirtying."""
-        if pg.pmap_mod and self.unknown.pop(pg, None) is not None:
+        if pg.pmap_mod and self._known(pg):
             self.relisted += 1
 
     def page_freed(self, pg: vm_page) -> None:
@@ -81,7 +83,15 @@ class Pmap:
         pg.prot_gen += 1
         if pg.pmap_mod:
             pg.pmap_mod = False
-            self.unknown.pop(pg, None)
+            self._known(pg)
+
+    def _known(self, pg: vm_page) -> bool:
+        """The page is no longer dirty unknown to the kernel; True if it was."""
+        if self.unknown.pop(pg, None) is None:
+            return False
+        for f in self.k.notify.unknown_dirty:
+            f(pg, False, self.k.m.time())
+        return True
 
     def oldest_unknown_ns(self) -> int:
         """When the oldest page dirty without the kernel knowing became so (-1 if none)."""

@@ -673,6 +673,7 @@ class VfsSubr:
                 return err
         bio = k.bio
         p = k.proto
+        told = False
         while True:
             s = p.buflist_lock(vp)
             victims = list(vp.v_cleanblkhd) + list(vp.v_dirtyblkhd)
@@ -689,6 +690,13 @@ class VfsSubr:
                 if save and bp.b_flags & B_DELWRI:
                     yield from bio.bwrite(bp)
                     break
+                if not told and bp.b_flags & B_DELWRI:
+                    # a dirty buffer thrown away unwritten (vclean's second call, after
+                    # its flush failed): the observers hear of it, the crash journal
+                    # among them
+                    told = True
+                    for f in k.notify.bufs_discarded:
+                        f(vp, self.m.time())
                 bio.set_flags_inval(bp)
                 bio.brelse(bp)
 

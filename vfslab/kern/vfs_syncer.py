@@ -83,6 +83,7 @@ class Syncer:
 
     def add_locked(self, vp: vnode, delay: int) -> None:
         p = self.k.proto
+        was_on = vp.v_synclist >= 0
         if p.on_worklist(vp) and vp.v_synclist >= 0:
             del self.syncer_workitem_pending[vp.v_synclist][vp]
         if delay > self.syncer_maxdelay - 2:
@@ -93,6 +94,9 @@ class Syncer:
         p.set_onworklist(vp, True)
         if vp.v_dirtied_at < 0:
             vp.v_dirtied_at = self.m.time()
+        if not was_on:
+            for f in self.k.notify.worklist_changed:
+                f(vp, True, self.m.time())
 
     def unlink(self, vp: vnode) -> None:
         """LIST_REMOVE(vp, v_synclist): the caller holds the worklist's protection."""
@@ -101,6 +105,8 @@ class Syncer:
             self.syncer_workitem_pending[slot].pop(vp, None)
             vp.v_synclist = -1
             vp.v_dirtied_at = -1
+            for f in self.k.notify.worklist_changed:
+                f(vp, False, self.m.time())
 
     def vn_syncer_remove_from_worklist(self, vp: vnode) -> None:
         p = self.k.proto
