@@ -372,15 +372,16 @@ def test_a_recycled_vnode_whose_flush_fails_loses_its_dirty_buffers_and_says_so(
     """vclean (vgonel) flushes a recycled vnode with V_SAVE; when that fails, 2.0 calls
     vinvalbuf again without it and the dirty buffers go unwritten: here the new indirect
     block's pointers, so the file's pages past the direct blocks are holes on disk and no
-    call returned an error. The kernel tells its observers (bufs_discarded), which is how a
-    crash report explains such a loss. (Found by the crash matrix on protocol, 3% faults.)"""
+    call returned an error. The kernel tells its observers (flush_failed, with the error),
+    which is how a crash report explains such a loss. (Found by the crash matrix on
+    protocol, 3% faults.)"""
     from vfslab.kern.notify import KernelObserver
 
-    seen: list[int] = []
+    seen: list[tuple[int, int]] = []
 
     class Watch(KernelObserver):
-        def bufs_discarded(self, vp: Any, now: int) -> None:
-            seen.append(vp.v_data.ino)
+        def flush_failed(self, vp: Any, error: int, now: int) -> None:
+            seen.append((vp.v_data.ino, error))
 
     def body(sys: Any) -> GEN:
         sys.k.notify.attach(Watch())
@@ -397,7 +398,7 @@ def test_a_recycled_vnode_whose_flush_fails_loses_its_dirty_buffers_and_says_so(
         return ino
 
     k, ino = run_body(body, maxvnodes=4, **FS)
-    assert ino in seen
+    assert (ino, EIO) in seen
     blocks = file_blocks(k.disk.store, ino)
     assert all(blocks[:12])
     assert not any(blocks[12:15])

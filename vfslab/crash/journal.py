@@ -35,8 +35,9 @@ class Journal(KernelObserver):
     b, c): WRITE (ino, first page, last page, (stamp seq, dirtied at)), FSYNC (ino, mark,
     first page, last page), TRUNCATE (ino, pages kept), UNLINK (ino), DROPPED (ino, page, 0,
     the stamp seq a failed write lost), FSYNC_FAILED (ino, first page, last page, mark: a
-    call that would have promised them returned an error), DISCARDED (ino: vclean threw
-    the vnode's dirty buffers away after its flush failed), UNKNOWN (ino, page, 1 or 0: the
+    call that would have promised them returned an error), DISCARDED (ino, errno:
+    vclean's flush of the recycled vnode failed, and 2.0 threw away what was left dirty and
+    the error), UNKNOWN (ino, page, 1 or 0: the
     page became, or stopped being, modified through a mapping while the kernel counts it
     clean), WHEEL (ino, 1 or 0: the vnode went on or off the syncer's wheel). A mark is the
     number of events logged when the fsync began: it covers the WRITE events before it. (The
@@ -66,8 +67,8 @@ class Journal(KernelObserver):
         for page, stamp in pages:
             self.events.append((now, DROPPED, ino, page, 0, stamp >> 24))
 
-    def bufs_discarded(self, vp: vnode, now: int) -> None:
-        self.events.append((now, DISCARDED, _ino(vp), 0, 0, None))
+    def flush_failed(self, vp: vnode, error: int, now: int) -> None:
+        self.events.append((now, DISCARDED, _ino(vp), error, 0, None))
 
     def unknown_dirty(self, pg: vm_page, dirty: bool, now: int) -> None:
         vp = pg.uobject.vp
@@ -99,7 +100,7 @@ class FileState:
     ranges: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
     dropped: dict[int, int] = field(default_factory=dict)   # page -> newest seq a failed write lost
     failed: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
-    discarded: list[int] = field(default_factory=list)   # when vclean threw buffers away
+    discarded: list[int] = field(default_factory=list)   # when vclean's flush failed
     on_wheel: bool = False                   # the vnode is on the syncer's wheel
     unknown: set[int] = field(default_factory=set)   # pages dirty unknown to the kernel
 

@@ -40,6 +40,9 @@ MAX_LISTED = 20
 DROPPED_CAUSE = "a failed write dropped it (uvm.write_error=drop)"
 EARLY_CAUSE = ("no page write of it failed: the fsync returned before it, or the block "
                "pointers that reach it, was on disk")
+RECYCLED_CAUSE = ("a write of it failed and its vnode was recycled before an fsync: vclean's "
+                  "flush took the error and 2.0 threw it away with what was left dirty, so "
+                  "no program was told")
 REPORTED_CAUSE = ("an fsync of it returned an error after it was written: the program was told, "
                   "and a later fsync's 0 does not promise it again (as on Linux, whose errseq "
                   "reports a failed writeback once)")
@@ -87,8 +90,10 @@ class LossReport:
     # fsync'd bytes lost by cause: DROPPED_CAUSE when a failed write dropped the promised
     # version (uvm.write_error=drop, 2.0), EARLY_CAUSE when no page write of it failed (a
     # failed metadata write that fsync did not report is one way: ffs_fsync's asynchronous
-    # metadata writes lose their errors), REPORTED_CAUSE when an fsync said so (these bytes
-    # are in fsync_bytes_lost_reported, not fsync_bytes_lost)
+    # metadata writes lose their errors), RECYCLED_CAUSE when the file's vnode was recycled
+    # after the write and vclean's flush took an error no program heard of, REPORTED_CAUSE
+    # when an fsync said so (these bytes are in fsync_bytes_lost_reported, not
+    # fsync_bytes_lost)
     fsync_loss_causes: dict[str, int] = field(default_factory=dict)
     oldest_losses: list[dict[str, Any]] = field(default_factory=list)
     late_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few late
@@ -155,8 +160,8 @@ def _meta_failed(cutter: Cutter, image: dict[int, Any], sb: Superblock, ino: int
       write: the next allocation read the disk's older bitmap and gave the block out again
       (stream: a file cleared for a duplicate block; protocol: an indirect block
       overwritten by another file's data);
-    - vclean threw the vnode's dirty buffers away after its flush failed, the pages' new
-      indirect pointers with them (protocol)."""
+    - vclean's flush of the recycled vnode failed after the page was written, and 2.0 threw
+      away what was left dirty (the pages' new indirect pointers) and the error (protocol)."""
     ptrs = _pointer_blocks(image, sb, ino, d, pg)
     if any(cutter.failed_between(b, written, t_crash) or cutter.last_write_failed(b, t_crash)
            for b in ptrs):
@@ -264,7 +269,9 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                         cause = REPORTED_CAUSE
                         rep.fsync_bytes_lost_reported += PAGE
                     else:
-                        cause = DROPPED_CAUSE if fs.dropped.get(pg, 0) >= pseq else EARLY_CAUSE
+                        cause = DROPPED_CAUSE if fs.dropped.get(pg, 0) >= pseq else \
+                            RECYCLED_CAUSE if any(pwhen <= td for td in fs.discarded) else \
+                            EARLY_CAUSE
                         rep.fsync_bytes_lost += PAGE
                     causes = rep.fsync_loss_causes
                     causes[cause] = causes.get(cause, 0) + PAGE

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 EVENTS = ("object_dirtied", "page_dirtied", "page_cleaned", "buf_dirtied", "buf_cleaned",
           "write_throttle", "io_started", "io_done", "data_written", "data_synced",
-          "data_sync_failed", "data_dropped", "bufs_discarded", "unknown_dirty",
+          "data_sync_failed", "data_dropped", "flush_failed", "unknown_dirty",
           "worklist_changed", "truncated", "unlinked", "syscall_done",
           "syscall_record", "writeback_pass")
 
@@ -101,10 +101,12 @@ class KernelObserver:
         the pages (page index, the version stamp it held) are clean and will not be written
         again (object lock held)."""
 
-    def bufs_discarded(self, vp: vnode, now: int) -> None:
-        """vclean threw away vp's dirty buffers unwritten (its flush with V_SAVE had failed:
-        2.0's vclean then calls vinvalbuf without V_SAVE); what they held (indirect blocks'
-        pointers) is lost, and no one is told."""
+    def flush_failed(self, vp: vnode, error: int, now: int) -> None:
+        """vclean's flush (vinvalbuf with V_SAVE) of a vnode being recycled failed with
+        `error`. 2.0 then calls vinvalbuf without V_SAVE: the dirty buffers left (indirect
+        blocks' pointers) are thrown away unwritten, and the error reaches no program. With
+        bio.write_error=report or uvm.write_error=redirty it is the error latched for the
+        file's next fsync that this flush took."""
 
     def unknown_dirty(self, pg: vm_page, dirty: bool, now: int) -> None:
         """A page became modified through a mapping while the kernel counts it clean
@@ -151,7 +153,7 @@ class Notify:
         self.data_sync_failed: tuple[Callable[[vnode, int, int, int, int, int], None],
                                      ...] = ()
         self.data_dropped: tuple[Callable[[vnode, list[tuple[int, int]], int], None], ...] = ()
-        self.bufs_discarded: tuple[Callable[[vnode, int], None], ...] = ()
+        self.flush_failed: tuple[Callable[[vnode, int, int], None], ...] = ()
         self.unknown_dirty: tuple[Callable[[vm_page, bool, int], None], ...] = ()
         self.worklist_changed: tuple[Callable[[vnode, bool, int], None], ...] = ()
         self.truncated: tuple[Callable[[int, int, int], None], ...] = ()

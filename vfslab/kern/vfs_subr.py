@@ -293,7 +293,11 @@ class VfsSubr:
         if vp.v_op is not self.dead_vnodeop:
             err = yield from self.vinvalbuf(vp, save=True)
             if err:
-                # as vclean: what cannot be saved is thrown away
+                # as vclean: what cannot be saved is thrown away, and the error with it; the
+                # observers hear of it (the crash journal among them: found by the crash
+                # matrix, where an error latched for a file's next fsync went this way)
+                for f in self.k.notify.flush_failed:
+                    f(vp, err, self.m.time())
                 yield from self.vinvalbuf(vp, save=False)
         # not active (a free vnode): VOP_UNLOCK, then VOP_RECLAIM; the lock stays drained
         # until getnewvnode's lockinit
@@ -673,7 +677,6 @@ class VfsSubr:
                 return err
         bio = k.bio
         p = k.proto
-        told = False
         while True:
             s = p.buflist_lock(vp)
             victims = list(vp.v_cleanblkhd) + list(vp.v_dirtyblkhd)
@@ -690,13 +693,6 @@ class VfsSubr:
                 if save and bp.b_flags & B_DELWRI:
                     yield from bio.bwrite(bp)
                     break
-                if not told and bp.b_flags & B_DELWRI:
-                    # a dirty buffer thrown away unwritten (vclean's second call, after
-                    # its flush failed): the observers hear of it, the crash journal
-                    # among them
-                    told = True
-                    for f in k.notify.bufs_discarded:
-                        f(vp, self.m.time())
                 bio.set_flags_inval(bp)
                 bio.brelse(bp)
 
