@@ -49,6 +49,9 @@ class ufsmount:  # noqa: N801  (struct ufsmount, with struct fs as `sb`)
         self.rotor = 0                     # the block allocator's next preference
         self.irotor = ROOTINO + 1
         self.vnodeop: vnodeops = ffs_vnodeop(self)
+        # inode -> a write error kept for the file's next fsync whose vnode was reclaimed
+        # before one (ufs_reclaim; only under the settings that keep such errors)
+        self.pending_errors: dict[int, int] = {}
 
     @property
     def async_(self) -> bool:
@@ -152,6 +155,10 @@ def ffs_vget(ump: ufsmount, ino: int, nested: int = 0
         ip.d = d
         vp.v_type = d.vtype()                         # ufs_vinit
         vp.v_size = d.size
+        if ump.pending_errors:
+            kept = ump.pending_errors.pop(ino, 0)
+            if kept:
+                k.ubc.latch_error(vp, kept)
         return 0, vp
 
 

@@ -45,11 +45,19 @@ def ufs_inactive(vp: vnode) -> GEN:
 
 
 def ufs_reclaim(vp: vnode) -> GEN:
-    """VOP_RECLAIM: the vnode leaves the inode hash and drops its inode."""
+    """VOP_RECLAIM: the vnode leaves the inode hash and drops its inode. A write error kept
+    for the file's next fsync (the settings bio.write_error=report and
+    uvm.write_error=redirty, not 2.0) is kept with the file system for the inode's next
+    vnode (ffs_vget), not left on this vnode for the next file it serves."""
     ip: inode | None = vp.v_data
     if ip is not None:
-        ufs_ihashrem(ip.ump, ip.ino, vp)
-        ip.ump.k.namecache.cache_purge(vp)
+        ump = ip.ump
+        k = ump.k
+        err = k.ubc.pop_error(vp) or k.bio.take_write_error(vp)
+        if err and ip.d.nlink > 0:
+            ump.pending_errors[ip.ino] = err
+        ufs_ihashrem(ump, ip.ino, vp)
+        k.namecache.cache_purge(vp)
     vp.v_data = None
     yield from ()
     return 0

@@ -298,6 +298,13 @@ class VfsSubr:
                 # matrix, where an error latched for a file's next fsync went this way)
                 for f in self.k.notify.flush_failed:
                     f(vp, err, self.m.time())
+                if self.k.bio.report_errors or self.k.aiodone.redirty:
+                    # not 2.0: with the settings that keep a write error for the file's next
+                    # fsync, the error the flush took stays with the vnode, and the file
+                    # system keeps it with the file past the reclaim (ufs_reclaim,
+                    # ffs_vget). Found by the crash matrix: with every fix on, the next
+                    # fsync, on a new vnode, returned 0 for data lost with the error.
+                    self.k.ubc.latch_error(vp, err)
                 yield from self.vinvalbuf(vp, save=False)
         # not active (a free vnode): VOP_UNLOCK, then VOP_RECLAIM; the lock stays drained
         # until getnewvnode's lockinit
