@@ -10,7 +10,9 @@ A failed asynchronous write, as 2.0: biodone brelse()s the buffer, which B_ERROR
 its data and the error are gone, and the fsync that started it (ffs_fsync's bawrite passes)
 returns 0 (`bio.write_error=drop`, the default). `bio.write_error=report` (not 2.0: Linux's
 mark_buffer_write_io_error and AS_EIO) keeps the error for the buffer's vnode, and that
-vnode's next fsync returns it (EIO): the data is still lost, but not promised.
+vnode's next fsync returns it (EIO): the data is still lost, but not promised. A failed write
+of a device block (an inode block), asynchronous or not, is reported by the next fsync of
+each inode in it, once, as Linux's errseq.
 """
 
 from __future__ import annotations
@@ -613,6 +615,14 @@ class BufCache:
             self.simple_unlock(bp.b_interlock)
             self.brelse(bp)
         else:
+            if self.report_errors and bp.b_flags & B_ERROR and not bp.b_flags & B_READ \
+                    and bp.b_vp is not None and bp.b_vp.v_type == VBLK:
+                # a synchronous write of a device block fails for its caller, and for each
+                # inode in the block too (found by the crash matrix with every fix: another
+                # file's fsync wrote the inode block, got EIO, and the inode whose update
+                # went with the buffer was never told)
+                self.nblock_errors += 1
+                self.block_errors[(bp.b_vp, bp.b_blkno // 8)] = self.nblock_errors
             bp.b_flags &= ~B_WANTED
             m.wakeup(bp)
             self.simple_unlock(bp.b_interlock)
