@@ -43,6 +43,9 @@ EARLY_CAUSE = ("no page write of it failed: the fsync returned before it, or the
 RECYCLED_CAUSE = ("a write of it failed and its vnode was recycled before an fsync: vclean's "
                   "flush took the error and 2.0 threw it away with what was left dirty, so "
                   "no program was told")
+REUSED_CAUSE = ("a bitmap block's write failed, a block of the file was given out again, and "
+                "fsck cleared the file for the duplicate (2.0's brelse threw the bitmap away; "
+                "no fsync is told of a bitmap)")
 REPORTED_CAUSE = ("an fsync of it returned an error after it was written: the program was told, "
                   "and a later fsync's 0 does not promise it again (as on Linux, whose errseq "
                   "reports a failed writeback once)")
@@ -91,7 +94,9 @@ class LossReport:
     # version (uvm.write_error=drop, 2.0), EARLY_CAUSE when no page write of it failed (a
     # failed metadata write that fsync did not report is one way: ffs_fsync's asynchronous
     # metadata writes lose their errors), RECYCLED_CAUSE when the file's vnode was recycled
-    # after the write and vclean's flush took an error no program heard of, REPORTED_CAUSE
+    # after the write and vclean's flush took an error no program heard of, REUSED_CAUSE when
+    # fsck cleared the file for a block given out twice after a failed bitmap write,
+    # REPORTED_CAUSE
     # when an fsync said so (these bytes are in fsync_bytes_lost_reported, not
     # fsync_bytes_lost)
     fsync_loss_causes: dict[str, int] = field(default_factory=dict)
@@ -271,6 +276,9 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                     else:
                         cause = DROPPED_CAUSE if fs.dropped.get(pg, 0) >= pseq else \
                             RECYCLED_CAUSE if any(pwhen <= td for td in fs.discarded) else \
+                            REUSED_CAUSE if cutter is not None and any(
+                                cutter.failed_between(sb.bmap_start + b // BITS, 0, t_crash)
+                                for b in dups.get(ino, ())) else \
                             EARLY_CAUSE
                         rep.fsync_bytes_lost += PAGE
                     causes = rep.fsync_loss_causes
