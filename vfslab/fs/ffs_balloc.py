@@ -61,9 +61,9 @@ def new_indir(ip: inode, ilbn: int, sync: bool) -> Generator[Any, Any, tuple[int
     err = yield from write_indir(ip, ilbn, blk, [0] * NINDIR, sync)
     if err:
         # found by the crash matrix: this error was dropped, the write(2) went on, and the
-        # data's pointers went with the thrown-away buffer (late losses on steadywriter,
-        # readwrite, stream and mixed with 3% write faults, always the first pages under a
-        # new indirect block)
+        # data's pointers went with the thrown-away buffer (late losses on steadywriter and
+        # readwrite with 3% write faults, always the first pages under a new indirect
+        # block, and fsync'd data lost on protocol)
         ip.ind.pop(ilbn, None)
         assert ip.vp is not None
         ump.k.bio.lost_indirect.discard((ip.vp, ilbn))
