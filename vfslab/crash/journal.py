@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from vfslab.kern.uvm_page import vm_page
     from vfslab.kern.vnode import vnode
 
-WRITE, FSYNC, TRUNCATE, UNLINK, DROPPED, FSYNC_FAILED, DISCARDED, UNKNOWN, WHEEL = (
+WRITE, FSYNC, TRUNCATE, UNLINK, DROPPED, FSYNC_FAILED, FLUSH_FAILED, UNKNOWN, WHEEL = (
     0, 1, 2, 3, 4, 5, 6, 7, 8)
 ALL_PAGES = 1 << 62
 
@@ -35,13 +35,13 @@ class Journal(KernelObserver):
     b, c): WRITE (ino, first page, last page, (stamp seq, dirtied at)), FSYNC (ino, mark,
     first page, last page), TRUNCATE (ino, pages kept), UNLINK (ino), DROPPED (ino, page, 0,
     the stamp seq a failed write lost), FSYNC_FAILED (ino, first page, last page, mark: a
-    call that would have promised them returned an error), DISCARDED (ino, errno:
-    vclean's flush of the recycled vnode failed, and 2.0 threw away what was left dirty and
-    the error), UNKNOWN (ino, page, 1 or 0: the
-    page became, or stopped being, modified through a mapping while the kernel counts it
-    clean), WHEEL (ino, 1 or 0: the vnode went on or off the syncer's wheel). A mark is the
-    number of events logged when the fsync began: it covers the WRITE events before it. (The
-    kernel's mark counts its data_written events; `write_at` turns one into the other.)"""
+    call that would have promised them returned an error), FLUSH_FAILED (ino, errno: vclean's
+    flush of the recycled vnode failed, and 2.0 threw away what was left dirty and the
+    error), UNKNOWN (ino, page, 1 or 0: the page became, or stopped being, modified through a
+    mapping while the kernel counts it clean), WHEEL (ino, 1 or 0: the vnode went on or off
+    the syncer's wheel). A mark is the number of events logged when the fsync began: it
+    covers the WRITE events before it. (The kernel's mark counts its data_written events;
+    `write_at` turns one into the other.)"""
 
     def __init__(self) -> None:
         self.events: list[tuple[int, int, int, int, int, Any]] = []
@@ -68,7 +68,7 @@ class Journal(KernelObserver):
             self.events.append((now, DROPPED, ino, page, 0, stamp >> 24))
 
     def flush_failed(self, vp: vnode, error: int, now: int) -> None:
-        self.events.append((now, DISCARDED, _ino(vp), error, 0, None))
+        self.events.append((now, FLUSH_FAILED, _ino(vp), error, 0, None))
 
     def unknown_dirty(self, pg: vm_page, dirty: bool, now: int) -> None:
         vp = pg.uobject.vp
@@ -100,7 +100,7 @@ class FileState:
     ranges: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
     dropped: dict[int, int] = field(default_factory=dict)   # page -> newest seq a failed write lost
     failed: list[tuple[int, int, int]] = field(default_factory=list)   # (mark, first, last)
-    discarded: list[int] = field(default_factory=list)   # when vclean's flush failed
+    flush_failures: list[int] = field(default_factory=list)   # when vclean's flush failed
     on_wheel: bool = False                   # the vnode is on the syncer's wheel
     unknown: set[int] = field(default_factory=set)   # pages dirty unknown to the kernel
 
@@ -176,10 +176,10 @@ class JournalState:
                 fs = files.get(ino)
                 if fs is not None:
                     fs.failed.append((c, a, b))
-            elif kind == DISCARDED:
+            elif kind == FLUSH_FAILED:
                 fs = files.get(ino)
                 if fs is not None:
-                    fs.discarded.append(ev[i][0])
+                    fs.flush_failures.append(ev[i][0])
             elif kind == UNKNOWN:
                 fs = files.get(ino)
                 if fs is None:

@@ -49,8 +49,7 @@ REUSED_CAUSE = ("a bitmap block's write failed, a block of the file was given ou
 REPORTED_CAUSE = ("an fsync of it returned an error after it was written: the program was told, "
                   "and a later fsync's 0 does not promise it again (as on Linux, whose errseq "
                   "reports a failed writeback once)")
-
-
+# losses older than the promise that nothing else explains ("written late"), by cause
 PR2_CAUSE = "its vnode was off the syncer's wheel (PR kern/24596, problem 2)"
 PR3_CAUSE = ("modified through a mapping while the kernel counted it clean "
              "(PR kern/24596, problem 3)")
@@ -96,9 +95,8 @@ class LossReport:
     # metadata writes lose their errors), RECYCLED_CAUSE when the file's vnode was recycled
     # after the write and vclean's flush took an error no program heard of, REUSED_CAUSE when
     # fsck cleared the file for a block given out twice after a failed bitmap write,
-    # REPORTED_CAUSE
-    # when an fsync said so (these bytes are in fsync_bytes_lost_reported, not
-    # fsync_bytes_lost)
+    # REPORTED_CAUSE when an fsync said so (these bytes are in fsync_bytes_lost_reported,
+    # not fsync_bytes_lost)
     fsync_loss_causes: dict[str, int] = field(default_factory=dict)
     oldest_losses: list[dict[str, Any]] = field(default_factory=list)
     late_losses: list[dict[str, Any]] = field(default_factory=list)   # the first few late
@@ -150,9 +148,16 @@ def _holds_data(v: Any) -> bool:
     return isinstance(v, int) and v != 0
 
 
+def _bitmap_failed(cutter: Cutter, sb: Superblock, blocks: Iterable[int], t_crash: int
+                   ) -> bool:
+    """Whether a write of the bitmap block of any of `blocks` failed before the crash (the
+    next allocation then read the disk's older bitmap: a block given out twice)."""
+    return any(cutter.failed_between(sb.bmap_start + b // BITS, 0, t_crash) for b in blocks)
+
+
 def _meta_failed(cutter: Cutter, image: dict[int, Any], sb: Superblock, ino: int, d: Any,
                  pg: int, blk: int, foreign: bool, written: int, t_crash: int,
-                 dups: Iterable[int], discarded: list[int]) -> bool:
+                 dups: Iterable[int], flush_failures: list[int]) -> bool:
     """Whether a failed metadata write on the way to page `pg` (written at `written`)
     explains its loss, each found by the crash matrix with 3% write faults:
     - a write of its inode or indirect block failed since, or the last one before the crash
@@ -178,11 +183,9 @@ def _meta_failed(cutter: Cutter, image: dict[int, Any], sb: Superblock, ino: int
               or cutter.written_as_data(b, written, t_crash)] + ([blk] if foreign else [])
     # (a failure at any time before the crash: the block was given out before it, and the
     # page may have been written to it again after it, as on protocol with the syncer)
-    if any(cutter.failed_between(sb.bmap_start + b // BITS, 0, t_crash) for b in reused):
+    if _bitmap_failed(cutter, sb, reused, t_crash) or _bitmap_failed(cutter, sb, dups, t_crash):
         return True
-    if any(cutter.failed_between(sb.bmap_start + b // BITS, 0, t_crash) for b in dups):
-        return True
-    return any(written <= td for td in discarded)
+    return any(written <= t for t in flush_failures)
 
 
 def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: int,
@@ -246,7 +249,7 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                         rep.over_bound_reported_bytes += PAGE
                     elif cutter is not None and _meta_failed(
                             cutter, image, sb, ino, d, pg, blk, foreign, written, t_crash,
-                            dups.get(ino, ()), fs.discarded):
+                            dups.get(ino, ()), fs.flush_failures):
                         rep.over_bound_meta_failed_bytes += PAGE
                     else:
                         rep.over_bound_late_bytes += PAGE
@@ -275,11 +278,9 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                         rep.fsync_bytes_lost_reported += PAGE
                     else:
                         cause = DROPPED_CAUSE if fs.dropped.get(pg, 0) >= pseq else \
-                            RECYCLED_CAUSE if any(pwhen <= td for td in fs.discarded) else \
-                            REUSED_CAUSE if cutter is not None and any(
-                                cutter.failed_between(sb.bmap_start + b // BITS, 0, t_crash)
-                                for b in dups.get(ino, ())) else \
-                            EARLY_CAUSE
+                            RECYCLED_CAUSE if any(pwhen <= t for t in fs.flush_failures) \
+                            else REUSED_CAUSE if cutter is not None and _bitmap_failed(
+                                cutter, sb, dups.get(ino, ()), t_crash) else EARLY_CAUSE
                         rep.fsync_bytes_lost += PAGE
                     causes = rep.fsync_loss_causes
                     causes[cause] = causes.get(cause, 0) + PAGE

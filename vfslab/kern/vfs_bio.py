@@ -132,6 +132,23 @@ class BufCache:
         call (bio.write_error=report), else 0."""
         return self.latched.pop(vp, 0) if self.latched else 0
 
+    def keep_write_error(self, bp: buf, asynchronous: bool) -> None:
+        """bio.write_error=report: keep a failed write's error for the fsyncs that must hear
+        of it. A device block's failure is numbered per block, for each inode in it, whether
+        the write was asynchronous or not: a synchronous one fails for its caller only (found
+        by the crash matrix with every fix: another file's fsync wrote the inode block, got
+        EIO, and the inode whose update went with the buffer was never told). A file's own
+        buffer's asynchronous failure is latched for that vnode's next fsync; a synchronous
+        one's caller has the error."""
+        vp = bp.b_vp
+        if vp is None:
+            return
+        if vp.v_type == VBLK:
+            self.nblock_errors += 1
+            self.block_errors[(vp, bp.b_blkno // 8)] = self.nblock_errors
+        elif asynchronous:
+            self.latched[vp] = bp.b_error or 5        # EIO
+
     def block_error(self, devvp: vnode, blk: int) -> int:
         """The number of the last failed asynchronous write of device block `blk` (4 KiB
         blocks; bio.write_error=report), 0 if none failed."""
@@ -605,24 +622,13 @@ class BufCache:
             iodone(bp)
         elif bp.b_flags & B_ASYNC:
             st.biodone_async_brelse += 1
-            if self.report_errors and bp.b_flags & B_ERROR and not bp.b_flags & B_READ \
-                    and bp.b_vp is not None:
-                if bp.b_vp.v_type == VBLK:
-                    self.nblock_errors += 1
-                    self.block_errors[(bp.b_vp, bp.b_blkno // 8)] = self.nblock_errors
-                else:
-                    self.latched[bp.b_vp] = bp.b_error or 5        # EIO
+            if self.report_errors and bp.b_flags & B_ERROR and not bp.b_flags & B_READ:
+                self.keep_write_error(bp, asynchronous=True)
             self.simple_unlock(bp.b_interlock)
             self.brelse(bp)
         else:
-            if self.report_errors and bp.b_flags & B_ERROR and not bp.b_flags & B_READ \
-                    and bp.b_vp is not None and bp.b_vp.v_type == VBLK:
-                # a synchronous write of a device block fails for its caller, and for each
-                # inode in the block too (found by the crash matrix with every fix: another
-                # file's fsync wrote the inode block, got EIO, and the inode whose update
-                # went with the buffer was never told)
-                self.nblock_errors += 1
-                self.block_errors[(bp.b_vp, bp.b_blkno // 8)] = self.nblock_errors
+            if self.report_errors and bp.b_flags & B_ERROR and not bp.b_flags & B_READ:
+                self.keep_write_error(bp, asynchronous=False)
             bp.b_flags &= ~B_WANTED
             m.wakeup(bp)
             self.simple_unlock(bp.b_interlock)
