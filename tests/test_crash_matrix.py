@@ -10,8 +10,9 @@ the promise is to write out, not to outrun the disk's queue or its failures). Wi
 injected faults no fsync'd byte is lost (baddisk's and protocol's disks fail writes of their
 own, and 2.0 loses fsync'd data to them); with them, 2.0 as it was loses fsync'd data
 (dropped page writes, lost metadata errors), so the faulty runs take every fix
-(`uvm.write_error=redirty`, `genfs.pr24596_fix`, `bio.write_error=report`) and then no
-fsync'd byte is lost without an error telling the program."""
+(`uvm.write_error=redirty`, `genfs.pr24596_fix`, `bio.write_error=redirty`) and then no
+fsync'd byte is lost without an error telling the program. (`bio.write_error=report` left one
+hole, on mixed: a bitmap block whose write failed thrown away and blocks given out twice.)"""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from vfslab.scenarios import all_names
 
 FAULTS = [{"kind": "fraction", "fraction": 0.03, "op": "write"}]
 EVERY_FIX = {"uvm.write_error": "redirty", "genfs.pr24596_fix": True,
-             "bio.write_error": "report"}
+             "bio.write_error": "redirty"}
 SHORT: dict[str, dict[str, Any]] = {
     "syncer": {"syncdelay": 2, "filedelay": 2, "dirdelay": 1, "metadelay": 1},
     "trickle": {"window": 1.0, "hz": 10.0},

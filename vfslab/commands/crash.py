@@ -140,6 +140,8 @@ def print_crash(out: Any) -> None:
               "scenario's)")
 @click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
               help="policy tunable (trickle.window=10s) or machine.X")
+@click.option("--config", type=click.Path(dir_okay=False), default=None,
+              help="TOML file of settings ([machine] faults = [...], [trickle] window = 10)")
 @click.option("--no-tear", is_flag=True, help="writes in service are lost whole, not torn")
 @click.option("--no-mount", is_flag=True, help="skip mounting each repaired image")
 @click.option("--jobs", type=click.IntRange(1, 4096), default=1, show_default=True,
@@ -149,7 +151,8 @@ def print_crash(out: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 def crashtest(scenario: str, policies: tuple[str, ...], protocol: str, crashes: int,
               per_run: int, seed: int, duration: str | None, sets: tuple[str, ...],
-              no_tear: bool, no_mount: bool, jobs: int, engine: str, as_json: bool) -> None:
+              config: str | None, no_tear: bool, no_mount: bool, jobs: int, engine: str,
+              as_json: bool) -> None:
     """Crash SCENARIO at seeded instants; check that no fsync'd byte is lost, that fsck
     repairs every image, and how old the lost data was against each policy's window."""
     from vfslab.crash.crashtest import plan, summarize
@@ -160,7 +163,7 @@ def crashtest(scenario: str, policies: tuple[str, ...], protocol: str, crashes: 
     pols = [canonical(p) for p in policies] or list(POLICIES)
     protocol = canonical(protocol)
     protocol_class(protocol)
-    pol_opts, machine, cost = parse_sets(sets)
+    pol_opts, machine, cost = parse_sets(sets, config)
     if cost:
         raise InputError("--set cost.*: not supported by crashtest")
     pol_opts = check_policy_sets(pol_opts, pols)

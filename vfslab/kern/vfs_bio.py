@@ -12,7 +12,12 @@ returns 0 (`bio.write_error=drop`, the default). `bio.write_error=report` (not 2
 mark_buffer_write_io_error and AS_EIO) keeps the error for the buffer's vnode, and that
 vnode's next fsync returns it (EIO): the data is still lost, but not promised. A failed write
 of a device block (an inode block), asynchronous or not, is reported by the next fsync of
-each inode in it, once, as Linux's errseq.
+each inode in it, once, as Linux's errseq. `bio.write_error=redirty` (not 2.0: FreeBSD's
+brelse, "Failed write, redirty", sys/kern/vfs_bio.c from FreeBSD 4 on) reports as `report` does
+and keeps the buffer of a failed asynchronous write: brelse clears B_ERROR and re-dirties it
+instead of invalidating it, so the data stays in memory and is written again (a bitmap block
+that failed is not re-read from the disk's older copy, which gave out blocks still in use).
+A failed synchronous write is thrown away, as in 2.0 (see `_redirty`).
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ WRITE_ERROR = declare_setting("bio", Tunable(
     "write_error", str, "drop",
     "a failed asynchronous buffer write (metadata, directories, indirect blocks): drop (2.0: "
     "the buffer is invalidated and the error lost, so the fsync that wrote it returns 0) or "
-    "report (the error is kept for the vnode's next fsync, as Linux's AS_EIO)",
-    choices=("drop", "report")))
+    "report (the error is kept for the vnode's next fsync, as Linux's AS_EIO) or redirty (as "
+    "report, and brelse keeps the buffer dirty to be written again, as FreeBSD's brelse)",
+    choices=("drop", "report", "redirty")))
 
 EIO = 5
 
@@ -83,6 +89,7 @@ class BioStats:
     bufs_dirtied: int = 0
     brelvp_in_intr: int = 0
     brelse_dissociated: int = 0   # invalid or failed buffers brelse took off their vnode
+    bufs_redirtied: int = 0       # failed writes brelse made delayed writes again (redirty)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -114,7 +121,10 @@ class BufCache:
         self.notify = k.notify
         # bio.write_error=report: a failed asynchronous write's error, per vnode, until an
         # fsync of the vnode takes it
-        self.report_errors = setting(k.cfg.sysctl, "bio.write_error") == "report"
+        mode = setting(k.cfg.sysctl, "bio.write_error")
+        self.report_errors = mode in ("report", "redirty")
+        # bio.write_error=redirty: brelse re-dirties a failed write (FreeBSD's brelse)
+        self.redirty_errors = mode == "redirty"
         self.latched: dict[vnode, int] = {}
         # ... and of the device's blocks (an inode block holds many inodes: each fsync
         # compares the block's failure number with the last it reported, as errseq does)
@@ -462,6 +472,9 @@ class BufCache:
             m.wakeup(bp)
         if flags & (B_LOCKED | B_ERROR) == (B_LOCKED | B_ERROR):
             flags &= ~B_ERROR
+        if flags & (B_READ | B_ERROR | B_INVAL | B_ASYNC) == B_ERROR | B_ASYNC \
+                and self.redirty_errors:
+            flags = self._redirty(bp, flags)
         if flags & (B_NOCACHE | B_ERROR):
             flags |= B_INVAL
             if flags & B_ERROR and not flags & B_READ and bp.b_lblkno < 0 \
@@ -502,6 +515,28 @@ class BufCache:
         self.simple_unlock(self.bqueue_slock)
         m.charge(m.costs.buf_op)
         m.splx(s)
+
+    def _redirty(self, bp: buf, flags: int) -> int:
+        """bio.write_error=redirty (not 2.0): a failed asynchronous write is made a delayed
+        write again, as FreeBSD's brelse does ("Failed write, redirty": B_ERROR cleared,
+        bdirty); the buffer goes back on its vnode's dirty list and the syncer's worklist,
+        dated from now. Called from brelse at splbio with the buffer's interlock held.
+
+        A failed synchronous write is thrown away as in 2.0, where FreeBSD keeps it too: its
+        caller has the error, and 2.0's callers undo what they did on the assumption that
+        the buffer is gone (ufs_makeinode's `bad:` frees the inode whose directory entry
+        failed to write; a kept directory block then named a free inode, which the next
+        open found and wrote to: found by the crash tests, protocol with 3% write faults)."""
+        flags &= ~(B_ERROR | B_NOCACHE | B_DONE)
+        if not flags & B_DELWRI:
+            flags |= B_DELWRI
+            self.ndirty += 1
+            self.stats.bufs_dirtied += 1
+            self.stats.bufs_redirtied += 1
+            bp.b_flags = flags
+            if bp.b_vp is not None:
+                self.k.vfs.reassignbuf(bp, bp.b_vp)
+        return flags
 
     def brelvp(self, bp: buf) -> None:
         self.k.vfs.brelvp(bp)
