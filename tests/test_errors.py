@@ -454,3 +454,41 @@ def test_a_bitmap_block_whose_write_failed_gives_out_blocks_in_use_unless_it_is_
     else:
         assert shared, "the disk's older bitmap gave /a's blocks to /b"
         assert any("claimed by inodes" in p for p in problems), problems
+
+
+def test_with_redirty_a_block_that_always_fails_ends_the_unmount_with_eio_not_a_hang() -> None:
+    """vflushbuf waits and goes again while the device has dirty buffers (2.0's `goto
+    loop`); 2.0 threw a failed buffer away, so the loop ended. bio.write_error=redirty keeps
+    it dirty: a bitmap block the disk never takes again would keep the unmount writing it
+    for ever. A pass whose writes failed ends the flush with EIO, and the unmount fails
+    and puts the mount back as 2.0's dounmount does."""
+    from vfslab.kern.init_main import KernelConfig, vfs_unmountall
+    from vfslab.kern.kern_proc import Proc, ProcSyscalls
+    from vfslab.machine import boot
+
+    out: dict[str, Any] = {}
+
+    def then(k: Any) -> GEN:
+        proc = Proc(1, "test")
+        k.procs.append(proc)
+        sys = ProcSyscalls(k, proc)
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        assert (yield from sys.write(fd, 8 * PAGE)) == 8 * PAGE
+        yield from sys.close(fd)
+        rule = fail(sys, "write", (SB.bmap_start, SB.bmap_start + SB.bmap_blocks))
+        out["umount"] = yield from vfs_unmountall(k)
+        out["at"] = k.m.time()
+        # the mount lives on (2.0: LK_REENABLE, the syncer vnode back): once the disk
+        # takes the block, the kept buffer is written and the unmount succeeds
+        heal(sys, rule)
+        fd = yield from sys.open("/g", O_RDWR | O_CREAT, 0o644)
+        yield from sys.close(fd)
+        out["again"] = yield from vfs_unmountall(k)
+
+    k = boot(KernelConfig(disk="ssd", sysctl={"bio.write_error": "redirty"}, **FS), then=then)
+    k.m.run(until=600 * NS)
+    assert out.get("umount") == EIO
+    assert out["at"] < 60 * NS
+    assert k.bio.stats.bufs_redirtied > 0
+    assert out.get("again") == 0
+    assert fsck_image(k.disk.store) == []

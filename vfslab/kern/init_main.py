@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from vfslab.kern.diagnostic import Invariants
     from vfslab.metrics.collector import Metrics
     from vfslab.policy.base import WritebackPolicy
+    from vfslab.sim.context import Context
 
 
 class DiskStats(Protocol):
@@ -145,6 +146,7 @@ class mount:  # noqa: N801  (struct mount)
         self.mnt_lock = lock("mnt_lock", "vfslock")
         self.mnt_syncer: vnode | None = None
         self.unmounting = False       # IMNT_UNMOUNT
+        self.unmounter: Context | None = None   # mnt_unmounter: the thread unmounting it
 
 
 class Kernel:
@@ -302,7 +304,7 @@ def dounmount(k: Kernel, mp: mount, force: bool) -> Generator[Any, Any, int]:
     handed over), so that vfs_busy fails or waits; MNT_ASYNC off; the syncer vnode dropped;
     VFS_SYNC(MNT_WAIT) and, if that worked or `force` (MNT_FORCE), VFS_UNMOUNT. A failed
     unmount puts everything back."""
-    from vfslab.kern.lock import LK_DRAIN, LK_EXCLUSIVE, LK_INTERLOCK, LK_RELEASE
+    from vfslab.kern.lock import LK_DRAIN, LK_EXCLUSIVE, LK_INTERLOCK, LK_REENABLE, LK_RELEASE
 
     L = k.locks
     vfs = k.vfs
@@ -312,6 +314,7 @@ def dounmount(k: Kernel, mp: mount, force: bool) -> Generator[Any, Any, int]:
     if not used_syncer:
         yield from L.lockmgr(k.syncer.syncer_lock, LK_RELEASE)
     mp.unmounting = True
+    mp.unmounter = k.m.cur
     yield from L.lockmgr(mp.mnt_lock, LK_DRAIN | LK_INTERLOCK, vfs.mountlist_slock)
     async_ = mp.async_
     mp.async_ = False
@@ -325,8 +328,12 @@ def dounmount(k: Kernel, mp: mount, force: bool) -> Generator[Any, Any, int]:
         if mp.mnt_syncer is None:
             yield from mount_syncer(k, mp)
     mp.unmounting = False
+    mp.unmounter = None
     L.simple_lock(vfs.mountlist_slock)
-    yield from L.lockmgr(mp.mnt_lock, LK_RELEASE | LK_INTERLOCK, vfs.mountlist_slock)
+    # a failed unmount's mount lives on: 2.0 releases the drained lock with LK_REENABLE
+    # (found by the error tests: the next vfs_busy used a decommissioned mnt_lock)
+    yield from L.lockmgr(mp.mnt_lock, LK_RELEASE | LK_INTERLOCK | (LK_REENABLE if err else 0),
+                         vfs.mountlist_slock)
     k.m.wakeup(mp)                          # vfs_busy's waiters (IMNT_MWAIT)
     if used_syncer:
         yield from L.lockmgr(k.syncer.syncer_lock, LK_RELEASE)

@@ -36,7 +36,9 @@ LK_NOWAIT = 0x10
 LK_SLEEPFAIL = 0x20
 LK_INTERLOCK = 0x10000
 LK_CANRECURSE = 0x40
-LK_REENABLE = 0x08        # (an external flag) a drained lock lives again after its release
+LK_REENABLE = 0x80        # (an external flag) a drained lock lives again after its release
+                          # (0x80 in sys/sys/lock.h; it was 0x08 here, inside LK_TYPE_MASK,
+                          # until a failed unmount first used it: found by the error tests)
 LK_RETRY = 0x20000        # vn_lock: retry after waiting out a VXLOCK (not lockmgr's)
 EDEADLK = 11
 

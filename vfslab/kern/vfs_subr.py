@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from vfslab.kern.init_main import Kernel, mount
 
 ENOENT = 2
+EIO = 5
 ENFILE = 23
 VB_RECURSEFAIL = 0x100         # vfs_busy's LK_RECURSEFAIL
 
@@ -181,23 +182,26 @@ class VfsSubr:
         """Mark a mount busy: mnt_lock shared (vfs_busy, vfs_subr.c, netbsd-2-0 branch).
         While the mount is being unmounted, ENOENT with VB_NOWAIT (LK_NOWAIT), else wait
         for the unmount to end and ENOENT if the mount is gone. `interlkp` (mountlist_slock)
-        is held by the caller and handed to lockmgr (LK_INTERLOCK). With VB_RECURSEFAIL, a
-        thread that holds the lock itself (the unmounter) gets EDEADLK, not a deadlock."""
+        is held by the caller and handed to lockmgr (LK_INTERLOCK). With VB_RECURSEFAIL, the
+        unmounter itself (mnt_unmounter == curproc) gets EDEADLK, not a sleep: a failed
+        unmount's getnewvnode for the syncer vnode goes on (found by the error tests: the
+        check came after the wait, and an unmount whose flush failed slept for ever)."""
         L = self.L
         while mp.unmounting:
             if flags & LK_NOWAIT:
                 if interlkp is not None:
                     L.simple_unlock(interlkp)
                 return ENOENT
+            if flags & VB_RECURSEFAIL and mp.unmounter is not None \
+                    and mp.unmounter is self.m.cur:
+                if interlkp is not None:
+                    L.simple_unlock(interlkp)
+                return EDEADLK
             yield from L.ltsleep(mp, "vfs_busy", 0, interlkp)
             if mp not in self.k.mounts:
                 if interlkp is not None:
                     L.simple_unlock(interlkp)
                 return ENOENT
-        if flags & VB_RECURSEFAIL and mp.mnt_lock.lk_holder is self.m.cur:
-            if interlkp is not None:
-                L.simple_unlock(interlkp)
-            return EDEADLK
         lkflags = LK_SHARED | (LK_INTERLOCK if interlkp is not None else 0)
         err: int = yield from L.lockmgr(mp.mnt_lock, lkflags, interlkp)
         if err:
@@ -645,11 +649,15 @@ class VfsSubr:
     def vflushbuf(self, vp: vnode, sync: bool) -> Generator[Any, Any, int]:
         """Write all dirty buffers of a vnode (spec_fsync for the device vnode): bawrite each
         one that is not busy; with `sync`, wait for v_numoutput to drain and go again while
-        buffers are still dirty. Returns EIO if a write failed (sync only)."""
+        buffers are still dirty (vfs_subr.c, netbsd-2-0 branch: `goto loop`). Returns 0, as
+        2.0's does; under bio.write_error=redirty a pass whose writes failed ends it with EIO
+        (the buffers stay dirty for later: 2.0 threw them away, which ended its loop; a
+        block that always fails would keep it going forever)."""
         k = self.k
         bio = k.bio
         p = k.proto
         while True:
+            redirtied = bio.stats.bufs_redirtied
             s = p.buflist_lock(vp)
             dirty = list(vp.v_dirtyblkhd)
             p.buflist_unlock(vp, s)
@@ -670,6 +678,8 @@ class VfsSubr:
             p.buflist_unlock(vp, s)
             if not left or not started:
                 return 0
+            if bio.stats.bufs_redirtied != redirtied:
+                return EIO
 
     def vinvalbuf(self, vp: vnode, save: bool) -> Generator[Any, Any, int]:
         """Flush (if `save`) and invalidate all pages and buffers of a vnode."""
