@@ -150,3 +150,28 @@ def test_each_call_on_a_descriptor_uses_the_file_under_f_slock_and_gives_it_back
     res = _checked()
     assert "f_slock" in res.checker.classes
     assert not [f for f in res.checker.findings() if "f_usecount" in f.subject]
+
+
+def test_an_unmount_that_fails_puts_the_mount_back_and_it_goes_on_working() -> None:
+    """dounmount without MNT_FORCE on a mount in use: vflush says EBUSY and 2.0 puts
+    everything back: the syncer vnode is made again (getnewvnode's vfs_busy gives the
+    unmounter EDEADLK, not a sleep on its own unmount), IMNT_UNMOUNT is cleared and the
+    drained mnt_lock is released with LK_REENABLE. The file system then works as before
+    and unmounts cleanly at the end. (Until the error tests found it, the unmounter slept in
+    vfs_busy for ever.)"""
+    from vfslab.kern.init_main import dounmount
+
+    def body(sys: ProcSyscalls) -> Generator[Any, Any, Any]:
+        k = sys.k
+        mp = k.mounts[0]
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        err = yield from dounmount(k, mp, False)
+        syncer_back = mp.mnt_syncer is not None
+        assert (yield from sys.write(fd, 16 * KiB)) == 16 * KiB
+        assert (yield from sys.fsync(fd)) == 0
+        yield from sys.close(fd)
+        return err, syncer_back, mp.unmounting, mp in k.mounts
+
+    _k, (err, syncer_back, unmounting, mounted) = run_body(body)
+    assert err == 16                                      # EBUSY
+    assert syncer_back and not unmounting and mounted
