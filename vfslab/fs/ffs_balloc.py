@@ -135,8 +135,13 @@ def set_ptrs(ip: inode, lbn: int, blocks: list[int], sync: bool, dirop: bool = F
     """Point lbn, lbn+1, ... (all in one pointer block) at `blocks`: ffs_balloc's walk down
     the indirect blocks (ffs_balloc.c, netbsd-2-0 branch), allocating the missing ones
     (`new_indir`: written with wait before the parent points at them), then the parent's
-    and the leaf's pointers as delayed writes (with wait under B_SYNC, whose error 2.0
-    ignores: `bwrite(bp)` with its result dropped, the allocation kept). An error from a new
+    and the leaf's pointers as delayed writes (with wait under B_SYNC). 2.0 ignores that
+    synchronous write's error (`bwrite(bp)`, its result dropped) and hands the caller the new
+    block's buffer with its disk address already set, so a directory entry goes to a block
+    the disk's pointers do not reach; vfslab returns the error and the caller frees the
+    data blocks, because its callers map the block through the pointers, which went with
+    the failed buffer (ufs_strategy cannot read them again without sleeping: found by the
+    crash matrix when the error was ignored as in 2.0). An error from a new
     indirect block's write leaves the parents as they were (the double-indirect block, if
     this call allocated it, freed and the inode's pointer cleared: unwindidx 0)."""
     d = ip.d
@@ -154,8 +159,7 @@ def set_ptrs(ip: inode, lbn: int, blocks: list[int], sync: bool, dirop: bool = F
         ptrs = list((yield from indir_ptrs(ip, -1, d.ib)))
         base = lbn - NDADDR
         ptrs[base:base + len(blocks)] = blocks
-        yield from write_indir(ip, -1, d.ib, ptrs, sync and dirop)
-        return 0
+        return (yield from write_indir(ip, -1, d.ib, ptrs, sync and dirop))
     i = lbn - NDADDR - NINDIR
     if i + len(blocks) > NINDIR * NINDIR:
         return ENOSPC
@@ -182,5 +186,4 @@ def set_ptrs(ip: inode, lbn: int, blocks: list[int], sync: bool, dirop: bool = F
     ptrs = list((yield from indir_ptrs(ip, -3 - j, mid)))
     base = i % NINDIR
     ptrs[base:base + len(blocks)] = blocks
-    yield from write_indir(ip, -3 - j, mid, ptrs, sync and dirop)
-    return 0
+    return (yield from write_indir(ip, -3 - j, mid, ptrs, sync and dirop))
