@@ -161,3 +161,35 @@ def test_a_write_that_allocates_holds_the_files_g_glock_exclusive_meanwhile() ->
     run_body(body, disk="hdd")
     assert (0, 1) in seen
     assert all(s == 0 for s, _ in seen)
+
+
+def test_split_interlock_recycles_no_free_vnode_that_a_buffer_holds() -> None:
+    """split-interlock moves no vnode between the free and hold lists (holdrele runs from
+    biodone, and the lists' lock is not taken at splbio there), so a vnode on the free list
+    can gain a hold when a buffer is attached to it. getnewvnode must pass it over on the
+    free list as on the hold list; it took it, and its check panicked "free vnode isn't"
+    (found by `vfslab hunt --protocol split-interlock`, schedule 352)."""
+    from vfslab.fs.ufs_layout import BSIZE
+
+    def body(sys: ProcSyscalls) -> Generator[Any, Any, Any]:
+        k = sys.k
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        vp = sys.fdp.fd_ofiles[fd].f_vp
+        yield from sys.close(fd)
+        on_free = vp in k.vfs.vnode_free_list
+        bp = yield from k.bio.bget(vp, 0, BSIZE)      # a buffer attached: bgetvp's vhold
+        k.bio.brelse(bp)
+        held = vp.v_holdcnt
+        opened = []
+        for i in range(8):                  # more files than vnodes: recycling
+            g = yield from sys.open(f"/g{i}", O_RDONLY | O_CREAT, 0o644)
+            opened.append(g >= 0)
+            yield from sys.close(g)
+        return on_free, held, opened, vp in k.vfs.vnode_free_list, vp.v_data is not None
+
+    k, (on_free, held, opened, still_free, kept) = run_body(
+        body, protocol="split-interlock", maxvnodes=6)
+    assert on_free and held > 0
+    assert all(opened)
+    assert still_free and kept, "a held vnode was recycled"
+    assert k.vfs.nrecycled > 0

@@ -255,8 +255,12 @@ class VfsSubr:
         vs = None
         listhd = self.vnode_free_list if self.vnode_free_list else self.vnode_hold_list
         for vp in listhd:
-            if listhd is self.vnode_hold_list and not p.hold_moves_lists and p.holdcnt(vp):
-                continue      # split-interlock: only vnodes whose holds are gone
+            if not p.hold_moves_lists and p.holdcnt(vp):
+                # split-interlock: only vnodes whose holds are gone, on either list: its
+                # vhold and holdrele move no vnode between them, so a vnode on the free
+                # list can have gained a hold (found by `vfslab hunt --protocol
+                # split-interlock`, schedule 352, when only the hold list was filtered)
+                continue
             vs = p.vi_trylock(vp)
             if vs is not None:
                 break
