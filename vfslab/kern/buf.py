@@ -78,7 +78,7 @@ class buf:  # noqa: N801  (NetBSD's struct name)
     __slots__ = ("b_flags", "b_vp", "b_lblkno", "b_blkno", "b_bcount", "b_bufsize", "b_resid",
                  "b_error", "b_data", "b_iodone", "b_interlock", "b_qindex", "b_private",
                  "b_dirtied_at", "b_onvnlist", "b_hashkey", "b_proc", "b_started", "b_dirindex",
-                 "b_private_note", "__weakref__")
+                 "b_private_note", "b_wfailures", "__weakref__")
 
     def __init__(self) -> None:
         self.b_flags = 0
@@ -100,6 +100,7 @@ class buf:  # noqa: N801  (NetBSD's struct name)
         self.b_proc: Any = None     # who queued it at the disk (a thread's name)
         self.b_private_note = ""    # what else the disk had when someone began to wait for it
         self.b_started = 0
+        self.b_wfailures = 0        # failed writes brelse kept dirty (bio.write_error=redirty)
         # a directory block's entries decoded (ufs_lookup's scan of it, kept while the block's
         # contents are unchanged: a speed-up of the emulator, charged as the scan it replaces)
         self.b_dirindex: Any = None

@@ -158,6 +158,12 @@ class Kernel:
         pol = getattr(self, "policy", None)
         return bool(getattr(pol, "write_faults", False))
 
+    @property
+    def keeps_write_errors(self) -> bool:
+        """Is a write error kept for the file's next fsync (bio.write_error=report or
+        redirty, uvm.write_error=redirty; 2.0 keeps none)?"""
+        return self.bio.report_errors or self.aiodone.redirty
+
     def __init__(self, cfg: KernelConfig) -> None:
         from vfslab.kern.pmap import Pmap
         from vfslab.kern.protocols import make_protocol

@@ -157,7 +157,7 @@ class BufCache:
             self.nblock_errors += 1
             self.block_errors[(vp, bp.b_blkno // 8)] = self.nblock_errors
         elif asynchronous:
-            self.latched[vp] = bp.b_error or 5        # EIO
+            self.latched[vp] = bp.b_error or EIO
 
     def block_error(self, devvp: vnode, blk: int) -> int:
         """The number of the last failed asynchronous write of device block `blk` (4 KiB
@@ -472,9 +472,9 @@ class BufCache:
             m.wakeup(bp)
         if flags & (B_LOCKED | B_ERROR) == (B_LOCKED | B_ERROR):
             flags &= ~B_ERROR
-        if flags & (B_READ | B_ERROR | B_INVAL | B_ASYNC) == B_ERROR | B_ASYNC \
-                and self.redirty_errors:
-            flags = self._redirty(bp, flags)
+        if flags & (B_NOCACHE | B_ERROR) and self.redirty_errors \
+                and flags & (B_READ | B_ERROR | B_INVAL | B_ASYNC) == B_ERROR | B_ASYNC:
+            flags = self._redirty(bp, flags)      # (only on a failed write: off the hot path)
         if flags & (B_NOCACHE | B_ERROR):
             flags |= B_INVAL
             if flags & B_ERROR and not flags & B_READ and bp.b_lblkno < 0 \
@@ -528,6 +528,7 @@ class BufCache:
         failed to write; a kept directory block then named a free inode, which the next
         open found and wrote to: found by the crash tests, protocol with 3% write faults)."""
         flags &= ~(B_ERROR | B_NOCACHE | B_DONE)
+        bp.b_wfailures += 1
         if not flags & B_DELWRI:
             flags |= B_DELWRI
             self.ndirty += 1

@@ -306,7 +306,7 @@ class VfsSubr:
                 # matrix, where an error latched for a file's next fsync went this way)
                 for f in self.k.notify.flush_failed:
                     f(vp, err, self.m.time())
-                if self.k.bio.report_errors or self.k.aiodone.redirty:
+                if self.k.keeps_write_errors:
                     # not 2.0: with the settings that keep a write error for the file's next
                     # fsync, the error the flush took stays with the vnode, and the file
                     # system keeps it with the file past the reclaim (ufs_reclaim,
@@ -654,26 +654,25 @@ class VfsSubr:
         """Write all dirty buffers of a vnode (spec_fsync for the device vnode): bawrite each
         one that is not busy; with `sync`, wait for v_numoutput to drain and go again while
         buffers are still dirty (vfs_subr.c, netbsd-2-0 branch: `goto loop`). Returns 0, as
-        2.0's does; under bio.write_error=redirty a pass whose writes failed ends it with EIO
-        (the buffers stay dirty for later: 2.0 threw them away, which ended its loop; a
-        block that always fails would keep it going forever)."""
+        2.0's does; under bio.write_error=redirty a pass in which a write of one of its
+        buffers failed ends it with EIO (the buffers stay dirty for later: 2.0 threw them
+        away, which ended its loop; a block that always fails would keep it going forever)."""
         k = self.k
         bio = k.bio
         p = k.proto
         while True:
-            redirtied = bio.stats.bufs_redirtied
             s = p.buflist_lock(vp)
             dirty = list(vp.v_dirtyblkhd)
             p.buflist_unlock(vp, s)
-            started = 0
+            started: list[tuple[buf, int]] = []
             for bp in dirty:
                 if bp.b_vp is not vp or not bio.btrybusy(bp):
                     continue
                 if not (bp.b_flags & B_DELWRI):
                     bio.brelse(bp)
                     continue
+                started.append((bp, bp.b_wfailures))
                 bio.bawrite(bp)
-                started += 1
             if not sync:
                 return 0
             yield from self.waitforoutput(vp, "vflushbuf")
@@ -682,7 +681,7 @@ class VfsSubr:
             p.buflist_unlock(vp, s)
             if not left or not started:
                 return 0
-            if bio.stats.bufs_redirtied != redirtied:
+            if any(bp.b_wfailures != n for bp, n in started):
                 return EIO
 
     def vinvalbuf(self, vp: vnode, save: bool) -> Generator[Any, Any, int]:
