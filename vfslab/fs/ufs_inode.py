@@ -46,9 +46,9 @@ def ufs_inactive(vp: vnode) -> GEN:
 
 def ufs_reclaim(vp: vnode) -> GEN:
     """VOP_RECLAIM: the vnode leaves the inode hash and drops its inode. A write error kept
-    for the file's next fsync (the settings bio.write_error=report and
-    uvm.write_error=redirty, not 2.0) is kept with the file system for the inode's next
-    vnode (ffs_vget), not left on this vnode for the next file it serves."""
+    for the file's next fsync (Kernel.keeps_write_errors: settings that are not 2.0) is
+    kept with the file system for the inode's next vnode (ffs_vget), not left on this vnode
+    for the next file it serves."""
     ip: inode | None = vp.v_data
     if ip is not None:
         ump = ip.ump
