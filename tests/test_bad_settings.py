@@ -82,3 +82,18 @@ def test_a_sweep_checks_kernel_settings_before_any_run() -> None:
 def test_recording_a_program_that_does_not_exist_exits_non_zero() -> None:
     r = CliRunner().invoke(cli, ["record", "-o", "/tmp/x.log", "--", "/nonexistent-cmd"])
     assert r.exit_code != 0 and "no such program" in r.output
+
+
+@pytest.mark.parametrize(("command", "body", "words"), [
+    ("run", "faults = 3\n", "machine.faults: expected a list of fault tables"),
+    ("crashtest", "faults = 3\n", "machine.faults: expected a list of fault tables"),
+    ("crashtest", 'faults = [{kind = "fractio"}]\n', "fault #1: kind: expected nth, range"),
+    ("crashtest", "faults = [3]\n", "fault #1: expected a table"),
+])
+def test_a_fault_list_that_makes_no_sense_is_one_clear_error_before_any_run(
+        command: str, body: str, words: str, tmp_path: Path) -> None:
+    """A --config file's [machine] faults: checked when the settings are (it reached the
+    disk and failed there, a bare AttributeError in run and in every crash-test batch)."""
+    f = tmp_path / "faults.toml"
+    f.write_text("[machine]\n" + body)
+    assert words in _run(command, "randfsync", "--duration", "1s", "--config", str(f))

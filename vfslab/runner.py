@@ -10,6 +10,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from vfslab.dev.faults import rules_from_config
 from vfslab.dev.wd import BLOCK_SECTORS
 from vfslab.errors import InputError
 from vfslab.kern.buf import PAGE_SIZE
@@ -135,6 +136,12 @@ def kernel_config(cfg: RunConfig, sc: Scenario) -> KernelConfig:
                          f"of {kc.fs_inodes} inodes; at least {need}")
     kc.disk_options = {**kc.disk_options, **disk_opts}
     kc.sysctl = {**kc.sysctl, **sysctl}
+    if faults is not None:
+        if not isinstance(faults, list):
+            raise InputError(f"machine.faults: expected a list of fault tables "
+                             f"([{{kind = \"fraction\", fraction = 0.03, op = \"write\"}}]), "
+                             f"got {faults!r}")
+        rules_from_config(faults)        # each rule checked here, once, before any run
     if faults:
         kc.disk_options["faults"] = faults
     return kc
