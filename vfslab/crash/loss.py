@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vfslab.crash.image import Cutter
-from vfslab.crash.journal import JournalState
+from vfslab.crash.journal import FileState, JournalState
 from vfslab.dev.wd import Torn
 from vfslab.fs.fsck import IFMT, IFREG, Scan, file_blocks
 from vfslab.fs.fsck_repair import read_dinode
@@ -155,6 +155,21 @@ def _bitmap_failed(cutter: Cutter, sb: Superblock, blocks: Iterable[int], t_cras
     return any(cutter.failed_between(sb.bmap_start + b // BITS, 0, t_crash) for b in blocks)
 
 
+def _silent_cause(fs: FileState, pg: int, pseq: int, pwhen: int, cutter: Cutter | None,
+                  sb: Superblock, dups: Iterable[int], t_crash: int) -> str:
+    """Why a page fsync'd at version `pseq` (written at `pwhen`) was lost with no error told:
+    a failed write dropped that version, or the file's vnode was recycled after it and
+    vclean's flush failed, or fsck cleared the file for a block a failed bitmap write gave
+    out twice; else no page write of it failed (EARLY_CAUSE)."""
+    if fs.dropped.get(pg, 0) >= pseq:
+        return DROPPED_CAUSE
+    if any(pwhen <= t for t in fs.flush_failures):
+        return RECYCLED_CAUSE
+    if cutter is not None and _bitmap_failed(cutter, sb, dups, t_crash):
+        return REUSED_CAUSE
+    return EARLY_CAUSE
+
+
 def _meta_failed(cutter: Cutter, image: dict[int, Any], sb: Superblock, ino: int, d: Any,
                  pg: int, blk: int, foreign: bool, written: int, t_crash: int,
                  dups: Iterable[int], flush_failures: list[int]) -> bool:
@@ -277,10 +292,8 @@ def loss_report(state: JournalState, image: dict[int, Any], t_crash: int, t0: in
                         cause = REPORTED_CAUSE
                         rep.fsync_bytes_lost_reported += PAGE
                     else:
-                        cause = DROPPED_CAUSE if fs.dropped.get(pg, 0) >= pseq else \
-                            RECYCLED_CAUSE if any(pwhen <= t for t in fs.flush_failures) \
-                            else REUSED_CAUSE if cutter is not None and _bitmap_failed(
-                                cutter, sb, dups.get(ino, ()), t_crash) else EARLY_CAUSE
+                        cause = _silent_cause(fs, pg, pseq, pwhen, cutter, sb,
+                                              dups.get(ino, ()), t_crash)
                         rep.fsync_bytes_lost += PAGE
                     causes = rep.fsync_loss_causes
                     causes[cause] = causes.get(cause, 0) + PAGE
