@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import tempfile
 from typing import Any
 
 import click
 
 from vfslab.errors import InputError
+from vfslab.failure import RunFailure, describe
 
 # name -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
@@ -97,6 +99,22 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except RunFailure as e:
+        _failed(e)
+    except Exception as e:             # vfslab's own bug outside a run: said, not a traceback
+        _failed(describe(e, " ".join(["vfslab", *args]), None))
+
+
+def _failed(e: RunFailure) -> None:
+    """Say whose code failed and where (vfslab.failure); a bug in vfslab also leaves its whole
+    traceback in a file, for the report."""
+    click.echo(f"vfslab: {e}", err=True)
+    if not e.plugin:
+        with tempfile.NamedTemporaryFile("w", prefix="vfslab-traceback-", suffix=".txt",
+                                         delete=False) as fh:
+            fh.write(e.detail)
+        click.echo(f"  the whole traceback, for a bug report: {fh.name}", err=True)
+    sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,15 @@ BASES: dict[Kind, str] = {"policy": "vfslab.policy.base:WritebackPolicy",
 
 T = TypeVar("T")
 
+# the plug-ins resolved in this process: module -> (kind, spec), so that a failure can say
+# whose code raised it (vfslab.failure)
+_LOADED: dict[str, tuple[Kind, str]] = {}
+
+
+def loaded_plugins() -> dict[str, tuple[Kind, str]]:
+    """Each module of a user's policy or protocol resolved in this process -> (kind, spec)."""
+    return dict(_LOADED)
+
 
 def installed(kind: Kind) -> dict[str, str]:
     """Entry-point name -> `module:Class` of the installed plug-ins of a kind."""
@@ -124,10 +133,13 @@ def resolve(kind: Kind, spec: str) -> type:
     base = getattr(importlib.import_module(bmod), bname)
     if not issubclass(cls, base):
         raise InputError(f"{kind} {spec!r}: {clsname} is not a subclass of {bname}")
+    if spec not in BUILTIN[kind] and not cls.__module__.startswith("vfslab."):
+        _LOADED[cls.__module__] = (kind, spec)
     return cls
 
 
-__all__ = ["BUILTIN", "GROUPS", "canonical", "installed", "known_names", "resolve"]
+__all__ = ["BUILTIN", "GROUPS", "canonical", "installed", "known_names", "loaded_plugins",
+           "resolve"]
 
 
 def policy_scopes(selected: list[str]) -> dict[str, type]:

@@ -13,6 +13,7 @@ from typing import Any
 from vfslab.dev.faults import rules_from_config
 from vfslab.dev.wd import BLOCK_SECTORS
 from vfslab.errors import InputError
+from vfslab.failure import reported
 from vfslab.kern.buf import PAGE_SIZE
 from vfslab.kern.fcntl import EIO, O_CREAT, O_TRUNC, O_WRONLY
 from vfslab.kern.init_main import (
@@ -298,7 +299,24 @@ def run_scenario(cfg: RunConfig) -> RunResult:
     wall0 = time.perf_counter()
     if cfg.measure_memory:
         tracemalloc.start()
+    machine: list[Kernel] = []
+
+    def identity() -> str:
+        return (f"{sc.name}, policy {kc.policy}, protocol {kc.protocol}, seed {kc.seed}")
+
+    def clock() -> int | None:
+        return machine[0].m.now if machine else None
+
+    with reported(identity, clock):
+        return _run(cfg, sc, kc, store, duration, wall0, machine)
+
+
+def _run(cfg: RunConfig, sc: Scenario, kc: KernelConfig, store: dict[int, Any] | None,
+         duration: float, wall0: float, machine: list[Kernel]) -> RunResult:
+    """run_scenario's body, once the configuration is checked; `machine` is told the Kernel
+    as soon as there is one (for the emulated time of a failure)."""
     k = Kernel(kc)
+    machine.append(k)
     attach(k, store)
     k.metrics.memory_every_ns = int(cfg.memory_every_s * NS)
     if cfg.on_progress is not None:

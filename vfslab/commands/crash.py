@@ -187,6 +187,7 @@ def crashtest(scenario: str, policies: tuple[str, ...], protocol: str, crashes: 
     wall = time.perf_counter() - wall0
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:
+        engines.reraise(failed[0])      # a plug-in's failure, or vfslab's: said as such
         # a batch that raised (a panic before the crash, a bad setting met only at boot)
         raise InputError(f"{len(failed)} of {len(rows)} crash-test runs failed; the first: "
                          f"{failed[0]['error']}")

@@ -132,6 +132,7 @@ def hunt(scenario: str, protocol: str, policy: str, cpus: int, schedules: int,
                             "vfslab.commands.hunt:run_schedules")
             bad = [r for r in rows if r.get("status") == "failed"]
             if bad:
+                engines.reraise(bad[0])
                 raise InputError(f"a schedule could not run: {bad[0]['error']}")
             hits = [r for r in rows if r["found"]]
             if hits:

@@ -21,6 +21,7 @@ from vfslab.crash.image import Cutter
 from vfslab.crash.journal import JournalState, journal_of
 from vfslab.crash.loss import LossReport, loss_report, paths_of
 from vfslab.errors import InputError
+from vfslab.failure import reported
 from vfslab.fs.fsck_repair import Repairer, Unrepairable
 from vfslab.runner import RunConfig, RunResult, kernel_config, load_scenario, run_scenario
 
@@ -92,7 +93,9 @@ def remount(res: RunResult, image: dict[int, Any]) -> bool:
         out["err"] = err
 
     k.m.spawn("init", init())
-    k.m.run(until=60 * NS)
+    with reported(lambda: f"the mount after a crash of {res.scenario.name}, policy "
+                  f"{kc.policy}, protocol {kc.protocol}, seed {kc.seed}", lambda: k.m.now):
+        k.m.run(until=60 * NS)
     return out.get("err") == 0
 
 

@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from vfslab.errors import InputError
+from vfslab.failure import RunFailure
 
 Row = dict[str, Any]
 
@@ -29,7 +30,23 @@ def _call(fn_path: str, point: dict[str, Any]) -> Row:
         from vfslab.sweep.spec import run_id
 
         return {"run_id": run_id(point), **{f"param.{k}": v for k, v in point.items()},
-                "status": "failed", "error": f"{type(e).__name__}: {e}"}
+                "status": "failed", **failure_fields(e)}
+
+
+def failure_fields(e: Exception) -> Row:
+    """A failed row's error: a RunFailure's report (whose code, where) and the fields to make
+    it again in the parent (`reraise`); anything else by its type and message."""
+    if isinstance(e, RunFailure):
+        return {"error": str(e), "error_plugin": e.plugin, "error_detail": e.detail}
+    return {"error": f"{type(e).__name__}: {e}"}
+
+
+def reraise(row: Row) -> None:
+    """A failed row that a RunFailure made is raised again as one (the command line says it
+    and exits with its code); other failures are for the caller to report."""
+    if "error_plugin" in row:
+        raise RunFailure(str(row["error"]), bool(row["error_plugin"]),
+                         str(row.get("error_detail", "")))
 
 
 def execute(points: list[dict[str, Any]], on_row: Callable[[Row], None], engine: str = "local",

@@ -6,6 +6,7 @@ import time
 import traceback
 from typing import Any
 
+from vfslab.failure import RunFailure
 from vfslab.sweep.spec import run_id
 
 
@@ -47,6 +48,9 @@ def run_point(point: dict[str, Any]) -> dict[str, Any]:
         row["syscall_errors"] = s.get("syscall_errors_total")
         row["status"] = "panic" if s.get("panic") else "ok"
         row["error"] = s.get("panic") or ""
+    except RunFailure as e:  # a plug-in's or vfslab's: whose code and where
+        row["status"] = "failed"
+        row["error"] = str(e)
     except Exception as e:   # a failed run is recorded and the sweep goes on
         row["status"] = "failed"
         row["error"] = "".join(traceback.format_exception_only(type(e), e)).strip()
