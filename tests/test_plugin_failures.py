@@ -4,6 +4,8 @@ by every command that runs it (never a bare traceback), with its own exit code."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,9 +56,12 @@ def _plugin(tmp_path: Path, name: str, body: str, cls: str) -> str:
 
 
 def _vfslab(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as e:
+    try:
         main(list(args))
-    return int(e.value.code or 0), capsys.readouterr().err
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [
@@ -122,3 +127,132 @@ def test_a_sweep_records_a_plugins_failure_in_its_row_and_goes_on(
     bad = [r for r in ResultStore(tmp_path / "out").rows() if r["status"] == "failed"]
     assert len(bad) == 1
     assert "raised KeyError" in bad[0]["error"] and "late.py:9 in page_dirtied" in bad[0]["error"]
+
+
+FORGETS_TO_FLUSH = '''from vfslab.api import NS, WritebackPolicy
+
+
+class Forgets(WritebackPolicy):
+    name = "forgets"
+
+    def start(self):
+        self.spawn("forgets", self.daemon())
+
+    def daemon(self):
+        while True:
+            yield from self.sleep(NS // 2)
+            for vp in self.dirty_vnodes():
+                self.flush_pages(vp)
+'''
+
+# forgets once, then never calls the API again: only the end of the run can tell
+FORGETS_ONCE_AND_ENDS = '''from vfslab.api import NS, WritebackPolicy
+
+
+class Once(WritebackPolicy):
+    name = "once"
+
+    def start(self):
+        self.spawn("once", self.daemon())
+
+    def daemon(self):
+        yield from self.sleep(NS)
+        self.update_inode(self.dirty_vnodes()[0])
+'''
+
+NEVER_SLEEPS = '''from vfslab.api import NS, WritebackPolicy
+
+
+class NeverSleeps(WritebackPolicy):
+    name = "neversleeps"
+
+    def start(self):
+        self.spawn("neversleeps", self.daemon())
+
+    def daemon(self):
+        while True:
+            self.sleep(NS // 2)
+            for vp in self.dirty_vnodes():
+                yield from self.flush_pages(vp)
+'''
+
+
+@pytest.mark.parametrize("body,cls,line,what", [
+    (FORGETS_TO_FLUSH, "Forgets", 14, "flush_pages"),
+    (FORGETS_ONCE_AND_ENDS, "Once", 12, "update_inode"),
+], ids=["at-its-next-call", "at-the-end-of-the-run"])
+def test_a_generator_method_called_without_yield_from_stops_the_run_naming_the_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, cls: str, line: int,
+        what: str) -> None:
+    spec = _plugin(tmp_path, "p.py", body, cls)
+    code, err = _vfslab(capsys, "run", "pr24596", "--duration", "3s", "--policy", spec)
+    assert code == PLUGIN_EXIT, err
+    assert f"the policy {spec!r} misused its API: {what}() called without `yield from` at " \
+           f"{tmp_path / 'p.py'}:{line} in daemon" in err
+    assert f"write `yield from self.{what}(...)`" in err
+
+
+def test_a_daemon_loop_that_forgets_yield_from_on_sleep_is_stopped_instead_of_hanging(
+        tmp_path: Path) -> None:
+    spec = _plugin(tmp_path, "n.py", NEVER_SLEEPS, "NeverSleeps")
+    # in a process of its own: without the check this loop never yields and the run hangs
+    r = subprocess.run([sys.executable, "-c", "from vfslab.cli import main; main()", "run",
+                        "stream", "--duration", "2s", "--policy", spec],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == PLUGIN_EXIT, r.stderr
+    assert f"sleep() called without `yield from` at {tmp_path / 'n.py'}:12" in r.stderr
+
+
+START_WITH_YIELD = '''from vfslab.api import NS, WritebackPolicy
+
+
+class GenStart(WritebackPolicy):
+    name = "genstart"
+
+    def start(self):
+        yield from self.sleep(NS)
+'''
+
+THROTTLE_WITHOUT_YIELD = '''from vfslab.api import NS, WritebackPolicy
+
+
+class PlainThrottle(WritebackPolicy):
+    name = "plainthrottle"
+
+    def write_throttle(self, vp, npages):
+        if npages > 10:
+            self.pause(vp, NS // 100)
+'''
+
+# a plain function that hands on a generator is a generator for the kernel: accepted
+THROTTLE_HANDING_ON = '''from vfslab.api import WritebackPolicy
+
+
+class HandsOn(WritebackPolicy):
+    name = "handson"
+
+    def write_throttle(self, vp, npages):
+        return super().write_throttle(vp, npages)
+'''
+
+
+@pytest.mark.parametrize("body,cls,expected", [
+    (START_WITH_YIELD, "GenStart", "GenStart.start contains `yield`, so calling it only makes "
+     "a generator and none of its body runs"),
+    (THROTTLE_WITHOUT_YIELD, "PlainThrottle", "PlainThrottle.write_throttle has no `yield`, "
+     "but the kernel runs write_throttle() with `yield from`"),
+], ids=["yield-where-the-kernel-calls", "none-where-the-kernel-yields-from"])
+def test_an_override_that_cannot_run_as_the_kernel_calls_it_is_refused_before_the_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, cls: str,
+        expected: str) -> None:
+    spec = _plugin(tmp_path, "o.py", body, cls)
+    code, err = _vfslab(capsys, "run", "stream", "--duration", "1s", "--policy", spec)
+    assert code == 2, err
+    assert err.startswith(f"vfslab: {tmp_path / 'o.py'}:7: policy {spec!r}: ") and expected in err
+
+
+def test_an_override_that_hands_on_a_generator_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _plugin(tmp_path, "h.py", THROTTLE_HANDING_ON, "HandsOn")
+    code, err = _vfslab(capsys, "run", "stream", "--duration", "1s", "--policy", spec, "--json")
+    assert code == 0, err

@@ -52,6 +52,19 @@ class RunFailure(Exception):
         return PLUGIN_EXIT if self.plugin else INTERNAL_EXIT
 
 
+class ApiMisuse(Exception):
+    """A plug-in used its API in a way that makes a run silently wrong (a generator method
+    called without `yield from`); `module` is the plug-in class's module."""
+
+    def __init__(self, message: str, module: str) -> None:
+        super().__init__(message, module)
+        self.message = message
+        self.module = module
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass(frozen=True)
 class _Frame:
     file: str
@@ -103,6 +116,11 @@ def describe(exc: BaseException, run: str, time_ns: int | None) -> RunFailure:
     what = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     when = f"; emulated time {time_ns / 1e9:.6f} s" if time_ns is not None else ""
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, ApiMisuse):
+        who = _plugin_of(exc.module)
+        if who is not None:          # the message names the line; the traceback adds nothing
+            return RunFailure(f"{who} misused its API: {exc}\n  (run: {run}{when})", True,
+                              detail)
     owners = [_plugin_of(fr.module) for fr in frames]
     mine = [i for i, o in enumerate(owners) if o is not None]
     if not mine:

@@ -15,10 +15,13 @@ loads the same file.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
+import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -135,7 +138,66 @@ def resolve(kind: Kind, spec: str) -> type:
         raise InputError(f"{kind} {spec!r}: {clsname} is not a subclass of {bname}")
     if spec not in BUILTIN[kind] and not cls.__module__.startswith("vfslab."):
         _LOADED[cls.__module__] = (kind, spec)
+        _check_overrides(kind, spec, cls, base)
     return cls
+
+
+def _runs_as_generator(f: object) -> bool:
+    """Does the kernel run what `f` returns with `yield from` (a generator function, or one
+    declared to return a generator)?"""
+    if inspect.isgeneratorfunction(f):
+        return True
+    ann = getattr(f, "__annotations__", {}).get("return")
+    return ann is not None and "gen" in str(ann).lower()
+
+
+def _returns_a_value(f: object) -> bool:
+    """Has `f` a `return EXPR` of its own (not of a nested function)? True when its source
+    cannot be read: only a certain mistake is refused."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(f)))  # type: ignore[arg-type]
+    except (OSError, TypeError, SyntaxError):
+        return True
+    fn = tree.body[0]
+    todo: list[ast.AST] = list(getattr(fn, "body", []))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Return) and node.value is not None:
+            return True
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                 ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _check_overrides(kind: Kind, spec: str, cls: type, base: type) -> None:
+    """Refuse, before any run, an override that cannot work the way the kernel calls it:
+    a method with `yield` where the kernel calls a plain function (its body would never run:
+    `start` written as a generator starts nothing), or a plain function that returns nothing
+    where the kernel runs a generator with `yield from` (`write_throttle` without `yield`).
+    Both would otherwise make a run silently wrong or fail far from the mistake."""
+    for klass in cls.__mro__:
+        if klass is object or klass.__module__.startswith("vfslab."):
+            continue
+        for name, f in vars(klass).items():
+            want = getattr(base, name, None)
+            if not inspect.isfunction(f) or not inspect.isfunction(want):
+                continue
+            file = inspect.getsourcefile(f) or klass.__module__
+            line = f.__code__.co_firstlineno
+            if inspect.isgeneratorfunction(f) and not _runs_as_generator(want):
+                raise InputError(
+                    f"{kind} {spec!r}: {klass.__name__}.{name} contains `yield`, so calling it "
+                    f"only makes a generator and none of its body runs; the kernel calls "
+                    f"{name}() as a plain function (take the `yield` out, or spawn a thread "
+                    f"for the part that sleeps)", file, line)
+            if (inspect.isgeneratorfunction(want) and not inspect.isgeneratorfunction(f)
+                    and not _returns_a_value(f)):
+                raise InputError(
+                    f"{kind} {spec!r}: {klass.__name__}.{name} has no `yield`, but the kernel "
+                    f"runs {name}() with `yield from` (it sleeps: write it as a generator, "
+                    f"with `yield from` where it waits, or `yield from ()` if it never does)",
+                    file, line)
 
 
 __all__ = ["BUILTIN", "GROUPS", "canonical", "installed", "known_names", "loaded_plugins",

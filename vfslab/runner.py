@@ -373,6 +373,7 @@ def _run(cfg: RunConfig, sc: Scenario, kc: KernelConfig, store: dict[int, Any] |
         if tracer is not None:
             tracer.close()
             tracer.file.close()
+    k.policy.check_api_use()     # a generator method dropped unrun in the run's last moments
     k.metrics.stop()
     peak_mem = 0
     if cfg.measure_memory:

@@ -31,10 +31,14 @@ sweep grids are checked against the declaration: type, range, and the key itself
 
 from __future__ import annotations
 
+import linecache
+import sys
+import weakref
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.errors import InputError
+from vfslab.failure import ApiMisuse
 from vfslab.kern.buf import B_DELWRI
 from vfslab.kern.notify import KernelObserver
 from vfslab.kern.vnode_if import VOP_UPDATE
@@ -62,6 +66,7 @@ class WritebackPolicy(KernelObserver):
     # mapping faults and re-lists the page. False (2.0, the syncer): pages dirtied through a
     # writable mapping are seen only by pmap_clear_modify in putpages (docs/model.md).
     write_faults: bool = False
+    _misuse: str | None = None        # see _watched
 
     def __init__(self, k: Kernel, options: dict[str, Any]) -> None:
         self.k = k
@@ -118,8 +123,8 @@ class WritebackPolicy(KernelObserver):
         self.m.spawn(name, body)
 
     def sleep(self, ns: int, wmesg: str = "policy") -> GEN:
-        """Sleep (in a thread of the policy) for `ns`."""
-        yield from self.m.tsleep(self, wmesg, max(1, int(ns)))
+        """Sleep (in a thread of the policy) for `ns`. Use with `yield from`."""
+        return self._watched(self.m.tsleep(self, wmesg, max(1, int(ns))), "sleep")
 
     def callout(self, period_ns: int, fn: Callable[[], None], name: str = "") -> None:
         """Call `fn()` every `period_ns` from the clock interrupt (no sleeping in it)."""
@@ -162,10 +167,12 @@ class WritebackPolicy(KernelObserver):
 
     def dirty_vnodes(self) -> list[vnode]:
         """Vnodes with dirty pages, in the order they got their first dirty page."""
+        self.check_api_use()
         return [uobj.vp for uobj in self.k.uvm.dirty_objects]
 
     def dirty_pages(self, vp: vnode) -> list[vm_page]:
         """A vnode's dirty pages in the order they were dirtied (under its object lock)."""
+        self.check_api_use()
         p = self.k.proto
         s = p.vi_lock(vp)
         out = list(vp.v_uobj.dirtyq)
@@ -174,6 +181,7 @@ class WritebackPolicy(KernelObserver):
 
     def dirty_buffers(self) -> list[buf]:
         """Every delayed-write buffer, oldest first (by b_dirtied_at)."""
+        self.check_api_use()
         p = self.k.proto
         out: list[buf] = []
         for vp in self.k.vfs.all_vnodes:
@@ -193,10 +201,9 @@ class WritebackPolicy(KernelObserver):
                     end: int = 0, sync: bool = False) -> Generator[Any, Any, int]:
         """VOP_PUTPAGES: write `pages` (or every dirty page in the byte range [start, end),
         end 0 meaning to the end), clustered into contiguous I/Os of up to 64 KiB;
-        asynchronous unless `sync`. Returns 0 or an errno."""
-        err: int = yield from self.k.genfs.putpages(vp, start, end, clean=True, sync=sync,
-                                                    pages=pages)
-        return err
+        asynchronous unless `sync`. Returns 0 or an errno. Use with `yield from`."""
+        return self._watched(self.k.genfs.putpages(vp, start, end, clean=True, sync=sync,
+                                                   pages=pages), "flush_pages")
 
     def flush_buffer(self, bp: buf) -> bool:
         """Start an asynchronous write of a delayed-write buffer, if no one holds it busy
@@ -211,27 +218,74 @@ class WritebackPolicy(KernelObserver):
         return True
 
     def flush_vnode_buffers(self, vp: vnode) -> GEN:
-        """Start writes of all of a vnode's delayed-write buffers (vflushbuf, no wait)."""
-        yield from self.k.vfs.vflushbuf(vp, False)
+        """Start writes of all of a vnode's delayed-write buffers (vflushbuf, no wait). Use
+        with `yield from`."""
+        return self._watched(self.k.vfs.vflushbuf(vp, False), "flush_vnode_buffers")
 
     def update_inode(self, vp: vnode, since: int = -1) -> GEN:
         """After writing a vnode's pages, write its inode (VOP_UPDATE): its block becomes a
         dirty buffer that the policy's buffer pass writes in turn. With `since` (when the
         oldest of those pages was dirtied) the block is dated back to then: the data is
         reachable on disk only once the inode block holding its pointers is there, so the
-        promise on the data's age holds only if the block is due when the data is."""
-        if vp.v_data is None:
-            return
-        yield from VOP_UPDATE(vp, 0, since)
+        promise on the data's age holds only if the block is due when the data is. Use with
+        `yield from`."""
+        return self._watched(_update(vp, since), "update_inode")
 
     # ---- throttling -------------------------------------------------------------------------
     def pause(self, vp: vnode, ns: int, wmesg: str = "throttle") -> GEN:
-        """Pause the writer that is in write_throttle (counted as throttled meanwhile)."""
+        """Pause the writer that is in write_throttle (counted as throttled meanwhile). Use
+        with `yield from`."""
+        return self._watched(self._pause(vp, ns, wmesg), "pause")
+
+    def _pause(self, vp: vnode, ns: int, wmesg: str) -> GEN:
         self.k.nthrottled += 1
         try:
             yield from self.m.tsleep(vp, wmesg, max(1, int(ns)))
         finally:
             self.k.nthrottled -= 1
+
+
+    # ---- a generator method called without `yield from` ---------------------------------------
+    def _watched(self, body: GEN, what: str) -> GEN:
+        """`body`, as the policy's code gets it from the API method `what`. Called without
+        `yield from`, a generator method does nothing and says nothing: a flush that writes
+        nothing, a daemon loop that never sleeps (and hangs the run). So if the generator is
+        dropped without having run, the policy's next call of this API raises ApiMisuse
+        naming the line that forgot, and so does the end of the run."""
+        self.check_api_use()
+        f = sys._getframe(2)                   # the policy's line: past the API method's
+        where = (f.f_code.co_filename, f.f_lineno, f.f_code.co_name)
+        started = [False]
+
+        def run() -> GEN:
+            started[0] = True
+            return (yield from body)
+
+        g = run()
+        weakref.finalize(g, self._dropped, started, what, where)
+        return g
+
+    def _dropped(self, started: list[bool], what: str, where: tuple[str, int, str]) -> None:
+        if started[0] or self._misuse is not None:
+            return
+        file, line, func = where
+        src = linecache.getline(file, line).strip()
+        self._misuse = (f"{what}() called without `yield from` at {file}:{line} in {func}"
+                        + (f" ({src})" if src else "") + f": it returns a generator, which was "
+                        f"dropped without running, so it did nothing; write `yield from "
+                        f"self.{what}(...)`")
+
+    def check_api_use(self) -> None:
+        """Raise ApiMisuse if a generator method of this API was called without `yield from`
+        (the runner calls it at the end of a run too)."""
+        if self._misuse is not None:
+            raise ApiMisuse(self._misuse, type(self).__module__)
+
+
+def _update(vp: vnode, since: int) -> GEN:
+    if vp.v_data is None:
+        return
+    yield from VOP_UPDATE(vp, 0, since)
 
 
 def _dirtied_at(bp: buf) -> int:
