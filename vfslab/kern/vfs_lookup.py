@@ -9,8 +9,13 @@ component: PDIRUNLOCK says which), so each step holds the parent until the child
 end it keeps the parent only if asked (LOCKPARENT: locked; WANTPARENT: referenced) and the
 leaf locked only with LOCKLEAF.
 
-Departures: no symbolic links are followed (vfslab's file system has none yet), no mount
-points are crossed (one file system), no VOP_ACCESS (one user, root).
+Symbolic links are followed as namei's loop follows them, but inside lookup's walk: the
+link, locked, is read with VOP_READLINK and vput, and the walk goes on with the target's
+components (then the rest of the path) from the directory that holds the link or from the
+root; more than MAXSYMLINKS links is ELOOP.
+
+Departures: no mount points are crossed (one file system), no VOP_ACCESS (one user, root); the
+symbolic-link loop is lookup's rather than namei's (the same steps, one function).
 """
 
 from __future__ import annotations
