@@ -4,6 +4,7 @@ sweeps alike."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,17 @@ def test_a_sweep_checks_kernel_settings_before_any_run() -> None:
 def test_recording_a_program_that_does_not_exist_exits_non_zero() -> None:
     r = CliRunner().invoke(cli, ["record", "-o", "/tmp/x.log", "--", "/nonexistent-cmd"])
     assert r.exit_code != 0 and "no such program" in r.output
+
+
+def test_recording_into_a_directory_that_does_not_exist_is_one_clear_error(
+        tmp_path: Path) -> None:
+    """strace's own "Can't fopen" and then a failed read of the log it never wrote, before."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    r = CliRunner().invoke(cli, ["record", "-o", str(tmp_path / "no" / "x.log"), "--", "true"])
+    assert r.exit_code == 1 and r.output.strip() == (
+        f"Error: {tmp_path / 'no' / 'x.log'}: cannot write the log: no directory "
+        f"{str(tmp_path / 'no')!r}")
 
 
 @pytest.mark.parametrize(("command", "body", "words"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import click
 
@@ -21,6 +22,9 @@ def record(output: str, command: tuple[str, ...]) -> None:
     if shutil.which(command[0]) is None:
         raise click.ClickException(f"{command[0]}: no such program (not found, or not "
                                    "executable): nothing to record")
+    where = Path(output).expanduser().resolve().parent
+    if not where.is_dir():
+        raise click.ClickException(f"{output}: cannot write the log: no directory {str(where)!r}")
     try:
         rc = subprocess.run([strace, "-f", "-tt", "-T", "-y", "-o", output, *command],
                             check=False).returncode
