@@ -109,3 +109,28 @@ def test_a_fault_list_that_makes_no_sense_is_one_clear_error_before_any_run(
     f = tmp_path / "faults.toml"
     f.write_text("[machine]\n" + body)
     assert words in _run(command, "randfsync", "--duration", "1s", "--config", str(f))
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "stream", "--duration", "1s", "--out", "{bad}"],
+    ["compare", "stream", "--duration", "1s", "--out", "{bad}"],
+    ["sweep", "{sweep}", "--out", "{bad}"],
+    ["run", "stream", "--duration", "1s", "--trace", "{bad}/t.pftrace"],
+], ids=["run", "compare", "sweep", "trace"])
+def test_an_output_path_the_host_refuses_is_one_clear_error_before_any_run(
+        argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A directory under a regular file (refused even to root): found by trying /proc paths;
+    compare and sweep ended in a traceback, compare only after all its runs."""
+    from vfslab.cli import main
+
+    (tmp_path / "file").write_text("")
+    bad = str(tmp_path / "file" / "out")
+    sweep = tmp_path / "s.toml"
+    sweep.write_text('[sweep]\nscenario = "stream"\nduration = "1s"\n\n[grid]\n'
+                     'policy = ["syncer"]\n')
+    with pytest.raises(SystemExit) as e:
+        main([a.format(bad=bad, sweep=sweep) for a in argv])
+    err = capsys.readouterr()
+    assert e.value.code == 2, err
+    assert err.err.startswith("vfslab: ") and bad in err.err and "Not a directory" in err.err
+    assert "running" not in err.out + err.err and "Traceback" not in err.err

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from vfslab.errors import InputError
-from vfslab.failure import RunFailure, describe
+from vfslab.failure import RunFailure, describe, host_path_error
 
 # name -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None) -> None:
     except RunFailure as e:
         _failed(e)
     except Exception as e:             # vfslab's own bug outside a run: said, not a traceback
+        if host_path_error(e):
+            assert isinstance(e, OSError)
+            click.echo(f"vfslab: {e.filename}: {e.strerror}", err=True)
+            sys.exit(2)
         _failed(describe(e, " ".join(["vfslab", *args]), None))
 
 

@@ -164,4 +164,13 @@ def reported(run: Callable[[], str], clock: Callable[[], int | None]) -> Iterato
     except (Panic, InputError, RunFailure):
         raise
     except Exception as e:
+        if host_path_error(e) and not any(_plugin_of(fr.module)
+                                          for fr in _frames(e.__traceback__)):
+            raise                     # the host refused a file the user named: the CLI says so
         raise describe(e, run(), clock()) from e
+
+
+def host_path_error(e: BaseException) -> bool:
+    """An OSError on a path of the host's (an --out directory, a --trace or --image file):
+    the user's environment, not a bug; the command line reports it as bad input."""
+    return isinstance(e, OSError) and e.filename is not None

@@ -19,6 +19,15 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|s|m|h)?\s*$")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
+def output_dir(path: str, option: str = "--out") -> None:
+    """Make the output directory before any run, so that a path the host refuses is said at
+    once, not after the runs it would have held."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{option} {path}: cannot make the directory: {e.strerror}") from None
+
+
 def parse_duration_s(text: str, where: str = "duration") -> float:
     m = _DURATION.match(str(text))
     if not m:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from vfslab.commands.common import scenario_options, trace_option
+from vfslab.commands.common import output_dir, scenario_options, trace_option
 from vfslab.errors import InputError
 
 POLICY_ROWS = [
@@ -121,6 +121,8 @@ def compare(scenario: str, policies: str | None, protocols: str | None, vary: st
         if not eq or not key.strip() or not values:
             raise InputError(f"--vary: expected KEY=V1,V2,..., got {vary!r}")
         variants = [(v, (f"{key.strip()}={v}",)) for v in values]
+    if not no_out and (out is not None or not as_json):
+        output_dir(out if out is not None else "vfslab-out")     # the default's parent
     from vfslab.commands.progress import progress, wanted
 
     runs: dict[str, Any] = {}

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from vfslab.commands.common import (
+    output_dir,
     parse_duration_s,
     parse_sets,
     scenario_options,
@@ -189,6 +190,8 @@ def run(scenario: str, protocol: str, policy: str, seed: int, duration: str | No
         cfg.memory_every_s = parse_duration_s(memory_every, "--memory-every")
         if cfg.memory_every_s <= 0:
             raise InputError(f"--memory-every: expected a positive time, got {memory_every!r}")
+    if out:
+        output_dir(out)
     crash = None
     if crash_at is not None or crash_after_request is not None:
         from vfslab.commands.crash import crash_run
