@@ -134,3 +134,46 @@ def test_an_output_path_the_host_refuses_is_one_clear_error_before_any_run(
     assert e.value.code == 2, err
     assert err.err.startswith("vfslab: ") and bad in err.err and "Not a directory" in err.err
     assert "running" not in err.out + err.err and "Traceback" not in err.err
+
+
+@pytest.mark.parametrize("argv,what", [
+    (["run", "{bin}"], "scenario file"),
+    (["run", "stream", "--config", "{bin}"], "settings file"),
+    (["crashtest", "stream", "--config", "{bin}"], "settings file"),
+    (["sweep", "{bin}"], "sweep file"),
+], ids=["scenario", "run-config", "crashtest-config", "sweep"])
+def test_a_binary_file_given_for_a_text_one_is_one_clear_error(
+        argv: list[str], what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A UnicodeDecodeError traceback before (found by giving each reader random bytes)."""
+    from vfslab.cli import main
+
+    b = tmp_path / "x.toml"
+    b.write_bytes(b"[sweep]\n\xee\xff\x00 binary")
+    with pytest.raises(SystemExit) as e:
+        main([a.format(bin=b) for a in argv])
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert err.strip() == (f"vfslab: {b}: expected a {what} (text), but byte 8 is not UTF-8: "
+                           "a binary file?")
+
+
+@pytest.mark.parametrize("content,words", [
+    ("random", "not a Parquet table"),
+    ("other-table", "not a table of slow calls: no column t_s"),
+])
+def test_slow_on_a_file_that_is_not_a_table_of_slow_calls_is_one_clear_error(
+        content: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from vfslab.cli import main
+
+    f = tmp_path / "slow_calls.parquet"
+    if content == "random":
+        f.write_bytes(bytes(range(256)) * 4)
+    else:
+        pq.write_table(pa.table({"x": [1]}), f)
+    with pytest.raises(SystemExit) as e:
+        main(["slow", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(f"vfslab: {f}: {words}"), err

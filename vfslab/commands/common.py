@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from vfslab.errors import InputError
+from vfslab.errors import InputError, read_text
 from vfslab.tunable import check_setting, setting_scopes
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|s|m|h)?\s*$")
@@ -67,9 +67,7 @@ def parse_sets(items: tuple[str, ...], config: str | None = None
     pairs: list[tuple[str, Any, str]] = []
     if config:
         try:
-            data = tomllib.loads(Path(config).read_text())
-        except FileNotFoundError:
-            raise InputError("no such file", config) from None
+            data = tomllib.loads(read_text(config, "settings file"))
         except tomllib.TOMLDecodeError as e:
             raise InputError(f"not valid TOML: {e}", config, getattr(e, "lineno", 0)) from None
         for section, table in data.items():

@@ -10,6 +10,10 @@ import click
 from vfslab.errors import InputError
 from vfslab.kern.fcntl import ERRNO_NAMES
 
+# what the table shows of each call (metrics/output.py writes them)
+COLUMNS = ("t_s", "process", "call", "path", "offset", "bytes", "result", "latency_ns", "wait",
+           "wait_ns")
+
 
 def _tables(d: Path) -> list[tuple[str, Path]]:
     """(label, slow_calls.parquet) for a run's directory or a compare's (one per column)."""
@@ -32,6 +36,7 @@ def slow(directory: str, top: int, call: str | None, as_json: bool) -> None:
     """The slowest calls of a run written with --out DIR (its slowest 1,000 of each kind are
     kept): when, which process, the call, its file, offset and bytes, the result, the
     latency, and the longest sleep it made with what it slept on."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     from rich.console import Console
     from rich.table import Table
@@ -41,7 +46,15 @@ def slow(directory: str, top: int, call: str | None, as_json: bool) -> None:
         raise InputError(f"{d}: no such directory")
     out: dict[str, list[dict[str, object]]] = {}
     for label, path in _tables(d):
-        rows = pq.read_table(path).to_pylist()
+        try:
+            table = pq.read_table(path)
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f"not a Parquet table ({e})", str(path)) from None
+        missing = [c for c in COLUMNS if c not in table.column_names]
+        if missing:
+            raise InputError(f"not a table of slow calls: no column {', '.join(missing)}",
+                             str(path))
+        rows = table.to_pylist()
         if call is not None:
             rows = [r for r in rows if r["call"] == call]
         rows.sort(key=lambda r: -int(r["latency_ns"]))

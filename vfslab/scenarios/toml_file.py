@@ -29,7 +29,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from vfslab.errors import InputError
+from vfslab.errors import InputError, read_text
 from vfslab.scenario import ProcessSpec, Scenario, SetupItem
 from vfslab.scenarios.patterns import PATTERNS
 
@@ -123,14 +123,7 @@ def _param(kind: str, val: Any) -> Any:
 
 
 def load_toml(path: str) -> Scenario:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError("no such scenario file", path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read scenario file: {e}", path) from None
-    return parse_scenario(text, path)
+    return parse_scenario(read_text(path, "scenario file"), path)
 
 
 def parse_scenario(text: str, path: str) -> Scenario:

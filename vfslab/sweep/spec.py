@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vfslab.commands.common import parse_duration_s
-from vfslab.errors import InputError
+from vfslab.errors import InputError, read_text
 from vfslab.plugins import canonical, policy_scopes
 from vfslab.tunable import check_setting, setting_scopes
 
@@ -97,11 +97,7 @@ def _scope_name(spec: str) -> str:
 
 
 def load(path: str) -> list[dict[str, Any]]:
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise InputError(f"cannot read sweep file: {e.strerror}", path) from None
-    return expand(text, path)
+    return expand(read_text(path, "sweep file"), path)
 
 
 def expand(text: str, path: str = "sweep.toml") -> list[dict[str, Any]]:
