@@ -177,3 +177,11 @@ def test_slow_on_a_file_that_is_not_a_table_of_slow_calls_is_one_clear_error(
         main(["slow", str(tmp_path)])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith(f"vfslab: {f}: {words}"), err
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_an_empty_trace_file_name_is_one_clear_error(command: str) -> None:
+    """compare made per-run names from it with Path.with_name: a ValueError traceback
+    (found by tests/test_cli_fuzz.py with more examples)."""
+    out = _run(command, "stream", "--duration", "0.03s", "--trace", "")
+    assert "--trace: expected a file name, got ''" in out

@@ -35,7 +35,9 @@ VALUES = ["", "0", "-1", "1", "2", "3.5", "1e9", "abc", "10ms", "-5ms", "nan", "
           "randfsync", "pr24596", "protocol", "fio:/nonexistent.fio", "strace:/nonexistent.log",
           "/nonexistent", "x=y", "trickle.window=2", "trickle.window=0", "trickle.hz=abc",
           "machine.physmem_mb=-3", "machine.disk=floppy", "machine.nosuch=1", "cost.ctxsw=abc",
-          "syncer.syncdelay=1", "random", "local", "json", "--", "-", "=", "é", "\x00"]
+          "syncer.syncdelay=1", "random", "local", "json", "--", "-", "=", "é", "\x00",
+          # files in the scratch directory: bytes that are no text, a directory for a file
+          "binary.bin", "strace:binary.bin", "fio:binary.bin", "adir", "adir/x/y"]
 
 
 def _options(name: str) -> list[str]:
@@ -70,7 +72,10 @@ def command_line(draw: Any) -> list[str]:
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cli-fuzz")
+    d = tmp_path_factory.mktemp("cli-fuzz")
+    (d / "binary.bin").write_bytes(bytes(range(256)) * 8)
+    (d / "adir").mkdir()
+    return d
 
 
 @settings(max_examples=int(os.environ.get("VFSLAB_CLI_FUZZ_EXAMPLES", "60")), deadline=None,

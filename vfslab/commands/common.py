@@ -97,10 +97,19 @@ def parse_sets(items: tuple[str, ...], config: str | None = None
     return policy, machine, cost
 
 
+def _trace_file(_ctx: click.Context, _param: click.Parameter, value: str | None
+                ) -> str | None:
+    if value is not None and not Path(value).name:
+        # "" or "dir/": no file name to write (and compare's per-run names need a stem)
+        raise InputError(f"--trace: expected a file name, got {value!r}")
+    return value
+
+
 def trace_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """--trace FILE: a Perfetto timeline of the run (vfslab/trace/)."""
     return click.option(
         "--trace", "trace", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+        callback=_trace_file,
         help="write a Perfetto trace of the run to FILE (open it at ui.perfetto.dev)")(f)
 
 
