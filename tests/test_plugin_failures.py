@@ -129,52 +129,34 @@ def test_a_sweep_records_a_plugins_failure_in_its_row_and_goes_on(
     assert "raised KeyError" in bad[0]["error"] and "late.py:9 in page_dirtied" in bad[0]["error"]
 
 
-FORGETS_TO_FLUSH = '''from vfslab.api import NS, WritebackPolicy
+def _daemon_policy(cls: str, daemon: str) -> str:
+    """A policy whose one thread runs `daemon` (the body of its generator, indented 8); the
+    body starts on line 11 of the file."""
+    return (f"from vfslab.api import NS, WritebackPolicy\n\n\nclass {cls}(WritebackPolicy):\n"
+            f"    name = {cls.lower()!r}\n\n    def start(self):\n"
+            f"        self.spawn({cls.lower()!r}, self.daemon())\n\n    def daemon(self):\n"
+            + daemon)
 
 
-class Forgets(WritebackPolicy):
-    name = "forgets"
-
-    def start(self):
-        self.spawn("forgets", self.daemon())
-
-    def daemon(self):
+FORGETS_TO_FLUSH = _daemon_policy("Forgets", """\
         while True:
             yield from self.sleep(NS // 2)
             for vp in self.dirty_vnodes():
                 self.flush_pages(vp)
-'''
+""")
 
 # forgets once, then never calls the API again: only the end of the run can tell
-FORGETS_ONCE_AND_ENDS = '''from vfslab.api import NS, WritebackPolicy
-
-
-class Once(WritebackPolicy):
-    name = "once"
-
-    def start(self):
-        self.spawn("once", self.daemon())
-
-    def daemon(self):
+FORGETS_ONCE_AND_ENDS = _daemon_policy("Once", """\
         yield from self.sleep(NS)
         self.update_inode(self.dirty_vnodes()[0])
-'''
+""")
 
-NEVER_SLEEPS = '''from vfslab.api import NS, WritebackPolicy
-
-
-class NeverSleeps(WritebackPolicy):
-    name = "neversleeps"
-
-    def start(self):
-        self.spawn("neversleeps", self.daemon())
-
-    def daemon(self):
+NEVER_SLEEPS = _daemon_policy("NeverSleeps", """\
         while True:
             self.sleep(NS // 2)
             for vp in self.dirty_vnodes():
                 yield from self.flush_pages(vp)
-'''
+""")
 
 
 @pytest.mark.parametrize("body,cls,line,what", [

@@ -73,7 +73,11 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.group(cls=LazyGroup, lazy=COMMANDS, epilog=(
+    "Exit status: 0; 1 when run, check, crashtest or hunt found something (a panic, "
+    "findings, fsync'd data lost); 2 bad input (file, line and what was expected); 3 your "
+    "policy's or protocol's code raised (its file and line); 70 a bug in vfslab (the "
+    "traceback is kept in a file); fsck keeps fsck(8)'s codes."))
 @click.version_option(package_name="vfslab")
 def cli() -> None:
     """vfslab: an executable, deterministic emulator of a BSD kernel's storage path."""
