@@ -27,6 +27,7 @@ from types import TracebackType
 
 from vfslab.errors import InputError
 from vfslab.sim.panic import Panic
+from vfslab.sim.watchdog import Hang
 
 PLUGIN_EXIT = 3
 INTERNAL_EXIT = 70          # sysexits.h EX_SOFTWARE
@@ -113,7 +114,10 @@ def describe(exc: BaseException, run: str, time_ns: int | None) -> RunFailure:
     """The `RunFailure` for `exc`, raised during `run` (a phrase: "pr24596, policy syncer,
     ..."), at emulated time `time_ns` (None if the machine had not started)."""
     frames = _frames(exc.__traceback__)
-    what = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    if isinstance(exc, Hang):
+        # the watchdog's signal handler is where it was raised, not where the run was stuck
+        frames = [fr for fr in frames if fr.module != Hang.__module__]
+    what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     when = f"; emulated time {time_ns / 1e9:.6f} s" if time_ns is not None else ""
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     if isinstance(exc, ApiMisuse):

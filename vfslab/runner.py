@@ -32,6 +32,7 @@ from vfslab.machine import attach, start_init
 from vfslab.metrics.summary import figures, protocol_costs
 from vfslab.scenario import Scenario
 from vfslab.sim.panic import Panic
+from vfslab.sim.watchdog import LIMIT_S, watchdog
 from vfslab.tunable import check_setting, setting_scopes
 
 NS = 1_000_000_000
@@ -65,6 +66,8 @@ class RunConfig:
     image: tuple[dict[int, Any], int] | None = None
     # write a Perfetto timeline of the run to this file (vfslab/trace/)
     trace: str | None = None
+    # stop a run that makes no progress for this long in wall time (sim/watchdog.py; 0: off)
+    watchdog_s: float = LIMIT_S
 
 
 @dataclass
@@ -358,10 +361,11 @@ def _run(cfg: RunConfig, sc: Scenario, kc: KernelConfig, store: dict[int, Any] |
     panic: Panic | None = None
     m = k.m
     try:
-        try:
-            m.run()
-        except _EndOfRun:
-            m.run(until=m.now)             # what else is due at that very instant
+        with watchdog(m, cfg.watchdog_s):
+            try:
+                m.run()
+            except _EndOfRun:
+                m.run(until=m.now)             # what else is due at that very instant
     except Panic as p:
         panic = p
         if checker is not None:

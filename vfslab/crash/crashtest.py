@@ -24,6 +24,7 @@ from vfslab.errors import InputError
 from vfslab.failure import reported
 from vfslab.fs.fsck_repair import Repairer, Unrepairable
 from vfslab.runner import RunConfig, RunResult, kernel_config, load_scenario, run_scenario
+from vfslab.sim.watchdog import watchdog
 
 NS = 1_000_000_000
 
@@ -94,7 +95,8 @@ def remount(res: RunResult, image: dict[int, Any]) -> bool:
 
     k.m.spawn("init", init())
     with reported(lambda: f"the mount after a crash of {res.scenario.name}, policy "
-                  f"{kc.policy}, protocol {kc.protocol}, seed {kc.seed}", lambda: k.m.now):
+                  f"{kc.policy}, protocol {kc.protocol}, seed {kc.seed}", lambda: k.m.now), \
+            watchdog(k.m):
         k.m.run(until=60 * NS)
     return out.get("err") == 0
 

@@ -56,6 +56,7 @@ class Engine(EventQueue, Interrupts, Threads):
         self.cpus = [CPU(i) for i in range(ncpus)]
         self.cur: Context | None = None
         self.runq: deque[Thread] = deque()
+        self.nsteps = 0                  # thread steps begun (the watchdog's progress)
         self.sleepq: dict[object, list[Thread]] = {}
         # note each thread's longest sleep (Thread.wait_ns): on when a per-call record
         # wants it, off for the engine's own speed

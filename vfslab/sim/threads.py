@@ -44,6 +44,7 @@ class Threads:
     tracer: EngineTracer | None
     stats: Any
     runq: deque[Thread]
+    nsteps: int
     sleepq: dict[object, list[Thread]]
     track_waits: bool
     threads: list[Thread]
@@ -109,6 +110,7 @@ class Threads:
 
     def _step(self, cpu: CPU, td: Thread) -> None:
         """Run a thread until it sleeps, yields or exits."""
+        self.nsteps += 1
         t = cpu.t
         switched = cpu.last_thread is not td
         if switched:
