@@ -57,8 +57,8 @@ def test_a_setting_out_of_its_range_is_one_clear_error(setting: str, words: str)
      'log = "/l"\nlog_bs = 0\nwrites_per_txn = 1\n', 7, "log_bs: must be more than 0"),
     ('[[process]]\npattern = "writer"\npath = "/f"\nsize = "4KiB"\nbs = "64KiB"\n', 1,
      "smaller than its block size"),
-    ('[[setup]]\npath = "/' + "d" * 200 + '"\ndir = true\n[[process]]\npattern = "writer"\n'
-     'path = "/f"\nsize = "1MiB"\nbs = "64KiB"\n', 1, "a name of 200 bytes"),
+    ('[[setup]]\npath = "/' + "d" * 256 + '"\ndir = true\n[[process]]\npattern = "writer"\n'
+     'path = "/f"\nsize = "1MiB"\nbs = "64KiB"\n', 1, "a name of 256 bytes"),
 ])
 def test_a_scenario_value_that_makes_no_sense_is_an_error_at_its_line(
         tmp_path: Path, body: str, line: int, words: str) -> None:

@@ -20,7 +20,7 @@ from vfslab.dev.wd import Torn
 from vfslab.fs import ffs_vnops
 from vfslab.fs.fsck import fsck_image
 from vfslab.fs.fsck_repair import Unrepairable, read_dinode, repair_image, write_dinode
-from vfslab.fs.ufs_layout import ROOTINO, Superblock, pack_dirent, read_block
+from vfslab.fs.ufs_layout import ROOTINO, Superblock, pack_dirent, read_block, unpack_dirents
 from vfslab.kern.fcntl import O_CREAT, O_WRONLY
 from vfslab.runner import RunConfig, run_scenario
 
@@ -292,6 +292,45 @@ def test_fsck_repairs_duplicate_blocks_free_entries_orphans_and_counts() -> None
     assert "bitmap" in text
     assert f"inode {orphan}: unreferenced file ({PAGE} bytes) reconnected to " \
            f"/lost+found/#{orphan}" in text
+
+
+def test_fsck_clears_a_long_names_slots_that_a_torn_write_left_apart() -> None:
+    """A name past 123 bytes runs on into continuation slots (ufs_layout): a torn directory
+    write can leave a continuation without its entry, or an entry without its
+    continuation. fsck says both, clears them, and reconnects the files they named."""
+    a, b = "a" * 200, "b" * 250                  # two and three slots
+
+    def body(sys: Any) -> GEN:
+        for name in (a, b):
+            fd = yield from sys.open(f"/{name}", O_WRONLY | O_CREAT, 0o644)
+            yield from sys.write(fd, PAGE)
+            yield from sys.close(fd)
+        return 0
+
+    k, _ = run_body(body)
+    store = dict(k.disk.store)
+    assert fsck_image(store) == []
+    ia, ib = _ino_of(store, a), _ino_of(store, b)
+    sb = Superblock.unpack(store[0])
+    root = read_dinode(store, sb, ROOTINO).db[0]
+    buf = bytearray(read_block(store, root))
+    slot_a = next(s for s, _i, n in unpack_dirents(buf) if n == a)
+    slot_b = next(s for s, _i, n in unpack_dirents(buf) if n == b)
+    buf[slot_a * 128:(slot_a + 1) * 128] = bytes(128)              # a's entry gone, not its tail
+    buf[(slot_b + 2) * 128:(slot_b + 3) * 128] = bytes(128)        # b's last slot gone
+    store[root] = bytes(buf)
+    probs = fsck_image(store)
+    assert f"directory {ROOTINO}: block {root} slot {slot_a + 1}: a continuation slot " \
+           "without its entry" in probs
+    assert f"directory {ROOTINO}: block {root} slot {slot_b}: the entry for inode {ib}: its " \
+           "250-byte name runs past its 2 slot(s)" in probs
+    repairs = repair_image(store)
+    assert fsck_image(store) == []
+    text = "\n".join(repairs)
+    assert f"slot {slot_a + 1}: a continuation slot without its entry, cleared" in text
+    assert f"inode {ia}: unreferenced file ({PAGE} bytes) reconnected" in text
+    assert f"inode {ib}: unreferenced file ({PAGE} bytes) reconnected" in text
+    assert {i for _s, i, _n in unpack_dirents(read_block(store, root))}.isdisjoint({ia, ib})
 
 
 def test_fsck_fixes_link_counts_and_dot_entries() -> None:

@@ -51,7 +51,7 @@ def test_errno_semantics() -> None:
         r["mkdir_again"] = yield from sys.mkdir("/d", 0o755)
         r["open_dir_write"] = yield from sys.open("/d", O_WRONLY)
         r["under_file"] = yield from sys.open("/a/x", O_WRONLY | O_CREAT)
-        r["long"] = yield from sys.open("/" + "n" * 200, O_WRONLY | O_CREAT)
+        r["long"] = yield from sys.open("/" + "n" * 256, O_WRONLY | O_CREAT)
         fd2 = yield from sys.open("/d/inner", O_WRONLY | O_CREAT)
         yield from sys.close(fd2)
         r["rmdir_full"] = yield from sys.rmdir("/d")
@@ -78,6 +78,60 @@ def test_errno_semantics() -> None:
     assert r["unlink"] == 0 and r["unlink_b"] == 0 and r["rmdir"] == 0
     assert r["stat_gone"] == -ENOENT and r["close_bad"] == -9
     assert fsck_image(k.disk.store) == []
+
+
+def test_names_up_to_255_bytes_take_more_slots_and_survive_reuse_rename_and_remount(
+        ) -> None:
+    """FFS allows 255-byte names; vfslab's 128-byte slots carry a long one on into one or two
+    continuation slots (ufs_layout). Slots freed by an unlink are reused only by a name
+    that fits them; fsck reads the blocks clean; a remount finds every name."""
+    long = {n: chr(ord("a") + i) * n for i, n in enumerate((123, 124, 247, 248, 255))}
+
+    def body(sys: Any) -> GEN:
+        r: dict[str, Any] = {}
+        yield from sys.mkdir("/d", 0o755)
+        for i, name in enumerate(long.values()):
+            fd = yield from sys.open(f"/d/{name}", O_WRONLY | O_CREAT, 0o644)
+            yield from sys.write(fd, 100 + i)
+            yield from sys.close(fd)
+            fd = yield from sys.open(f"/d/s{i}", O_WRONLY | O_CREAT, 0o644)   # between them
+            yield from sys.close(fd)
+        # slots: . .. 123(1) s0 124(2) s1 247(2) s2 248(3) s3 255(3) s4 = 19 of 32
+        r["unlink"] = yield from sys.unlink("/d/s1")                        # frees slot 6
+        r["unlink"] += yield from sys.unlink(f"/d/{long[248]}")             # and 10-12
+        fd = yield from sys.open(f"/d/{'x' * 250}", O_WRONLY | O_CREAT, 0o644)
+        yield from sys.close(fd)                           # 3 slots: the second gap
+        fd = yield from sys.open("/d/t", O_WRONLY | O_CREAT, 0o644)
+        yield from sys.close(fd)                           # 1 slot: the first
+        r["rename"] = yield from sys.rename(f"/d/{long[255]}", f"/d/{'y' * 200}")
+        r["toolong"] = yield from sys.open(f"/d/{'z' * 256}", O_WRONLY | O_CREAT, 0o644)
+        return r
+
+    k, r = run_body(body)
+    assert r == {"unlink": 0, "rename": 0, "toolong": -ENAMETOOLONG}
+    image = k.disk.store
+    assert fsck_image(image) == []
+    from vfslab.fs.fsck import scan_image
+    from vfslab.fs.ufs_layout import read_block, unpack_dirents
+
+    sc = scan_image(image)
+    names = {n: ino for n, ino in sc.entries[max(sc.entries)]}      # /d, the newest directory
+    assert set(names) == {".", "..", long[123], long[124], long[247], "x" * 250, "y" * 200,
+                          "t", *(f"s{i}" for i in (0, 2, 3, 4))}
+    dblk = [b for b in range(sc.sb.data_start, sc.sb.nblocks)
+            if any(n == "x" * 250 for _s, _i, n in unpack_dirents(read_block(image, b)))]
+    slots = {n: s for s, _i, n in unpack_dirents(read_block(image, dblk[0]))}
+    assert slots["x" * 250] == slots["s3"] - 3          # the 248-byte name's three slots
+    assert slots["t"] == slots[long[247]] - 1           # s1's one
+
+    def read(sys: Any) -> GEN:
+        sizes = []
+        for name in (long[123], long[124], long[247], "y" * 200):
+            sizes.append((yield from sys.stat(f"/d/{name}")))
+        return sizes
+
+    _k2, sizes = run_body(read, store=dict(image))
+    assert sizes == [100, 101, 102, 104]
 
 
 def test_data_survives_unmount_and_mount_version_exact() -> None:

@@ -28,7 +28,7 @@ from vfslab.fs.ufs_layout import (
     Superblock,
     layout,
     read_block,
-    unpack_dirents,
+    scan_dirents,
 )
 
 MIN_BLOCKS = 64            # the smallest file system mkfs makes room for
@@ -219,7 +219,10 @@ def scan_image(store: dict[int, Any], image_blocks: int | None = None,
         for b in data[: max(0, d.size // 4096)] if d.size else data:
             if not sb.data_start <= b < sb.nblocks:
                 continue
-            for _slot, ino, name in unpack_dirents(read_block(store, b)):
+            entries, damage = scan_dirents(read_block(store, b))
+            for slot, _n, why in damage:
+                sc.problems.append(f"directory {dino}: block {b} slot {slot}: {why}")
+            for _slot, ino, name in entries:
                 names.append((name, ino))
         sc.entries[dino] = names
         seen_dot = seen_dotdot = False

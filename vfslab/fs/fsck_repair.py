@@ -27,6 +27,7 @@ from vfslab.fs.fsck import IFDIR, IFLNK, IFMT, IFREG, Scan, _blocks_of, scan_ima
 from vfslab.fs.ufs_layout import (
     BITS,
     BSIZE,
+    DIRENT_SIZE,
     DIRENTS,
     INODE_SIZE,
     INOPB,
@@ -34,9 +35,11 @@ from vfslab.fs.ufs_layout import (
     ROOTINO,
     Dinode,
     Superblock,
+    entry_slots,
     pack_dirent,
     read_block,
-    unpack_dirents,
+    scan_dirents,
+    used_slots,
 )
 
 LOST_FOUND = "lost+found"
@@ -59,9 +62,11 @@ def write_dinode(store: dict[int, Any], sb: Superblock, ino: int, d: Dinode) -> 
     store[b] = bytes(buf)
 
 
-def _clear_dirent(store: dict[int, Any], blk: int, slot: int) -> None:
+def _clear_dirent(store: dict[int, Any], blk: int, slot: int, nslots: int = 0) -> None:
+    """Clear the entry at `slot` and its continuation slots (or `nslots` slots)."""
     buf = bytearray(read_block(store, blk))
-    buf[slot * 128:(slot + 1) * 128] = bytes(128)
+    n = nslots or entry_slots(buf, slot)
+    buf[slot * DIRENT_SIZE:(slot + n) * DIRENT_SIZE] = bytes(n * DIRENT_SIZE)
     store[blk] = bytes(buf)
 
 
@@ -178,13 +183,19 @@ class Repairer:
         return 0
 
     def _dir_slots(self, sc: Scan, dino: int) -> list[tuple[int, int, int, str]]:
-        """(block, slot, ino, name) of a directory's entries, in order."""
+        """(block, slot, ino, name) of a directory's entries, in order, once the damaged
+        slots of its blocks are cleared (fsck_ffs pass2 clears what it cannot read as an
+        entry)."""
         d = sc.inodes[dino]
         data, _ = _blocks_of(self.store, sc.sb, d)
         out = []
         for b in data[: max(0, d.size // BSIZE)] if d.size else data:
             if sc.sb.data_start <= b < sc.sb.nblocks:
-                for slot, ino, name in unpack_dirents(read_block(self.store, b)):
+                entries, damage = scan_dirents(read_block(self.store, b))
+                for slot, n, why in damage:
+                    _clear_dirent(self.store, b, slot, n)
+                    self.note(f"directory {dino}: block {b} slot {slot}: {why}, cleared")
+                for slot, ino, name in entries:
                     out.append((b, slot, ino, name))
         return out
 
@@ -196,7 +207,9 @@ class Repairer:
         stack = [ROOTINO]
         while stack:
             dino = stack.pop()
+            before = len(self.repairs)
             slots = self._dir_slots(sc, dino)
+            changed |= len(self.repairs) > before          # damaged slots cleared
             has_dot = has_dotdot = False
             for b, slot, ino, name in slots:
                 if name == ".":
@@ -235,8 +248,8 @@ class Repairer:
                 # block with no entry at all (found by the image fuzz: a zeroed directory
                 # block left "no '.' entry" for every pass, and the image unrepairable)
                 b = first
-                free = [s for s in range(DIRENTS)
-                        if all(not (bb == b and ss == s) for bb, ss, _, _ in slots)]
+                used = used_slots(read_block(self.store, b))
+                free = [s for s in range(DIRENTS) if s not in used]
                 if not has_dot and free:
                     _set_dirent(self.store, b, free.pop(0), dino, ".")
                     self.note(f"directory {dino}: missing '.', added")
@@ -389,7 +402,7 @@ class Repairer:
             b = d.db[lbn]
             if not b:
                 continue
-            used = {slot for slot, _, _ in unpack_dirents(read_block(self.store, b))}
+            used = used_slots(read_block(self.store, b))
             free = [s for s in range(DIRENTS) if s not in used]
             if free:
                 _set_dirent(self.store, b, free[0], ino, name)

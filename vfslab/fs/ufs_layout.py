@@ -12,7 +12,12 @@ the buffer-cache and locking protocol vfslab studies.
 
 Inode (128 bytes): mode u16, nlink u16, size u64, mtime u64, gen u32, 12 direct block numbers,
 one single and one double indirect (u32 each; 1024 entries an indirect block).
-Directory blocks: 32 entries of 128 bytes: ino u32, namelen u8, name (up to 123 bytes).
+Directory blocks: 32 slots of 128 bytes. An entry is ino u32, namelen u8 and its name's first
+123 bytes in one slot; a longer name (FFS allows 255 bytes) runs on in the slots that follow,
+each marked CONT (0xffffffff where an ino would be) and holding 124 more bytes, so a name of
+124-247 bytes takes two slots and 248-255 three (FFS's records are variable-length instead:
+docs/model.md). A CONT slot without its entry, or an entry whose name runs past the block or
+into a slot that is not CONT, is damage fsck reports and clears (a torn write can leave it).
 Everything metadata is real bytes, so fsck and crash tests read the image itself.
 """
 
@@ -36,7 +41,10 @@ MAXFILESIZE = (NDADDR + NINDIR + NINDIR * NINDIR) * BSIZE
 INODE_FMT = "<HHQQI12III"        # mode nlink size mtime gen db[12] ib dib
 DIRENT_SIZE = 128
 DIRENTS = BSIZE // DIRENT_SIZE
-MAXNAMLEN = 123
+HEAD_NAME = DIRENT_SIZE - 5      # name bytes in an entry's own slot
+CONT_NAME = DIRENT_SIZE - 4      # name bytes in each continuation slot
+CONT = 0xFFFFFFFF                # a continuation slot's mark, where an entry's ino would be
+MAXNAMLEN = 255                  # FFS's (sys/ufs/ufs/dir.h); the name cache keeps up to 31
 ROOTINO = 2
 IFDIR = 0o040000
 IFREG = 0o100000
@@ -135,21 +143,109 @@ def get_bit(buf: Any, i: int) -> bool:
     return bool(buf[i >> 3] >> (i & 7) & 1)
 
 
+def dirent_slots(namelen: int) -> int:
+    """The slots an entry with a name of `namelen` bytes takes (module docstring)."""
+    return 1 if namelen <= HEAD_NAME else 1 + -(-(namelen - HEAD_NAME) // CONT_NAME)
+
+
 def pack_dirent(buf: bytearray, slot: int, ino: int, name: str) -> None:
     raw = name.encode()
+    n = dirent_slots(len(raw))
+    if len(raw) > MAXNAMLEN or slot + n > DIRENTS:
+        raise ValueError(f"no room for a {len(raw)}-byte name at slot {slot}")
     off = slot * DIRENT_SIZE
-    buf[off:off + DIRENT_SIZE] = struct.pack("<IB", ino, len(raw)) + raw.ljust(MAXNAMLEN, b"\0")
+    buf[off:off + DIRENT_SIZE] = (struct.pack("<IB", ino, len(raw))
+                                  + raw[:HEAD_NAME].ljust(HEAD_NAME, b"\0"))
+    for k in range(1, n):
+        off += DIRENT_SIZE
+        part = raw[HEAD_NAME + (k - 1) * CONT_NAME:HEAD_NAME + k * CONT_NAME]
+        buf[off:off + DIRENT_SIZE] = struct.pack("<I", CONT) + part.ljust(CONT_NAME, b"\0")
+
+
+def _slot_ino(buf: Any, slot: int) -> int:
+    ino: int = struct.unpack_from("<I", buf, slot * DIRENT_SIZE)[0]
+    return ino
+
+
+_HEAD = struct.Struct("<IB")
+_SLOT_OFFSETS = range(0, BSIZE, DIRENT_SIZE)
+
+
+def scan_entries(buf: Any) -> tuple[list[tuple[int, int, str, int]], list[tuple[int, int, str]]]:
+    """scan_dirents, with each entry's count of slots: [(slot, ino, name, slots)], damage."""
+    heads = [_HEAD.unpack_from(buf, off) for off in _SLOT_OFFSETS]
+    if all(ino != CONT and n <= HEAD_NAME for ino, n in heads):
+        # short names only (every block but a long name's): one slot an entry
+        return [(slot, ino, bytes(buf[slot * DIRENT_SIZE + 5:slot * DIRENT_SIZE + 5 + n])
+                 .decode(errors="replace"), 1)
+                for slot, (ino, n) in enumerate(heads) if ino], []
+    entries: list[tuple[int, int, str, int]] = []
+    damage: list[tuple[int, int, str]] = []
+    slot = 0
+    while slot < DIRENTS:
+        ino, n = heads[slot]
+        if ino == CONT:
+            run = 1
+            while slot + run < DIRENTS and heads[slot + run][0] == CONT:
+                run += 1
+            damage.append((slot, run, "a continuation slot without its entry"))
+            slot += run
+            continue
+        if not ino:
+            slot += 1
+            continue
+        need = dirent_slots(n)
+        conts = 0
+        while conts < need - 1 and slot + 1 + conts < DIRENTS \
+                and heads[slot + 1 + conts][0] == CONT:
+            conts += 1
+        if conts < need - 1:
+            damage.append((slot, 1 + conts, f"the entry for inode {ino}: its {n}-byte name "
+                           f"runs past its {1 + conts} slot(s)"))
+            slot += 1 + conts
+            continue
+        off = slot * DIRENT_SIZE
+        raw = bytes(buf[off + 5:off + 5 + min(n, HEAD_NAME)])
+        for k in range(1, need):
+            o = (slot + k) * DIRENT_SIZE + 4
+            raw += bytes(buf[o:o + CONT_NAME])
+        entries.append((slot, ino, raw[:n].decode(errors="replace"), need))
+        slot += need
+    return entries, damage
+
+
+def scan_dirents(buf: Any) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, str]]]:
+    """([(slot, ino, name)] of the entries of a directory block, [(slot, slots, what is
+    wrong)] of its damage: an entry whose name runs past the block or into a slot that is
+    not CONT (its slot and the CONT slots after it), a run of CONT slots with no entry."""
+    entries, damage = scan_entries(buf)
+    return [(slot, ino, name) for slot, ino, name, _n in entries], damage
 
 
 def unpack_dirents(buf: Any) -> list[tuple[int, int, str]]:
-    """[(slot, ino, name)] of the used entries of a directory block."""
-    out = []
-    for slot in range(DIRENTS):
-        off = slot * DIRENT_SIZE
-        ino, n = struct.unpack_from("<IB", buf, off)
-        if ino:
-            out.append((slot, ino, bytes(buf[off + 5:off + 5 + n]).decode(errors="replace")))
-    return out
+    """[(slot, ino, name)] of the entries of a directory block (damage left out: see
+    scan_dirents)."""
+    return scan_dirents(buf)[0]
+
+
+def used_slots(buf: Any) -> set[int]:
+    """The slots of a directory block that are not free: entries, their continuation slots,
+    and damage (left for fsck, never overwritten)."""
+    entries, damage = scan_entries(buf)
+    used: set[int] = set()
+    for slot, _ino, _name, n in entries:
+        used.update(range(slot, slot + n))
+    for slot, n, _why in damage:
+        used.update(range(slot, slot + n))
+    return used
+
+
+def entry_slots(buf: Any, slot: int) -> int:
+    """The slots the entry at `slot` spans: itself and the CONT slots right after it."""
+    n = 1
+    while slot + n < DIRENTS and _slot_ino(buf, slot + n) == CONT:
+        n += 1
+    return n
 
 
 def mkfs(store: dict[int, Any], nblocks: int, ninodes: int) -> Superblock:

@@ -12,7 +12,8 @@ cache (MAKEENTRY), and so is a name not found unless it is about to be created. 
 DELETE, RENAME or CREATE lookup found is kept in the directory's in-core inode (i_offset in
 2.0) for the VOP that follows with the directory still locked.
 
-vfslab's directory entries are fixed-size (128 bytes, names up to 123 bytes: docs/model.md).
+vfslab's directory entries are fixed-size slots of 128 bytes, a name past 123 bytes running on
+into the next one or two (up to FFS's 255: ufs_layout, docs/model.md).
 The entries of a block are decoded once while its buffer holds the same contents
 (`b_dirindex`): an emulator speed-up; the emulated time charged is that of the scan.
 """
@@ -23,7 +24,16 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.fs.ffs_vfsops import ffs_vget
-from vfslab.fs.ufs_layout import BSIZE, DIRENT_SIZE, DIRENTS, MAXNAMLEN, pack_dirent, unpack_dirents
+from vfslab.fs.ufs_layout import (
+    BSIZE,
+    DIRENT_SIZE,
+    DIRENTS,
+    MAXNAMLEN,
+    dirent_slots,
+    entry_slots,
+    pack_dirent,
+    scan_entries,
+)
 from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
 from vfslab.kern.vfs_lookup import (
     CREATE,
@@ -55,18 +65,39 @@ GEN = Generator[Any, Any, int]
 
 
 class DirBlock:
-    """The decoded entries of one directory block: name -> (slot, ino), the free slots."""
+    """The decoded entries of one directory block: name -> (slot, ino), the free slots (in
+    order; an entry with a long name takes several: ufs_layout)."""
 
     __slots__ = ("data", "names", "free")
 
     def __init__(self, data: bytearray) -> None:
         self.data = data
         self.names: dict[str, tuple[int, int]] = {}
-        used = set()
-        for slot, ino, name in unpack_dirents(data):
+        entries, damage = scan_entries(data)
+        used: set[int] = set()
+        for slot, ino, name, n in entries:
             self.names[name] = (slot, ino)
-            used.add(slot)
+            used.update(range(slot, slot + n))
+        for slot, n, _why in damage:
+            used.update(range(slot, slot + n))
         self.free = [s for s in range(DIRENTS) if s not in used]
+
+    def fit(self, nslots: int) -> int | None:
+        """The first free slot with `nslots` free slots from it, or None."""
+        free = self.free
+        for i, s in enumerate(free):
+            if i + nslots <= len(free) and free[i + nslots - 1] == s + nslots - 1:
+                return s
+        return None
+
+    def take(self, slot: int, nslots: int) -> None:
+        for s in range(slot, slot + nslots):
+            if s in self.free:
+                self.free.remove(s)
+
+    def give(self, slot: int, nslots: int) -> None:
+        self.free.extend(range(slot, slot + nslots))
+        self.free.sort()
 
 
 def dirblock(bp: buf) -> DirBlock:
@@ -143,7 +174,9 @@ def ufs_lookup(vdp: vnode, cnp: componentname) -> Generator[Any, Any, tuple[int,
             break
         scanned += DIRENTS
         if want_slot and free is None and blk.free:
-            free = (lbn, blk.free[0])
+            s = blk.fit(dirent_slots(cnp.cn_namelen))
+            if s is not None:
+                free = (lbn, s)
         k.bio.brelse(bp)
     m.charge(m.costs.dirent_scan * scanned)
     if found is None:
@@ -249,8 +282,7 @@ def ufs_direnter(dvp: vnode, ino: int, name: str, update_dir: bool = True) -> GE
     blk = dirblock(bp)
     pack_dirent(bp.b_data[0], s, ino, name)
     blk.names[name] = (s, ino)
-    if s in blk.free:
-        blk.free.remove(s)
+    blk.take(s, dirent_slots(len(name.encode())))
     err = yield from ump.meta_write(bp, sync)
     if err:
         # brelse invalidated the failed block: the disk's copy, without the entry, is what
@@ -277,10 +309,10 @@ def ufs_dirremove(dvp: vnode, name: str) -> GEN:
     if blk.names.get(name, (-1, 0))[0] != s:
         ump.k.bio.brelse(bp)
         return ENOENT
-    bp.b_data[0][s * DIRENT_SIZE:(s + 1) * DIRENT_SIZE] = bytes(DIRENT_SIZE)
+    n = entry_slots(bp.b_data[0], s)
+    bp.b_data[0][s * DIRENT_SIZE:(s + n) * DIRENT_SIZE] = bytes(n * DIRENT_SIZE)
     del blk.names[name]
-    blk.free.append(s)
-    blk.free.sort()
+    blk.give(s, n)
     return (yield from ump.meta_write(bp, not ump.async_))
 
 

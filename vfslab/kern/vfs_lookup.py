@@ -38,7 +38,7 @@ EINVAL = 22
 ELOOP = 62
 ENAMETOOLONG = 63
 MAXSYMLINKS = 32          # sys/param.h
-NAME_MAX = 255            # 2.0's MAXNAMLEN; the file system may allow fewer (FFS here: 123)
+NAME_MAX = 255            # 2.0's MAXNAMLEN, FFS's too (a file system may allow fewer)
 PATH_MAX = 1024
 
 # cn_nameiop

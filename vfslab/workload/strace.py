@@ -1001,7 +1001,7 @@ def to_scenario(path: str, text: str | None = None, speed: float = 1.0,
     warnings = []
     if toolong:
         warnings.append(f"{path}: {len(toolong)} path(s) found before the run have a name "
-                        f"longer than vfslab's FFS allows ({MAXNAMLEN} bytes; Linux's 255), "
+                        f"longer than FFS allows ({MAXNAMLEN} bytes, as UTF-8), "
                         f"e.g. {toolong[0][:60]}...: not created; their calls fail with "
                         f"ENAMETOOLONG and count as divergences")
     if tr.unmodelled:
