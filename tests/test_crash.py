@@ -247,10 +247,13 @@ def test_blocks_round_trip_through_an_image_file(tmp_path: Path) -> None:
 
 
 # ---- fsck repairs --------------------------------------------------------------------------
-def _image_with_files() -> dict[int, Any]:
+def _image_with_files(files: tuple[tuple[str, int], ...] = (
+        ("/d/x", 3 * PAGE), ("/y", 20 * PAGE), ("/z", PAGE))) -> dict[int, Any]:
+    """A clean image holding `files` (path, bytes), their directories made first."""
     def body(sys: Any) -> GEN:
-        yield from sys.mkdir("/d", 0o755)
-        for name, size in (("/d/x", 3 * PAGE), ("/y", 20 * PAGE), ("/z", PAGE)):
+        for d in sorted({p.rsplit("/", 1)[0] for p, _ in files} - {""}):
+            yield from sys.mkdir(d, 0o755)
+        for name, size in files:
             fd = yield from sys.open(name, O_WRONLY | O_CREAT, 0o644)
             yield from sys.write(fd, size)
             yield from sys.close(fd)
@@ -299,17 +302,7 @@ def test_fsck_clears_a_long_names_slots_that_a_torn_write_left_apart() -> None:
     write can leave a continuation without its entry, or an entry without its
     continuation. fsck says both, clears them, and reconnects the files they named."""
     a, b = "a" * 200, "b" * 250                  # two and three slots
-
-    def body(sys: Any) -> GEN:
-        for name in (a, b):
-            fd = yield from sys.open(f"/{name}", O_WRONLY | O_CREAT, 0o644)
-            yield from sys.write(fd, PAGE)
-            yield from sys.close(fd)
-        return 0
-
-    k, _ = run_body(body)
-    store = dict(k.disk.store)
-    assert fsck_image(store) == []
+    store = _image_with_files(((f"/{a}", PAGE), (f"/{b}", PAGE)))
     ia, ib = _ino_of(store, a), _ino_of(store, b)
     sb = Superblock.unpack(store[0])
     root = read_dinode(store, sb, ROOTINO).db[0]
