@@ -111,8 +111,10 @@ def _target(kind: Kind, spec: str) -> str:
                      f"a module:Class or a file.py:Class")
 
 
-def resolve(kind: Kind, spec: str) -> type:
-    """The class a spec names, checked to be a subclass of the kind's base."""
+def resolve(kind: Kind, spec: str, selected: bool = True) -> type:
+    """The class a spec names, checked to be a subclass of the kind's base. `selected`: it
+    is to run (its overrides are checked, and its code is known as a plug-in's when a run
+    fails), not only looked at for its declared settings."""
     target = _target(kind, spec)
     where, _, clsname = target.rpartition(":")
     if not where or not clsname:
@@ -136,7 +138,7 @@ def resolve(kind: Kind, spec: str) -> type:
     base = getattr(importlib.import_module(bmod), bname)
     if not issubclass(cls, base):
         raise InputError(f"{kind} {spec!r}: {clsname} is not a subclass of {bname}")
-    if spec not in BUILTIN[kind] and not cls.__module__.startswith("vfslab."):
+    if selected and spec not in BUILTIN[kind] and not cls.__module__.startswith("vfslab."):
         _LOADED[cls.__module__] = (kind, spec)
         _check_overrides(kind, spec, cls, base)
     return cls
@@ -216,7 +218,7 @@ def policy_scopes(selected: list[str]) -> dict[str, type]:
         if spec in out:
             continue
         try:
-            cls = resolve("policy", spec)
+            cls = resolve("policy", spec, selected=False)
         except InputError:
             continue          # a broken installed plug-in is reported when it is selected
         out.setdefault(str(getattr(cls, "name", spec)), cls)
