@@ -10,8 +10,9 @@ for `limit_s`: a livelock. Either raises `Hang` from whatever the main thread is
 the traceback (and vfslab.failure's report) names the loop's own line.
 
 It uses SIGALRM and an interval timer, so it works only in a process's main thread on a
-system that has them (the command line, the local pool's and Ray's workers), and stays off
-where another handler owns SIGALRM. It costs the engine one counter per step.
+system that has them (the command line, the local pool's workers; not tasks run in threads,
+as Dask's are), and stays off where another handler owns SIGALRM. It costs the engine one
+counter per step.
 """
 
 from __future__ import annotations
