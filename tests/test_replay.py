@@ -167,6 +167,42 @@ def test_a_stat_of_the_empty_path_fails_without_making_the_working_directory_abs
     assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]
 
 
+@pytest.mark.parametrize("log", [
+    # a stat through the link first, then readlink: its target cut by -s (found replaying a
+    # venv's python, whose readlink then failed with EINVAL: the replay had made a file)
+    """\
+    7 10:00:00.000001 newfstatat(AT_FDCWD</w>, "/w/env/bin/py", {st_mode=S_IFREG|0755, st_size=17584, ...}, 0) = 0
+    7 10:00:00.000002 readlink("/w/env/bin/py", "/opt/python/versions/3.11.7/bin"..., 4096) = 40
+    7 10:00:00.000003 openat(AT_FDCWD</w>, "/w/env/bin/py", O_RDONLY) = 3</opt/python/versions/3.11.7/bin/python3.11>
+    7 10:00:00.000004 pread64(3</opt/python/versions/3.11.7/bin/python3.11>, ""..., 4096, 16384) = 1200
+    """,
+    # lstat says a link and no readlink ever shows its target
+    """\
+    7 10:00:00.000001 newfstatat(AT_FDCWD</w>, "/w/cur", {st_mode=S_IFLNK|0777, st_size=9, ...}, AT_SYMLINK_NOFOLLOW) = 0
+    7 10:00:00.000002 newfstatat(AT_FDCWD</w>, "/w/cur", {st_mode=S_IFREG|0644, st_size=300, ...}, 0) = 0
+    7 10:00:00.000003 openat(AT_FDCWD</w>, "/w/cur", O_RDONLY) = 3</w/v2.dat>
+    7 10:00:00.000004 read(3</w/v2.dat>, ""..., 4096) = 300
+    """,
+    # a whole relative target: the file is made where it points, of the size seen through it
+    """\
+    7 10:00:00.000001 readlink("/w/cur", "v2.dat", 4096) = 6
+    7 10:00:00.000002 newfstatat(AT_FDCWD</w>, "/w/cur", {st_mode=S_IFREG|0644, st_size=300, ...}, 0) = 0
+    7 10:00:00.000003 lstat("/w/cur", {st_mode=S_IFLNK|0777, st_size=6, ...}) = 0
+    """,
+], ids=["stat-then-readlink-cut", "lstat-only", "whole-target"])
+def test_a_link_found_before_the_run_is_made_a_link_to_what_the_log_saw_through_it(
+        log: str) -> None:
+    r = replay(log)
+    assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]["diverged_by_call"]
+    assert r.summary["replay"]["replayed"] == len(textwrap.dedent(log).splitlines())
+    # made as a link (not a regular file where stat saw one), to a target of the size seen
+    made = {it.path: it for it in r.scenario.setup}
+    link = next(it for p, it in made.items() if p.endswith(("/bin/py", "/w/cur")))
+    assert link.link and link.size == 0
+    target = link.link if link.link.startswith("/") else "/replay/w/" + link.link
+    assert made[target].size in (17584, 300) and not made[target].is_dir
+
+
 # ---- outcomes and completion ----------------------------------------------------------------
 def test_a_call_whose_outcome_differs_is_counted_with_its_line() -> None:
     r = replay("""\

@@ -26,7 +26,10 @@ order, its think times and its outcomes, and every place the replay differs said
   /dev, /proc and /sys are ignored and counted; a file-system call still not modelled
   (xattrs, ...) is counted by name. Symbolic links are made and read (symlink, readlink,
   lstat); an absolute target is mapped under /replay with the paths, so readlink's count
-  is compared as success or failure.
+  is compared as success or failure. A link found before the run (readlink, or lstat's
+  S_IFLNK) is made with the target the log shows, the file or directory a stat through it
+  showed made there; a target -s cut, or never shown, is made up outside the replayed tree
+  as that file or directory (`_link_targets`).
 - **Order**: each task keeps its think times, and a step waits for every step of any task
   that had ended before it began in the log (the futexes, pipes and waits that ordered
   them are not replayed; wait4 for a child is).
@@ -40,6 +43,7 @@ order, its think times and its outcomes, and every place the replay differs said
 from __future__ import annotations
 
 import os
+import posixpath
 import random
 import re
 from bisect import bisect_left
@@ -169,6 +173,7 @@ class Trace:
     dirs: set[str] = field(default_factory=set)                # paths known as directories
     absent: set[str] = field(default_factory=set)              # known not to exist before
     links: dict[str, str] = field(default_factory=dict)        # symbolic links found: target
+    cut_links: set[str] = field(default_factory=set)           # ... whose target -s cut
     created: set[str] = field(default_factory=set)
     unmodelled: Counter[str] = field(default_factory=Counter)
     ignored: Counter[str] = field(default_factory=Counter)
@@ -465,9 +470,17 @@ class _Parser:
         if name in ("readlink", "readlinkat"):
             at = name == "readlinkat"
             p = self.path_arg(t, args[0] if at else None, args[1] if at else args[0])
-            if ok and p not in self.known:
-                # a link that was there: its target as the log shows it (-s may cut it)
-                tr.links[p] = string_value(args[2] if at else args[1]) or "."
+            if ok and p not in tr.created and self.known.get(p, True):
+                # a link that was there: its target as the log shows it (-s may cut it). A
+                # stat that followed it first said what its target is, not that `p` is that
+                # (found replaying a venv's python: stat showed a regular file, so the replay
+                # made one, and its readlink said EINVAL)
+                raw = args[2] if at else args[1]
+                if p not in tr.links or not tr.links[p]:       # none yet, or lstat's
+                    tr.links[p] = string_value(raw) or "."
+                    tr.cut_links.discard(p)
+                    if raw.rstrip().endswith('"...'):
+                        tr.cut_links.add(p)
                 self.known[p] = True
             elif c.errno == "EINVAL":
                 self.found(p)                   # there, and not a link
@@ -518,7 +531,12 @@ class _Parser:
                 kind = "lstat" if nofollow else "stat"
                 target = p
             if ok and "S_IFLNK" in text:
-                pass                        # a link: the replay cannot make one beforehand
+                # a link (lstat): there before unless the log made it; its target unknown
+                # until a readlink shows it (then a made-up one: _link_targets)
+                if p not in tr.created and self.known.get(p, True) and p not in tr.links:
+                    tr.links[p] = ""
+                    tr.cut_links.add(p)
+                    self.known[p] = True
             elif ok:
                 sm = re.search(r"st(?:x)?_size=(\d+)", text)
                 is_dir = bool(re.search(r"S_IFDIR", text))
@@ -769,6 +787,37 @@ BY_PATH = frozenset({"unlink", "rmdir", "stat", "lstat", "chdir"})
 BY_FD = frozenset({"fsync", "fdatasync", "fstat", "ftruncate", "fallocate"})
 
 
+LINK_TARGETS = "/.vfslab-link-targets"       # outside ROOT: no path of the log reaches it
+
+
+def _link_targets(tr: Trace, existing: dict[str, int]) -> dict[str, str]:
+    """Links whose target the replay makes up: a link whose target -s cut (the log shows a
+    prefix of it) gets a target of its own outside the replayed tree, a file of the size
+    (or a directory, as) a stat through the link showed, so that opening or stat-ing the link
+    finds what the log's program found; readlink's count is not compared. A whole target the
+    log shows is made (a file of that size or a directory) where it points, unless the log
+    shows it otherwise. Returns {link: made-up target}; adds the targets it points at to
+    `existing` and `tr.dirs`."""
+    made: dict[str, str] = {}
+    for p, dst in sorted(tr.links.items()):
+        if p in tr.created:
+            continue
+        if p in tr.cut_links:
+            made[p] = f"{LINK_TARGETS}/{len(made)}"
+            continue
+        if p not in tr.existing and p not in tr.dirs:
+            continue                      # nothing seen through it: the target as shown
+        target = posixpath.normpath(dst if dst.startswith("/")
+                                    else posixpath.join(posixpath.dirname(p), dst))
+        if target in existing or target in tr.dirs or target in tr.links \
+                or target in tr.absent or target in tr.created:
+            continue
+        if p in tr.dirs:
+            tr.dirs.add(target)
+        existing[target] = tr.existing.get(p, 0)
+    return made
+
+
 def _map(p: str) -> str:
     if not p:
         return ""                   # the empty path stays empty: namei's ENOENT
@@ -975,6 +1024,7 @@ def to_scenario(path: str, text: str | None = None, speed: float = 1.0,
     # the tree before the run: what was found, with the directories above it
     existing = {p: s for p, s in tr.existing.items()
                 if p not in tr.absent and p not in tr.links}
+    targets = _link_targets(tr, existing)
     dirs = {p for p in existing if p in tr.dirs}
     for p in [*existing, *tr.created, *tr.links]:
         d = PurePosixPath(p).parent
@@ -994,9 +1044,14 @@ def to_scenario(path: str, text: str | None = None, speed: float = 1.0,
               for d in sorted(dirs, key=lambda x: (x.count("/"), x)) if d != "/" and fits(d)]
     setup += [SetupItem(_map(p), size) for p, size in sorted(existing.items())
               if p not in dirs and p != "/" and fits(p)]
-    setup += [SetupItem(_map(p), link=_map(dst) if dst.startswith("/") else dst)
+    setup += [SetupItem(_map(p), link=targets.get(p) or (
+                  _map(dst) if dst.startswith("/") else dst))
               for p, dst in sorted(tr.links.items())
               if p not in dirs and p not in tr.created and fits(p)]
+    if targets:
+        setup.insert(1, SetupItem(LINK_TARGETS, 0, True))
+        setup += [SetupItem(t, tr.existing.get(p, 0), p in tr.dirs)
+                  for p, t in sorted(targets.items())]
     end = max((op.end_ns for t in tr.tasks.values() for op in t.ops), default=0)
     warnings = []
     if toolong:
