@@ -12,6 +12,7 @@ from vfslab.fs.fsck import fsck_image
 from vfslab.fs.ufs_layout import mkfs
 from vfslab.kern.fcntl import (
     EEXIST,
+    EINVAL,
     EISDIR,
     ENAMETOOLONG,
     ENOENT,
@@ -132,6 +133,30 @@ def test_names_up_to_255_bytes_take_more_slots_and_survive_reuse_rename_and_remo
 
     _k2, sizes = run_body(read, store=dict(image))
     assert sizes == [100, 101, 102, 104]
+
+
+def test_getdents_reads_as_many_blocks_as_its_count_allows_as_2_0s_ufs_readdir() -> None:
+    """ufs_readdir cuts the count to a DIRBLKSIZ boundary (EINVAL if none is left) and
+    VOP_READs the directory up to it: one call reads every block a 32 KiB buffer holds (it
+    read a block a call, and a replayed python's second getdents found data, not the end)."""
+    def body(sys: Any) -> GEN:
+        yield from sys.mkdir("/d", 0o755)
+        for i in range(40):                   # with . and ..: 42 slots, two blocks
+            fd = yield from sys.open(f"/d/f{i}", O_WRONLY | O_CREAT, 0o644)
+            yield from sys.close(fd)
+        got: dict[str, list[int]] = {}
+        for n in (32768, 4096, 5000, 100):
+            d = yield from sys.open("/d", O_RDONLY)
+            got[str(n)] = []
+            for _ in range(3):
+                got[str(n)].append((yield from sys.getdents(d, n)))
+            yield from sys.close(d)
+        return got
+
+    _k, got = run_body(body)
+    assert got == {"32768": [8192, 0, 0], "4096": [4096, 4096, 0],
+                   "5000": [4608, 3584, 0],              # cut to 9 DIRBLKSIZ, then the rest
+                   "100": [-EINVAL, -EINVAL, -EINVAL]}
 
 
 def test_data_survives_unmount_and_mount_version_exact() -> None:

@@ -552,23 +552,36 @@ def ufs_setattr(vp: vnode, vattr: dict[str, int]) -> GEN:
     return err
 
 
+DIRBLKSIZ = 512          # sys/ufs/ufs/dir.h: a directory entry never crosses one
+
+
 def ufs_readdir(vp: vnode, offset: int, n: int) -> Generator[Any, Any, tuple[int, int]]:
-    """VOP_READDIR (vp locked): a directory's bytes from `offset`, at most `n` and within one
-    block, read through the buffer cache (ufs_readdir's VOP_READ of a directory, which 2.0's
-    ffs_read does with breadn, not UBC). The entries are FFS's: a Linux program's getdents
-    returns a different count for the same names."""
+    """VOP_READDIR (vp locked), as 2.0's ufs_readdir (sys/ufs/ufs/ufs_vnops.c, netbsd-2-0
+    branch): the count is cut so that the read ends on a DIRBLKSIZ boundary ("Make sure we
+    don't return partial entries"), EINVAL if nothing is left of it, then VOP_READ of the
+    directory from `offset`: every block up to the count or the end of the directory, through
+    the buffer cache (2.0's ffs_read reads a directory with breadn, not UBC). Returns the
+    bytes read; the entries are vfslab's slots, so a Linux program's getdents returns a
+    different count for the same names. Found by replaying python: a directory of more than
+    one block read a block a call, so the log's second getdents (its end) came back with
+    data."""
     from vfslab.fs.ufs_lookup import ufs_blkatoff
 
     if vp.v_type != VDIR:
         return ENOTDIR, 0
-    size = vp.v_size
-    if offset >= size or n <= 0:
+    count = n - ((offset + n) & (DIRBLKSIZ - 1))
+    if count <= 0:
+        return EINVAL, 0
+    end = min(offset + count, vp.v_size)
+    if offset >= end:
         return 0, 0
-    err, bp = yield from ufs_blkatoff(vp, offset // BSIZE)
-    if err:
-        return err, 0
-    vp.v_data.ump.k.bio.brelse(bp)
-    return 0, min(n, BSIZE - offset % BSIZE, size - offset)
+    bio = vp.v_data.ump.k.bio
+    for lbn in range(offset // BSIZE, (end - 1) // BSIZE + 1):
+        err, bp = yield from ufs_blkatoff(vp, lbn)
+        if err:
+            return err, 0
+        bio.brelse(bp)
+    return 0, end - offset
 
 
 def ufs_strategy(vp: vnode, bp: buf) -> None:
