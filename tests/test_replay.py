@@ -203,6 +203,37 @@ def test_a_link_found_before_the_run_is_made_a_link_to_what_the_log_saw_through_
     assert made[target].size in (17584, 300) and not made[target].is_dir
 
 
+def test_a_tasks_working_directory_is_learnt_from_at_fdcwd_before_a_relative_chdir() -> None:
+    """The log begins after the shell set the directory: only AT_FDCWD</w> shows it (found
+    replaying `make -C g`: chdir("g") went to /g and the linker's chmod failed)."""
+    r = replay("""\
+        7 10:00:00.000001 openat(AT_FDCWD</w>, "/etc/conf", O_RDONLY) = 3</etc/conf>
+        7 10:00:00.000002 chdir("g") = 0
+        7 10:00:00.000003 openat(AT_FDCWD</w/g>, "hello", O_WRONLY|O_CREAT|O_EXCL, 0666) = 4</w/g/hello>
+        7 10:00:00.000004 close(4</w/g/hello>) = 0
+        7 10:00:00.000005 chmod("hello", 0755) = 0
+        """)
+    assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]["diverged_by_call"]
+    assert r.summary["replay"]["replayed"] == 5
+    # the file chmod changed is the one the log created, not one made up at /g before
+    made = {it.path for it in r.scenario.setup}
+    assert "/replay/w/g" in made and not {"/replay/g", "/replay/g/hello"} & made
+
+
+def test_copy_file_range_to_a_file_open_for_appending_is_refused_as_linux_refuses_it() -> None:
+    """cat's `>>`: EBADF, then read and write (the replay's copy, a read and a write, took
+    it: 0 bytes where the log had EBADF)."""
+    r = replay("""\
+        7 10:00:00.000001 openat(AT_FDCWD</w>, "out", O_WRONLY|O_CREAT|O_APPEND, 0666) = 1</w/out>
+        7 10:00:00.000002 openat(AT_FDCWD</w>, "in", O_RDONLY) = 3</w/in>
+        7 10:00:00.000003 copy_file_range(3</w/in>, NULL, 1</w/out>, NULL, 9223372035781033984, 0) = -1 EBADF (Bad file descriptor)
+        7 10:00:00.000004 read(3</w/in>, "hi\\n", 131072) = 3
+        7 10:00:00.000005 write(1</w/out>, "hi\\n", 3) = 3
+        """)
+    assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]["diverged_by_call"]
+    assert r.summary["bytes_written"] == 3
+
+
 # ---- outcomes and completion ----------------------------------------------------------------
 def test_a_call_whose_outcome_differs_is_counted_with_its_line() -> None:
     r = replay("""\

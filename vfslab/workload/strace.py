@@ -55,6 +55,7 @@ from typing import Any
 
 from vfslab.errors import InputError
 from vfslab.kern.fcntl import (
+    EBADF,
     ERRNO_NAMES,
     O_APPEND,
     O_CREAT,
@@ -234,15 +235,21 @@ class _Parser:
         p = string_value(arg)
         if p is None:
             raise ValueError(f"expected a path string, got {arg[:40]!r}")
-        if p.startswith("/"):
-            return os.path.normpath(p)
         base = t.fs[0]
         if dirfd is not None:
             num, deco = fd_and_path(dirfd)
             if deco:
                 base = deco
+                if num is None:
+                    # AT_FDCWD</dir>: the task's working directory, which a log that begins
+                    # after it was set cannot show otherwise (found replaying `make -C g`: the
+                    # first task's cwd was taken for "/", so chdir("g") went to /g and the
+                    # linker's chmod("hello") failed with ENOENT)
+                    t.fs[0] = deco
             elif num is not None and num in t.fds:
                 base = t.fds[num].path
+        if p.startswith("/"):
+            return os.path.normpath(p)
         if not p:
             return ""
         return os.path.normpath(os.path.join(base, p))
@@ -642,6 +649,12 @@ class _Parser:
             self.found(sf.path)
         if d_ok and df is not None:
             self.written.add(df.path)
+        if c.name == "copy_file_range" and df is not None and df.flags & O_APPEND:
+            # Linux refuses an output open for appending (copy_file_range(2): EBADF), as
+            # cat's `>>` meets it before falling back to read and write: the replay's copy,
+            # made of a read and a write, would not (found replaying `cat a >> b`)
+            add("fail", EBADF)
+            return
         add("copy", sfd if s_ok else None, _offset_arg(soff), dfd if d_ok else None,
             _offset_arg(doff), n)
 
@@ -975,6 +988,9 @@ class _Replayer:
         if k in ("futimes", "fchmod", "fchown"):
             rv = yield from sys.fsetattr(fd_of(a[0]), k[1:], a[1])
             return rv
+        if k == "fail":                   # refused by a rule of Linux's, before any I/O
+            yield from ()
+            return -int(a[0])
         if k == "copy":
             sfd, soff, dfd, doff, n = a
             got = n
