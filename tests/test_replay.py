@@ -234,6 +234,43 @@ def test_copy_file_range_to_a_file_open_for_appending_is_refused_as_linux_refuse
     assert r.summary["bytes_written"] == 3
 
 
+def test_a_new_dangling_link_is_changed_and_checked_itself_as_gnu_tar_does() -> None:
+    """tar x of a link: symlinkat, then utimensat and fchownat with AT_SYMLINK_NOFOLLOW
+    (lutimes, lchown) and an O_PATH|O_NOFOLLOW handle to fstat; each was ENOENT in the
+    replay, which followed the link to a target not extracted yet."""
+    r = replay("""\
+        7 10:00:00.000001 openat(AT_FDCWD</w>, "x", O_RDONLY|O_DIRECTORY) = 4</w/x>
+        7 10:00:00.000002 mkdirat(4</w/x>, "src", 0700) = 0
+        7 10:00:00.000003 symlinkat("sub/f1", 4</w/x>, "src/l1") = 0
+        7 10:00:00.000004 utimensat(4</w/x>, "src/l1", [UTIME_OMIT, {tv_sec=1796665252, tv_nsec=0}], AT_SYMLINK_NOFOLLOW) = 0
+        7 10:00:00.000005 fchownat(4</w/x>, "src/l1", 0, 0, AT_SYMLINK_NOFOLLOW) = 0
+        7 10:00:00.000006 openat(4</w/x>, "src/l1", O_RDONLY|O_NOFOLLOW|O_CLOEXEC|O_PATH) = 5</w/x/src/l1>
+        7 10:00:00.000007 newfstatat(5</w/x/src/l1>, "", {st_mode=S_IFLNK|0777, st_size=6, ...}, AT_EMPTY_PATH) = 0
+        7 10:00:00.000008 close(5</w/x/src/l1>) = 0
+        7 10:00:00.000009 utimensat(4</w/x>, "src/l1", [UTIME_OMIT, {tv_sec=1, tv_nsec=0}], 0) = -1 ENOENT (No such file or directory)
+        """)
+    assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]["diverged_by_call"]
+    assert r.summary["replay"]["replayed"] == 9
+
+
+def test_descriptors_open_before_the_log_began_are_opened_when_the_task_starts() -> None:
+    """`prog < in > out 2>&1` under `vfslab record`: the shell opened them before strace's
+    child began (found replaying `tee out < in`: every read of stdin was EBADF)."""
+    r = replay("""\
+        7 10:00:00.000001 read(0</w/in>, "bye\\n", 8192) = 4
+        7 10:00:00.000002 write(1</w/out>, "bye\\n", 4) = 4
+        7 10:00:00.000003 write(2</w/out>, "err\\n", 4) = 4
+        7 10:00:00.000004 read(0</w/in>, "", 8192) = 0
+        7 10:00:00.000005 close(0</w/in>) = 0
+        7 10:00:00.000006 close(1</w/out>) = 0
+        7 10:00:00.000007 close(2</w/out>) = 0
+        """)
+    assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]["diverged_by_call"]
+    assert r.summary["bytes_written"] == 8
+    # one open file for the two descriptors of /w/out: the second write lands after the first
+    assert stat_size(r.kernel, "/replay/w/out") == 8
+
+
 # ---- outcomes and completion ----------------------------------------------------------------
 def test_a_call_whose_outcome_differs_is_counted_with_its_line() -> None:
     r = replay("""\

@@ -282,11 +282,12 @@ class ProcSyscalls:
         yield from self._leave("getdents", t, rv)
         return rv
 
-    def setattr(self, path: str, what: str, mode: int = -1) -> GEN:
-        """utimes (what "utimes"), chmod ("chmod", `mode`) or chown ("chown") of a path."""
+    def setattr(self, path: str, what: str, mode: int = -1, follow: bool = True) -> GEN:
+        """utimes (what "utimes"), chmod ("chmod", `mode`) or chown ("chown") of a path;
+        with `follow` False, of a symbolic link itself (lutimes, lchmod, lchown)."""
         t = self._enter(path)
         rv = yield from self.sc.sys_setattr(path, self._attrs(what, mode),
-                                            cwd=self.proc.p_cwdi)
+                                            cwd=self.proc.p_cwdi, follow=follow)
         yield from self._leave(what, t, rv)
         return rv
 

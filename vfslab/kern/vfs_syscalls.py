@@ -213,13 +213,14 @@ class Syscalls:
         assert err or vp is not None
         return err, vp  # type: ignore[return-value]
 
-    def sys_setattr(self, path: str, attrs: dict[str, int], cwd: cwdinfo | None = None
-                    ) -> GEN:
+    def sys_setattr(self, path: str, attrs: dict[str, int], cwd: cwdinfo | None = None,
+                    follow: bool = True) -> GEN:
         """sys_utimes, sys_chmod, sys_chown: namei(LOOKUP, LOCKLEAF | FOLLOW), VOP_SETATTR,
-        vput."""
+        vput; `follow` False: sys_lutimes, sys_lchmod, sys_lchown, the same without FOLLOW
+        (vfs_syscalls.c of the netbsd-2-0 branch has all six)."""
         self.m.charge(self.m.costs.fs_op)
         k = self.k
-        err, vp = yield from self._lookup_locked(path, cwd, True)
+        err, vp = yield from self._lookup_locked(path, cwd, follow)
         if err:
             return -err
         err = yield from VOP_SETATTR(vp, attrs)

@@ -19,7 +19,9 @@ order, its think times and its outcomes, and every place the replay differs said
   unlink(at), rmdir, rename(at/at2, RENAME_NOREPLACE), mkdir(at), link(at), truncate,
   ftruncate, fallocate, the stat family and statx, access, chdir/fchdir, getdents(64),
   copy_file_range, sendfile and splice (the bytes land in the target file), utimensat,
-  futimens, utimes, chmod/fchmod(at), chown/fchown(at)/lchown (inode updates),
+  futimens, utimes, chmod/fchmod(at), chown/fchown(at)/lchown (inode updates; with
+  lchown or AT_SYMLINK_NOFOLLOW, of a link itself), O_PATH opens (the lookup, lstat's with
+  O_NOFOLLOW; the holding directory's descriptor stands in for the handle),
   symlink(at), readlink(at) and lstat, and shared
   writable mmaps (the mapped range dirtied at msync, or at munmap if no msync came since:
   the log cannot tell which pages were stored to, nor when). Calls on pipes, sockets,
@@ -30,6 +32,8 @@ order, its think times and its outcomes, and every place the replay differs said
   S_IFLNK) is made with the target the log shows, the file or directory a stat through it
   showed made there; a target -s cut, or never shown, is made up outside the replayed tree
   as that file or directory (`_link_targets`).
+- **Descriptors open before the log began** (a shell's `< in > out`), seen by their -y path
+  on first use, are opened when the task starts, read-write, one open file a path.
 - **Order**: each task keeps its think times, and a step waits for every step of any task
   that had ended before it began in the log (the futexes, pipes and waits that ordered
   them are not replayed; wait4 for a child is).
@@ -159,6 +163,8 @@ class Task:
         self.ops: list[Op] = []
         self.maps: dict[int, tuple[str, int, int]] = {}
         self.exited = False
+        # descriptors open before the log began (a shell's `< in > out`): log fd -> file
+        self.preopened: dict[int, OpenFile] = {}
 
     @property
     def name(self) -> str:
@@ -260,10 +266,14 @@ class _Parser:
             return None, None
         f = t.fds.get(num)
         if f is None and deco is not None:
-            # opened before the log began (or by a task we did not see start)
+            # opened before the log began (or by a task we did not see start): the replay
+            # opens it when the task starts (found replaying `tee out < in`: every read of
+            # the shell's stdin was EBADF, and a `> out` would have lost every write)
             f = OpenFile(deco, O_RDWR, False)
             t.fds[num] = f
             self.found(deco)
+            if not _skip_path(deco):
+                t.preopened[num] = f
         return num, f
 
     def found(self, p: str, is_dir: bool = False, size: int = -1) -> None:
@@ -365,6 +375,12 @@ class _Parser:
                 tr.absent.add(p)
             elif c.errno == "EEXIST":
                 self.found(p)
+            flag_text = args[2] if at or name == "openat2" else args[1] if len(args) > 1 else ""
+            if "O_PATH" in flag_text:
+                # Linux's path handle (O_NOFOLLOW: of a link itself), which reads and writes
+                # nothing (found replaying `tar x` of links: GNU tar checks each new link so)
+                add("openpath", c.ret if ok else -1, p, "O_NOFOLLOW" in flag_text)
+                return
             add("open", c.ret if ok else -1, p, flags)
             return
         if name in READS or name in WRITES:
@@ -603,7 +619,10 @@ class _Parser:
                 return
             if ok:
                 self.found(p)
-            add(what, p, _mode(args, name))
+            # lchown and AT_SYMLINK_NOFOLLOW change a link itself (found replaying `tar x`
+            # of links: each utimensat and fchownat of a new, dangling link was ENOENT)
+            follow = name != "lchown" and not any("AT_SYMLINK_NOFOLLOW" in a for a in args)
+            add(what, p, _mode(args, name), follow)
             return
         if name in ("mmap", "mmap2"):
             if len(args) >= 6 and "MAP_SHARED" in args[3] and "PROT_WRITE" in args[2] and ok:
@@ -768,7 +787,7 @@ class ReplayStats:
         if exp is None:
             return
         got: int | str = ERRNO_NAMES.get(-rv, f"errno {-rv}") if rv < 0 else rv
-        if op.kind in ("open", "dup", "fork", "wait"):
+        if op.kind in ("open", "openpath", "dup", "fork", "wait"):
             # a descriptor's or pid's number may differ: success is what compares
             same = (isinstance(exp, int) and isinstance(got, int)) or exp == got
         elif op.kind in ("close", "stat", "lstat", "fstat", "chdir", "readlink") or \
@@ -864,6 +883,17 @@ class _Replayer:
         stats = self.stats
 
         def run(sys: Any, rng: random.Random) -> Generator[Any, Any, None]:
+            # the descriptors it had from before the log, one open file a path (a shell's
+            # `> out 2>&1` shares one); not calls of the log, so not counted or compared
+            opened: dict[str, int] = {}
+            for logfd, f in sorted(task.preopened.items()):
+                rv = opened.get(f.path)
+                if rv is None:
+                    rv = yield from sys.open(_map(f.path), O_RDONLY if f.is_dir else O_RDWR,
+                                             0)
+                    opened[f.path] = rv
+                if rv >= 0:
+                    fdmap[logfd] = rv
             maps: dict[int, tuple[int, int, int]] = {}
             # mappings msync'ed since they were last dirtied: munmap does not dirty them
             # again (stores after an msync are not in the log either way)
@@ -920,6 +950,18 @@ class _Replayer:
             return rv
         if k == "open":
             rv = yield from sys.open(_map(a[1]), a[2], 0o644)
+            if rv >= 0 and a[0] >= 0:
+                fdmap[a[0]] = rv
+            return rv
+        if k == "openpath":
+            # O_PATH (2.0 has none): the lookup (lstat with O_NOFOLLOW), then a descriptor
+            # of the directory holding it stands in: the log's later calls on the handle
+            # (fstat, close; *at calls are resolved to paths beforehand) need only one
+            path = _map(a[1])
+            rv = yield from (sys.lstat(path) if a[2] else sys.stat(path))
+            if rv < 0:
+                return rv
+            rv = yield from sys.open(posixpath.dirname(path) or ROOT, O_RDONLY, 0)
             if rv >= 0 and a[0] >= 0:
                 fdmap[a[0]] = rv
             return rv
@@ -983,7 +1025,7 @@ class _Replayer:
             rv = yield from sys.getdents(fd_of(a[0]), a[1])
             return rv if rv <= 0 else 1
         if k in ("utimes", "chmod", "chown"):
-            rv = yield from sys.setattr(_map(a[0]), k, a[1])
+            rv = yield from sys.setattr(_map(a[0]), k, a[1], a[2])
             return rv
         if k in ("futimes", "fchmod", "fchown"):
             rv = yield from sys.fsetattr(fd_of(a[0]), k[1:], a[1])
