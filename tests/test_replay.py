@@ -271,6 +271,19 @@ def test_descriptors_open_before_the_log_began_are_opened_when_the_task_starts()
     assert stat_size(r.kernel, "/replay/w/out") == 8
 
 
+def test_a_utf8_name_keeps_its_own_bytes_in_the_replay() -> None:
+    """100 accented letters, 200 bytes of UTF-8: as Latin-1 characters they were 400 bytes
+    in the kernel's UTF-8, past FFS's 255, and the create failed with ENAMETOOLONG."""
+    name = "\\303\\251" * 100
+    r = replay(f"""\
+        7 10:00:00.000001 openat(AT_FDCWD</w>, "{name}", O_WRONLY|O_CREAT|O_EXCL, 0666) = 3</w/{name}>
+        7 10:00:00.000002 write(3</w/{name}>, "x", 1) = 1
+        7 10:00:00.000003 close(3</w/{name}>) = 0
+        """)
+    assert r.summary["replay"]["diverged"] == 0, r.summary["replay"]["diverged_by_call"]
+    assert stat_size(r.kernel, "/replay/w/" + "\u00e9" * 100) == 1
+
+
 # ---- outcomes and completion ----------------------------------------------------------------
 def test_a_call_whose_outcome_differs_is_counted_with_its_line() -> None:
     r = replay("""\

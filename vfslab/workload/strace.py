@@ -1093,7 +1093,7 @@ def to_scenario(path: str, text: str | None = None, speed: float = 1.0,
     from vfslab.fs.ufs_layout import MAXNAMLEN
 
     def fits(p: str) -> bool:
-        return all(len(part.encode("latin-1", "replace")) <= MAXNAMLEN
+        return all(len(part.encode()) <= MAXNAMLEN           # as the kernel counts it
                    for part in p.split("/"))
 
     toolong = sorted(p for p in [*existing, *dirs] if not fits(p))

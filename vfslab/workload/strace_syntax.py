@@ -86,7 +86,9 @@ def _c_int(s: str) -> int:
 
 
 def unescape(s: str) -> str:
-    """strace's C escapes (\\n \\t \\" \\\\ \\xNN \\NNN), bytes taken as Latin-1."""
+    """strace's C escapes (\\n \\t \\" \\\\ \\xNN \\NNN). The bytes they spell are
+    decoded as UTF-8 when they are UTF-8 (a name "caf\\303\\251" is "café", whose UTF-8 is
+    the name's own bytes again), else taken as Latin-1, one character a byte."""
     if "\\" not in s:
         return s
     out: list[str] = []
@@ -116,7 +118,14 @@ def unescape(s: str) -> str:
         else:
             out.append(d)
             i += 2
-    return "".join(out)
+    text = "".join(out)
+    try:
+        # why: taken as Latin-1, each byte past 0x7f of a UTF-8 name is a character that the
+        # kernel's UTF-8 makes two bytes, so a name of 100 accented letters (200 bytes on
+        # Linux) was 400 in the replay, past FFS's 255
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 def string_value(arg: str) -> str | None:
