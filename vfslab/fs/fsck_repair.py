@@ -39,6 +39,7 @@ from vfslab.fs.ufs_layout import (
     pack_dirent,
     read_block,
     scan_dirents,
+    unpack_dirents,
     used_slots,
 )
 
@@ -182,22 +183,28 @@ class Repairer:
                 return b
         return 0
 
-    def _dir_slots(self, sc: Scan, dino: int) -> list[tuple[int, int, int, str]]:
-        """(block, slot, ino, name) of a directory's entries, in order, once the damaged
-        slots of its blocks are cleared (fsck_ffs pass2 clears what it cannot read as an
-        entry)."""
+    def _dir_blocks(self, sc: Scan, dino: int) -> list[int]:
+        """A directory's blocks that lie in the data area, in order."""
         d = sc.inodes[dino]
         data, _ = _blocks_of(self.store, sc.sb, d)
-        out = []
-        for b in data[: max(0, d.size // BSIZE)] if d.size else data:
-            if sc.sb.data_start <= b < sc.sb.nblocks:
-                entries, damage = scan_dirents(read_block(self.store, b))
-                for slot, n, why in damage:
-                    _clear_dirent(self.store, b, slot, n)
-                    self.note(f"directory {dino}: block {b} slot {slot}: {why}, cleared")
-                for slot, ino, name in entries:
-                    out.append((b, slot, ino, name))
-        return out
+        return [b for b in (data[: max(0, d.size // BSIZE)] if d.size else data)
+                if sc.sb.data_start <= b < sc.sb.nblocks]
+
+    def _dir_slots(self, sc: Scan, dino: int) -> list[tuple[int, int, int, str]]:
+        """(block, slot, ino, name) of a directory's entries, in order."""
+        return [(b, slot, ino, name) for b in self._dir_blocks(sc, dino)
+                for slot, ino, name in unpack_dirents(read_block(self.store, b))]
+
+    def _clear_damage(self, sc: Scan, dino: int) -> bool:
+        """Clear the slots of a directory's blocks that are no entry (fsck_ffs pass2 clears
+        what it cannot read as one); True if any were."""
+        cleared = False
+        for b in self._dir_blocks(sc, dino):
+            for slot, n, why in scan_dirents(read_block(self.store, b))[1]:
+                _clear_dirent(self.store, b, slot, n)
+                self.note(f"directory {dino}: block {b} slot {slot}: {why}, cleared")
+                cleared = True
+        return cleared
 
     def phase2(self, sc: Scan) -> bool:
         """Entries naming free inodes, wrong "." and "..", directories linked twice."""
@@ -207,9 +214,8 @@ class Repairer:
         stack = [ROOTINO]
         while stack:
             dino = stack.pop()
-            before = len(self.repairs)
+            changed |= self._clear_damage(sc, dino)
             slots = self._dir_slots(sc, dino)
-            changed |= len(self.repairs) > before          # damaged slots cleared
             has_dot = has_dotdot = False
             for b, slot, ino, name in slots:
                 if name == ".":

@@ -231,7 +231,12 @@ def unpack_dirents(buf: Any) -> list[tuple[int, int, str]]:
 def used_slots(buf: Any) -> set[int]:
     """The slots of a directory block that are not free: entries, their continuation slots,
     and damage (left for fsck, never overwritten)."""
-    entries, damage = scan_entries(buf)
+    return slots_taken(*scan_entries(buf))
+
+
+def slots_taken(entries: list[tuple[int, int, str, int]], damage: list[tuple[int, int, str]]
+                ) -> set[int]:
+    """used_slots of a block already scanned (scan_entries)."""
     used: set[int] = set()
     for slot, _ino, _name, n in entries:
         used.update(range(slot, slot + n))

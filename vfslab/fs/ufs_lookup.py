@@ -33,6 +33,7 @@ from vfslab.fs.ufs_layout import (
     entry_slots,
     pack_dirent,
     scan_entries,
+    slots_taken,
 )
 from vfslab.kern.lock import LK_EXCLUSIVE, LK_RETRY
 from vfslab.kern.vfs_lookup import (
@@ -74,12 +75,9 @@ class DirBlock:
         self.data = data
         self.names: dict[str, tuple[int, int]] = {}
         entries, damage = scan_entries(data)
-        used: set[int] = set()
-        for slot, ino, name, n in entries:
+        for slot, ino, name, _n in entries:
             self.names[name] = (slot, ino)
-            used.update(range(slot, slot + n))
-        for slot, n, _why in damage:
-            used.update(range(slot, slot + n))
+        used = slots_taken(entries, damage)
         self.free = [s for s in range(DIRENTS) if s not in used]
 
     def fit(self, nslots: int) -> int | None:

@@ -242,7 +242,9 @@ class _Parser:
         if p is None:
             raise ValueError(f"expected a path string, got {arg[:40]!r}")
         base = t.fs[0]
-        if dirfd is not None:
+        absolute = p.startswith("/")
+        # an absolute path needs its dirfd only to learn the working directory from
+        if dirfd is not None and (not absolute or dirfd.lstrip().startswith("AT_FDCWD<")):
             num, deco = fd_and_path(dirfd)
             if deco:
                 base = deco
@@ -254,7 +256,7 @@ class _Parser:
                     t.fs[0] = deco
             elif num is not None and num in t.fds:
                 base = t.fds[num].path
-        if p.startswith("/"):
+        if absolute:
             return os.path.normpath(p)
         if not p:
             return ""
