@@ -9,7 +9,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from vfslab.fs.ffs_balloc import ffs_balloc
-from vfslab.fs.ffs_inode import ffs_truncate, ffs_update, inode_delayed, update_inode
+from vfslab.fs.ffs_inode import ffs_truncate, ffs_update, inode_pending, update_inode
 from vfslab.fs.ufs_bmap import ufs_bmap
 from vfslab.fs.ufs_inode import ufs_inactive, ufs_reclaim
 from vfslab.fs.ufs_lookup import ufs_lookup
@@ -46,7 +46,8 @@ GEN = Generator[Any, Any, int]
 def ffs_fsync(vp: vnode, flags: int, start: int = 0, end: int = 0) -> GEN:
     """VOP_FSYNC (vnode locked): the pages (genfs_putpages, waiting with FSYNC_WAIT), then
     the vnode's dirty buffers (bawrite passes; with FSYNC_WAIT, until none is left), then
-    the inode (with wait if asked, or if its block is a delayed write)."""
+    the inode (with wait if asked, or if its block is a delayed write or a write in flight:
+    not 2.0's, see ffs_inode.inode_pending)."""
     ip: inode | None = vp.v_data
     if ip is None:
         return 0
@@ -70,7 +71,7 @@ def ffs_fsync(vp: vnode, flags: int, start: int = 0, end: int = 0) -> GEN:
         if not wait:
             break
         yield from k.vfs.waitforoutput(vp, "ffsfsync")
-    if ip.d.nlink >= 0 and (ip.dirty or wait and inode_delayed(ip)):
+    if ip.d.nlink >= 0 and (ip.dirty or wait and inode_pending(ip)):
         e = yield from update_inode(ip, wait)
         err = err or e
     if wait and bio.report_errors:
