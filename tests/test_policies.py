@@ -4,6 +4,7 @@ syncer's window and smoothness, and trickle clean under the validator with biodo
 from __future__ import annotations
 
 from collections.abc import Generator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -90,16 +91,81 @@ def test_trickle_keeps_every_dirty_byte_within_its_window(window: float) -> None
 def test_trickle_paces_at_the_heaviest_load_per_second_until_its_deadline() -> None:
     """The deadline pace is the critical intensity: a light load due soon and a heavy one due
     later give the rate the heavy one needs; a load past its deadline goes at once."""
-    r = run("trickle", writer_scenario(1_000_000, 1), window=5.0)
+    r = run("trickle", writer_scenario(1_000_000, 1), window=5.0, hz=10.0, project=False)
     pol = r.kernel.policy
     period = pol.period                       # 0.1 s
     due = 100 * period                        # a unit dirtied in bin b is due at due = b*period
     pol.load = {100: 5, 129: 300}             # 5 due within a period, 305 within 3 s
-    assert pol.pace(due) == 11                # ceil(305 pages / 30 periods)
+    assert pol.pace(due) == pytest.approx(305 / 30)
     pol.load = {100: 5, 101: 20, 129: 300}    # 25 due by the next wake-up but one
-    assert pol.pace(due) == 13                # ceil(25 / 2) beats ceil(325 / 30)
+    assert pol.pace(due) == pytest.approx(25 / 2)     # beats 325 / 30
     pol.load = {90: 40, 129: 300}             # overdue: all of it now
     assert pol.pace(due) == 40
+
+
+def test_trickles_deadline_pace_counts_the_pages_expected_to_join_each_dirty_extent() -> None:
+    """project=true: an extent's deadline is fixed by its first page, its work by the pages
+    dirtied next to it until it goes. The pace counts, in each dirty extent, the late joins
+    of the last window shared among the dirty extents, over the time until it is due, never
+    past a full extent."""
+    r = run("trickle", writer_scenario(1_000_000, 1), window=5.0, hz=10.0)
+    pol = r.kernel.policy
+    period = pol.period
+    due = 100 * period
+    pol.extents = {(None, i): [0, 0] for i in range(4)}      # 4 dirty extents (only counted)
+    pol.joins.clear()
+    pol.joins.extend([2] * 9)
+    pol.joins_now = 2                         # 2 late joins a period: 0.5 per extent
+    pol.load = {129: 4}                       # 4 extents of a page each, due in 3 s
+    pol.ext_load = {129: 4}
+    assert pol.pace(due) == pytest.approx((4 + 4 * 0.5 * 30) / 30)
+    pol.joins_now = 200                       # a torrent of joins fills them, no more
+    pol.joins.clear()
+    assert pol.pace(due) == pytest.approx(4 * 16 / 30)
+    pol.opts["project"] = False
+    assert pol.pace(due) == pytest.approx(4 / 30)
+
+
+def test_trickle_counts_as_joins_only_pages_dirtied_next_to_an_extent_in_a_later_period(
+        ) -> None:
+    """The second page of an 8 KiB write is known when the extent's deadline is fixed; a
+    page stored next to it seconds later is not. Counted as joins, the first kind made the
+    pace write random rewrites early: on `rewrite` reads waited 1.57 s at p99 against 0.97 s
+    (found by comparing the scenarios' tables)."""
+    r = run("trickle", writer_scenario(1_000_000, 1))
+    pol = r.kernel.policy
+    obj = object()
+    page = [SimpleNamespace(uobject=obj, offset=i) for i in range(3)]     # page indices
+    pol.joins_now = 0
+    t = 1_000 * pol.period
+    pol.page_dirtied(page[0], t)
+    pol.page_dirtied(page[1], t + 1)                 # the same write's next page
+    assert pol.joins_now == 0
+    pol.page_dirtied(page[2], t + 3 * pol.period)    # later, into the same extent
+    assert pol.joins_now == 1
+    assert pol.extents[(obj, 0)] == [1_000, 3]
+
+
+def test_trickle_owes_a_fraction_of_a_page_until_a_whole_one_is_due() -> None:
+    """The pace is a rate, fractions of a unit a wake-up included: a quarter of a page a
+    wake-up is a page every fourth wake-up, not one each (rounding each wake-up's share up
+    set a floor of hz pages a second whatever the load). Writing more than owed (a whole
+    extent) leaves no debt; a wake-up that could write nothing banks at most one unit."""
+    r = run("trickle", writer_scenario(1_000_000, 1))
+    pol = r.kernel.policy
+    pol.credit = 0.0
+    quotas = []
+    for _ in range(8):
+        q = pol.owe(0.25, True)
+        pol.paid(q)
+        quotas.append(q)
+    assert quotas == [0, 0, 0, 1, 0, 0, 0, 1]
+    pol.paid(16)                              # an extent of 16 pages for a quarter owed
+    assert pol.owe(0.25, True) == 0
+    for _ in range(20):                       # nothing writable for 20 wake-ups
+        q = pol.owe(0.25, True)
+    assert q == 1                             # not 5
+    assert pol.owe(0.25, False) == 0          # nothing dirty: nothing owed
 
 
 class AgeRecordingTrickle(TricklePolicy):
@@ -177,41 +243,54 @@ def test_trickles_deadline_pace_writes_pr24596_with_a_lower_peak_than_a_backlog_
 
 
 def test_trickles_keepup_pace_never_writes_slower_than_the_recent_dirtying_rate() -> None:
-    """pace=keepup: the units dirtied per period over the last window, rounded up, counting
-    this period's; a buffer dated back is not a new dirtying."""
-    r = run("trickle", writer_scenario(1_000_000, 1), window=0.5, pace="keepup")
+    """pace=keepup: the units dirtied per period over the last window, counting this
+    period's; a buffer dated back is not a new dirtying."""
+    r = run("trickle", writer_scenario(1_000_000, 1), window=0.5, hz=10.0, pace="keepup")
     pol = r.kernel.policy
     pol.recent.clear()
     for n in (10, 0, 0, 3):
         pol.dirtied_now = n
         got = pol.keepup()
-    assert got == 4                           # ceil(13 / 4)
+    assert got == pytest.approx(13 / 4)
     assert pol.dirtied_now == 0
     for _ in range(5):                        # the window is 5 periods: the 10 drops out
         pol.dirtied_now = 1
         got = pol.keepup()
     assert got == 1
-    pol.opts["keepup"] = 0.5                  # a fraction of that rate, still rounded up
+    pol.opts["keepup"] = 0.5                  # a fraction of that rate
     pol.recent.clear()
     for n in (10, 0, 0, 3):
         pol.dirtied_now = n
         got = pol.keepup()
-    assert got == 2                           # ceil(13 * 0.5 / 4)
+    assert got == pytest.approx(13 * 0.5 / 4)
 
 
 def test_trickles_keepup_pace_writes_pr24596_at_its_dirtying_rate_and_reads_pay() -> None:
-    """The deadline pace lets the backlog age towards its deadlines and the next burst's
-    deadlines bunch on it; keeping up with the dirtying rate writes the backlog as it comes:
-    a peak second near the mean dirtying rate, young dirty data, and more requests that
-    reads wait behind."""
+    """Keeping up with the dirtying rate writes the backlog as it comes: a peak second near
+    the mean dirtying rate, and more requests that reads wait behind."""
     f = {}
     for pace in ("deadline", "keepup"):
         f[pace] = run_scenario(RunConfig(scenario="pr24596", policy="trickle", duration_s=60.0,
                                          policy_options={"pace": pace})).summary["figures"]
     peak = {p: x["peak_write_rate_bps"] / x["mean_dirty_rate_bps"] for p, x in f.items()}
-    assert peak["keepup"] <= 1.25 < peak["deadline"]
-    assert f["keepup"]["max_dirty_age_s"] < f["deadline"]["max_dirty_age_s"] / 2
-    assert f["keepup"]["read_latency_p99_ms"] > f["deadline"]["read_latency_p99_ms"]
+    assert peak["keepup"] < peak["deadline"]
+    assert f["keepup"]["read_latency_p99_ms"] > 2 * f["deadline"]["read_latency_p99_ms"]
+
+
+def test_trickle_keeps_pr24596s_promise_and_its_peak_write_rate_with_and_without_the_fix(
+        ) -> None:
+    """#14's aim for the main job: on pr24596 (240 s, seed 0) trickle's oldest dirty data
+    stays within its window + 1 s and its peak second within 1.25 times its dirtying rate,
+    as 2.0 was and with the PR's fix; without the projected joins the peak is not met (the
+    extents a mapper's burst opens come due together, filled since)."""
+    for fix in (False, True):
+        f = run_scenario(RunConfig(scenario="pr24596", policy="trickle",
+                                   kernel={"genfs.pr24596_fix": fix})).summary["figures"]
+        assert f["max_dirty_age_s"] <= 5.0 + 1.0
+        assert f["peak_write_rate_bps"] <= 1.25 * f["mean_dirty_rate_bps"]
+    f = run_scenario(RunConfig(scenario="pr24596", policy="trickle",
+                               policy_options={"project": False})).summary["figures"]
+    assert f["peak_write_rate_bps"] > 1.25 * f["mean_dirty_rate_bps"]
 
 
 def test_under_the_2004_syncer_a_sequential_writer_leaves_in_64k_writes_as_it_writes() -> None:
