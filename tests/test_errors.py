@@ -492,3 +492,40 @@ def test_with_redirty_a_block_that_always_fails_ends_the_unmount_with_eio_not_a_
     assert k.bio.stats.bufs_redirtied > 0
     assert out.get("again") == 0
     assert fsck_image(k.disk.store) == []
+
+
+@pytest.mark.parametrize("mode", ["drop", "report"])
+def test_fsync_waits_for_a_write_of_its_inodes_block_already_in_flight(mode: str) -> None:
+    """A writeback daemon may have copied the inode into its block and started writing it
+    (trickle's updater does) when an fsync comes: the inode is not dirty and its block is no
+    delayed write, yet the size and pointers it promises are not on disk. fsync waits for
+    that write and writes the block again with wait, so its failure is the fsync's (found by
+    the crash tests: it returned 0, the write failed after, and the file's last 16 KiB were
+    lost). Not 2.0's, whose ffs_update returns at once for an unmodified inode."""
+    from vfslab.fs.ffs_inode import inode_buf, update_inode
+
+    def body(sys: Any) -> GEN:
+        fd = yield from sys.open("/f", O_RDWR | O_CREAT, 0o644)
+        assert (yield from sys.write(fd, 4 * PAGE)) == 4 * PAGE
+        assert (yield from sys.fsync(fd)) == 0
+        assert (yield from sys.ftruncate(fd, 8 * PAGE)) == 0        # a new size, no pages
+        ip = sys.fdp.fd_ofiles[fd].f_vp.v_data
+        bio = sys.k.bio
+        blk = ip.ump.iblock(ip.ino)[0]
+        rule = fail(sys, "write", (blk, blk + 1))
+        assert (yield from update_inode(ip, False)) == 0             # copied, not written
+        bp = inode_buf(ip)
+        assert bp is not None and bio.btrybusy(bp)
+        bio.bawrite(bp)                                               # now in flight
+        first = yield from sys.fsync(fd)
+        heal(sys, rule)
+        second = yield from sys.fsync(fd)
+        size = ip.d.size
+        yield from sys.close(fd)
+        return first, second, rule.count, size
+
+    k, (first, second, hits, size) = run_body(body, sysctl={"bio.write_error": mode}, **FS)
+    assert hits >= 2                    # the write in flight, and the fsync's own
+    assert first == -EIO
+    assert second == 0
+    assert size == 8 * PAGE
