@@ -58,6 +58,13 @@ def update_inode(ip: inode, wait: bool) -> GEN:
     ip.d.pack_into(bp.b_data[0], off)
     ip.dirty = False
     err = yield from ump.meta_write(bp, wait)
+    if err and k.bio.redirty_errors:
+        # bio.write_error=redirty (not 2.0, whose ffs_update clears IN_MODIFIED before its
+        # bwrite and never sets it again): a synchronous write of the block failed and brelse
+        # threw it away, so the inode stays modified in memory for the next update to write
+        # (found by the crash matrix with every fix: fsync's rewrite of a block whose write
+        # had failed in flight failed too, and the file's size never reached the disk)
+        ip.dirty = True
     return err
 
 
