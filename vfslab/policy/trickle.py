@@ -29,12 +29,11 @@ Each wake-up (every 1/hz seconds) writes
     which pages were dirtied next to already-dirty ones in a later period than the extent's
     first (not a write's own next page) over the last window, shared equally among the dirty
     extents (at most a full extent). It costs a counter per page dirtied and nothing per
-    extent at a wake-up. Without it (`project=false`, the rule
-    before) a mapper's burst fixes many extents' deadlines in its first second and fills them
-    afterwards, and the rate rises as they come due: pr24596's peak second is 1.44 times the
-    dirtying rate without it, 1.22 with it (README). The price: extents go a little younger,
-    so more of them are dirtied and written again (5% more bytes there, read p99 25.5 ms
-    against 22.2);
+    extent at a wake-up. Without it (`project=false`, the rule before) a mapper's burst fixes
+    many extents' deadlines in its first second and fills them afterwards, and the rate rises
+    as they come due: pr24596's peak second is 1.44 times the dirtying rate without it, 1.22
+    with it (README). The price: extents go a little younger, so more of them are dirtied and
+    written again (5% more bytes there, read p99 25.5 ms against 22.2);
   - with `pace=share` (the rule vfslab had before), a share of the backlog, backlog * period /
     window, which ignores when the backlog is due: the oldest pages drift to their deadline
     and go together with the neighbours dirtied since;
@@ -242,8 +241,9 @@ class TricklePolicy(WritebackPolicy):
             cum += n
             e = ext_load.get(b, 0)
             if per_ext and e:
-                # what joins the bin's extents until they go, at most filling them
-                cum += min(e * per_ext * h / period, e * CLUSTER - n)
+                # what joins the bin's extents until they go, at most filling them (the
+                # bin's buffers counted as pages in them: a bound, never below nothing)
+                cum += min(e * per_ext * h / period, max(0, e * CLUSTER - n))
             need = max(need, cum * period / h)
         return need
 
