@@ -224,12 +224,11 @@ class TricklePolicy(WritebackPolicy):
         the dirty extents before they are due. `due`: the oldest dirtying time that is not
         yet due (a unit dirtied at t is due when due >= t)."""
         period = self.period
-        joins = self.joins
-        joins.append(self.joins_now)
+        joins = _per_period(self.joins, self.joins_now)
         self.joins_now = 0
         per_ext = 0.0
         if self.opts["project"] and self.extents:
-            per_ext = sum(joins) / len(joins) / len(self.extents)   # per extent per period
+            per_ext = joins / len(self.extents)            # per extent per period
         ext_load = self.ext_load
         cum = 0.0
         need = 0.0
@@ -250,9 +249,9 @@ class TricklePolicy(WritebackPolicy):
     def keepup(self) -> float:
         """Units to write this wake-up under `pace=keepup`: those dirtied per period over the
         last window (this period's included), times `keepup`."""
-        self.recent.append(self.dirtied_now)
+        dirtied = _per_period(self.recent, self.dirtied_now)
         self.dirtied_now = 0
-        return sum(self.recent) * float(self.opts["keepup"]) / len(self.recent)
+        return dirtied * float(self.opts["keepup"])
 
     def owe(self, need: float, backlog: bool) -> int:
         """The whole units of a pace of `need` units this wake-up: the pace and what the
@@ -390,6 +389,12 @@ class TricklePolicy(WritebackPolicy):
                 if q is not None and not q.flags & (PG_CLEAN | PG_BUSY):
                     chosen[q] = None
         return sorted(chosen, key=_off)
+
+
+def _per_period(window: deque[int], now: int) -> float:
+    """This period's count added to the window's: their mean per period."""
+    window.append(now)
+    return sum(window) / len(window)
 
 
 def _off(pg: vm_page) -> int:
